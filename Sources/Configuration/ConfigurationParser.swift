@@ -1,0 +1,124 @@
+/// A configuration Setpoint can apply.
+public enum AnyConfiguration: Sendable, Equatable {
+    case service(ServiceConfiguration)
+    case gateway(GatewayConfiguration)
+
+    /// The normalized form (dstack's property names and order).
+    public var json: JSONValue {
+        switch self {
+        case .service(let s): return s.json
+        case .gateway(let g): return g.json
+        }
+    }
+
+    public var name: String? {
+        switch self {
+        case .service(let s): return s.name
+        case .gateway(let g): return g.name
+        }
+    }
+
+    public var typeName: String {
+        switch self {
+        case .service: return "service"
+        case .gateway: return "gateway"
+        }
+    }
+}
+
+/// The outcome for one YAML document of a file.
+public struct ParsedDocument: Sendable {
+    /// 0-based position of the document in its file.
+    public var index: Int
+    public var result: Result<AnyConfiguration, ConfigurationErrors>
+
+    public var configuration: AnyConfiguration? { try? result.get() }
+    public var issues: [ConfigurationIssue] {
+        if case .failure(let e) = result { return e.issues }
+        return []
+    }
+}
+
+/// All issues found in one document, sorted by position.
+public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
+    public var issues: [ConfigurationIssue]
+
+    public init(_ issues: [ConfigurationIssue]) {
+        self.issues = issues.sorted { ($0.location ?? SourceLocation(line: .max, column: 0)) < ($1.location ?? SourceLocation(line: .max, column: 0)) }
+    }
+
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+/// Parses and validates `.dstack.yml` text: YAML 1.1 loading, dstack's schema and rules, the
+/// server-side checks that need no server state, and resource defaults.
+public enum ConfigurationParser {
+    public static let supportedTypes = ["service", "gateway"]
+    static let dstackTypes = ["dev-environment", "task", "service", "fleet", "gateway", "preset", "volume"]
+
+    /// Parses every document of a file.
+    public static func parse(_ text: String) -> [ParsedDocument] {
+        let documents = YAMLLoader.loadAll(text)
+        if documents.isEmpty {
+            return [ParsedDocument(index: 0, result: .failure(ConfigurationErrors([
+                ConfigurationIssue(path: "", location: SourceLocation(line: 1, column: 1), message: "the file is empty: expected a configuration with `type: service` or `type: gateway`"),
+            ])))]
+        }
+        return documents.enumerated().map { i, doc in
+            if let error = doc.error { return ParsedDocument(index: i, result: .failure(ConfigurationErrors([error]))) }
+            return ParsedDocument(index: i, result: parse(node: doc.root ?? YAMLNode(.null, at: SourceLocation(line: 1, column: 1))))
+        }
+    }
+
+    /// Parses one YAML document's tree (also used to re-read stored normalized JSON).
+    public static func parse(node: YAMLNode) -> Result<AnyConfiguration, ConfigurationErrors> {
+        let reader = Reader()
+        let result = configuration(node, reader)
+        if let result, reader.issues.issues.isEmpty { return .success(result) }
+        return .failure(ConfigurationErrors(reader.issues.issues))
+    }
+
+    /// Parses normalized JSON (for example from the store) back into a configuration.
+    public static func parse(json: JSONValue) -> Result<AnyConfiguration, ConfigurationErrors> {
+        parse(node: json.yamlNode)
+    }
+
+    static func configuration(_ node: YAMLNode, _ reader: Reader) -> AnyConfiguration? {
+        let root = FieldPath("configuration")
+        switch node.value {
+        case .map: break
+        case .null:
+            reader.fail(root, node, "the configuration is empty: expected a mapping with `type: service` or `type: gateway`")
+            return nil
+        default:
+            reader.fail(root, node, "expected a mapping with `type: service` or `type: gateway`, got \(node.kindName)")
+            return nil
+        }
+        guard let typeNode = node["type"] else {
+            reader.fail(root, node, "missing `type`: expected `type: service` or `type: gateway`")
+            return nil
+        }
+        guard case .string(let type) = typeNode.value else {
+            reader.fail(root.appending("type"), typeNode, "`type` must be `service` or `gateway`, got \(reader.show(typeNode, root))")
+            return nil
+        }
+        switch type {
+        case "service":
+            let path = FieldPath("service")
+            guard let service = reader.service(node, path) else { return nil }
+            return ServiceRules.apply(service, node: node, reader: reader, path: path).map(AnyConfiguration.service)
+        case "gateway":
+            return reader.gateway(node, FieldPath("gateway")).map(AnyConfiguration.gateway)
+        default:
+            var message: String
+            if dstackTypes.contains(type) {
+                message = "`type: \(type)` is a dstack configuration that Setpoint does not run: Setpoint runs `service` and `gateway` configurations"
+            } else {
+                message = "unknown configuration type `\(type)`: expected `service` or `gateway`"
+                if let near = Suggest.closest(to: type, in: supportedTypes) { message += "; did you mean `\(near)`?" }
+            }
+            reader.fail(root.appending("type"), typeNode, message)
+            return nil
+        }
+    }
+}
