@@ -44,8 +44,8 @@ public indirect enum JSONValue: Sendable, Equatable {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d):
-            // JSON has no NaN or infinity; pydantic writes them as null in JSON mode.
-            if d.isFinite { out += PythonFormat.float(d) } else { out += "null" }
+            // JSON has no NaN or infinity; write them as Python's json module (and so dstack) does.
+            if d.isFinite { out += PythonFormat.float(d) } else if d.isNaN { out += "NaN" } else { out += d < 0 ? "-Infinity" : "Infinity" }
         case .string(let s): JSONValue.writeString(s, to: &out)
         case .array(let items):
             out += "["

@@ -16,7 +16,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
 
     public static let backendsWithGateways = ["aws", "azure", "gcp", "kubernetes"]
     public static let backendsWithPrivateGateways = ["aws", "gcp"]
-    public static let maxReplicas = 3
+    public static let maxReplicas = 9
 
     public var name: String?
     public var isDefault: Bool?

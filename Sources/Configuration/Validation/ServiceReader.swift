@@ -123,6 +123,11 @@ extension Reader {
             if c.commands.isEmpty && (c.image ?? "").isEmpty {
                 obj.fail("either `commands` or `image` must be set: give the commands that start the service, or an image whose entrypoint does")
             }
+            if c.replicas == nil, c.scaling != nil {
+                // dstack accepts this at parse time and fails with an internal error when it
+                // builds the replica group; say what is wrong instead.
+                obj.fail("`scaling` needs `replicas` set to a range (like `replicas: 1..4`); without `replicas` the service runs a fixed single replica", at: "scaling")
+            }
             if let r = c.replicas {
                 if r.min != r.max && c.scaling == nil {
                     obj.fail("when you set `replicas` to a range (\(r.text)), also specify `scaling` (like `scaling: {metric: rps, target: 10}`), or set a fixed count", at: "replicas")

@@ -84,11 +84,11 @@ public enum YAMLLoader {
             var pairs: [YAMLPair] = []
             var merged: [YAMLPair] = []
             for (key, value) in mapping {
-                if case .scalar(let k) = key, k.style == .plain, k.string == "<<", k.tag.rawValue == "" {
+                if case .scalar(let k) = key, k.string == "<<", isImplicitKey(k) {
                     merged.append(contentsOf: try mergePairs(value))
                     continue
                 }
-                pairs.append(YAMLPair(key: try convert(key), value: try convert(value)))
+                pairs.append(YAMLPair(key: try self.key(key), value: try convert(value)))
             }
             // PyYAML puts merged pairs first, so explicit keys override them.
             let own = Set(pairs.compactMap { pair -> String? in
@@ -130,6 +130,20 @@ public enum YAMLLoader {
             throw ConfigurationIssue(path: "", location: location(value.mark),
                                      message: "invalid YAML: a merge key (<<) takes a mapping or a list of mappings")
         }
+    }
+
+    /// Yams tags every mapping key `str`, whether or not the file says so; a plain key is
+    /// resolved like any plain scalar, as PyYAML does (`1: x` has the integer key 1).
+    private static func isImplicitKey(_ scalar: Node.Scalar) -> Bool {
+        scalar.style == .plain && (scalar.tag.rawValue == "" || scalar.tag.rawValue == str)
+    }
+
+    private static func key(_ node: Node) throws -> YAMLNode {
+        if case .scalar(var scalar) = node, isImplicitKey(scalar) {
+            scalar.tag = .implicit
+            return YAMLNode(try scalarValue(scalar), at: location(scalar.mark))
+        }
+        return try convert(node)
     }
 
     private static func scalarValue(_ scalar: Node.Scalar) throws -> YAMLValue {
