@@ -28,7 +28,7 @@ let package = Package(
         ),
         .executableTarget(name: "setpoint", dependencies: ["CLI"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Configuration"]),
+        .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

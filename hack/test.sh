@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what the tests need when it is missing, builds, tests.
+# Runs the whole test suite: installs what the tests need when it is missing, builds, runs the
+# Swift tests, then the differential test against dstack's own parser (hack/conformance).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if ! command -v swift >/dev/null 2>&1; then
-  echo "hack/test.sh: swift is not on PATH (expected Swift 6.x, e.g. /opt/swift/usr/bin)" >&2
-  exit 1
+  if [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; else
+    echo "hack/test.sh: swift is not on PATH (Swift 6.x is required)" >&2
+    exit 1
+  fi
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 
+echo "==> swift build --build-tests"
 swift build --build-tests
-swift test --skip-build --parallel
+echo "==> swift test"
+swift test --skip-build
+
+echo "==> conformance with dstack 0.22.5 (hack/conformance/run.sh)"
+SETPOINT_BUILD=debug bash hack/conformance/run.sh "${CONFORMANCE_COUNT:-3000}" "${CONFORMANCE_SEED:-$RANDOM}"

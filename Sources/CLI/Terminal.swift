@@ -33,5 +33,6 @@ struct TextStyle: Sendable {
     private func wrap(_ code: String, _ s: String) -> String { enabled ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
     func red(_ s: String) -> String { wrap("31", s) }
     func green(_ s: String) -> String { wrap("32", s) }
+    func yellow(_ s: String) -> String { wrap("33", s) }
     func bold(_ s: String) -> String { wrap("1", s) }
 }

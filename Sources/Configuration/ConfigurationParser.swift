@@ -31,6 +31,8 @@ public struct ParsedDocument: Sendable {
     /// 0-based position of the document in its file.
     public var index: Int
     public var result: Result<AnyConfiguration, ConfigurationErrors>
+    /// Things that are accepted but probably mistakes (duplicate keys).
+    public var warnings: [ConfigurationIssue] = []
 
     public var configuration: AnyConfiguration? { try? result.get() }
     public var issues: [ConfigurationIssue] {
@@ -66,7 +68,8 @@ public enum ConfigurationParser {
         }
         return documents.enumerated().map { i, doc in
             if let error = doc.error { return ParsedDocument(index: i, result: .failure(ConfigurationErrors([error]))) }
-            return ParsedDocument(index: i, result: parse(node: doc.root ?? YAMLNode(.null, at: SourceLocation(line: 1, column: 1))))
+            return ParsedDocument(index: i, result: parse(node: doc.root ?? YAMLNode(.null, at: SourceLocation(line: 1, column: 1))),
+                                  warnings: doc.warnings)
         }
     }
 

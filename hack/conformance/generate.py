@@ -144,6 +144,76 @@ SPECIAL = [
 ]
 
 
+# Any YAML scalar or small container, placed into any property: exercises every coercion.
+GENERIC = ["yes", "no", "on", "off", "y", "n", "true", "False", "~", "null", "\"\"", "0", "1", "-1", "2", "1.0", "1.5", "-0", "0o17", "017", "08",
+           "0x1F", "0b101", "1_000", "1:30", "1:30.5", ".inf", "-.inf", ".nan", "1e3", "1.0e+3", "2024-01-01", "\"3.10\"", "3.10", "\"yes\"",
+           "abc", "\"8GB\"", "8GB", "5m", "\"5 m\"", "[]", "{}", "[1, 2]", "[a]", "{a: 1}", "\" 7 \"", "\"+3\"", "\"1_0\"", "'0'", "\"1.0\"", "\"inf\""]
+
+PATHS = ["port", "name", "image", "user", "privileged", "entrypoint", "working_dir", "home_dir", "python", "nvcc", "single_branch", "shell",
+         "priority", "docker", "dstack", "setup", "auth", "https", "strip_prefix", "gateway", "model", "replicas", "commands", "env",
+         "backends", "regions", "reservation", "spot_policy", "retry", "max_duration", "stop_duration", "max_price", "creation_policy",
+         "idle_duration", "startup_order", "stop_criteria", "tags", "fleets", "instances", "volumes", "files", "repos", "probes", "rate_limits",
+         "resources.cpu", "resources.memory", "resources.gpu", "resources.disk", "resources.shm_size",
+         "resources.gpu.count", "resources.gpu.name", "resources.gpu.vendor", "resources.gpu.memory", "resources.gpu.compute_capability",
+         "resources.cpu.count", "resources.cpu.arch", "resources.disk.size", "resources.memory.min", "resources.memory.max",
+         "scaling.target", "scaling.window", "scaling.scale_up_delay", "scaling.metric", "probes.0.timeout", "probes.0.url",
+         "probes.0.ready_after", "probes.0.until_ready", "probes.0.method", "rate_limits.0.rps", "rate_limits.0.burst", "rate_limits.0.prefix",
+         "retry.duration", "retry.on_events", "registry_auth.username", "registry_auth.password", "model.name", "model.prefix",
+         "env.A", "port.container_port", "port.local_port", "utilization_policy.min_gpu_utilization", "utilization_policy.time_window",
+         "schedule.cron", "replicas.min", "replicas.max"]
+
+PARENTS = {
+    "scaling": "scaling: {metric: rps, target: 1}\nreplicas: 1..2\n",
+    "probes": "probes: [{type: http}]\n",
+    "rate_limits": "rate_limits: [{rps: 1}]\n",
+    "retry": "retry: {duration: 1h}\n",
+    "registry_auth": "registry_auth: {username: u, password: p}\nimage: img\n",
+    "model": "model: {name: m, format: openai}\n",
+    "env": "env: {B: x}\n",
+    "port": None,
+    "utilization_policy": "utilization_policy: {min_gpu_utilization: 1, time_window: 10m}\n",
+    "schedule": "schedule: {cron: \"0 * * * *\"}\n",
+    "replicas": "replicas: {min: 1, max: 1}\n",
+}
+
+
+def generic(rng):
+    path = rng.choice(PATHS)
+    value = rng.choice(GENERIC)
+    parts = path.split(".")
+    text = BASE
+    if len(parts) == 1:
+        if parts[0] in ("port", "name", "commands"):
+            text = "\n".join(l for l in BASE.split("\n") if not l.startswith(parts[0] + ":") and not (parts[0] == "commands" and l.startswith("  - "))) + "\n"
+            if parts[0] == "commands":
+                text += "image: img\n"
+        return text + f"{parts[0]}: {value}\n"
+    if parts[0] == "resources":
+        if len(parts) == 2:
+            return text + f"resources:\n  {parts[1]}: {value}\n"
+        return text + f"resources:\n  {parts[1]}:\n    {parts[2]}: {value}\n"
+    if parts[0] == "port":
+        text = "\n".join(l for l in BASE.split("\n") if not l.startswith("port:")) + "\n"
+        other = "container_port: 8000" if parts[1] == "local_port" else "local_port: 80"
+        return text + f"port:\n  {other}\n  {parts[1]}: {value}\n"
+    parent = PARENTS[parts[0]]
+    import yaml as _y  # only to build the nested mapping textually
+    base_obj = _y.safe_load(parent)
+    target = base_obj[parts[0]]
+    if parts[1] == "0":
+        target = target[0]
+        key = parts[2]
+    else:
+        key = parts[1]
+    target[key] = "__VALUE__"
+    dumped = _y.safe_dump(base_obj, default_flow_style=True, width=10_000).replace("__VALUE__", value)
+    lines = text
+    for k in base_obj:
+        if k == "image":
+            lines = lines.replace("commands:\n  - python3 -m http.server\n", "")
+    return lines + dumped.strip()[1:-1].replace(", ", "\n", 0) + "\n" if False else lines + "\n".join(f"{k}: " + _y.safe_dump(v, default_flow_style=True, width=10_000).strip().replace("__VALUE__", value).replace("'__VALUE__'", value) for k, v in base_obj.items()) + "\n"
+
+
 def mutate(rng):
     lines = BASE
     keys = rng.sample(sorted(P), rng.choice([1, 1, 2, 3]))
@@ -176,7 +246,7 @@ def main(out, count, seed):
         for v in values:
             corpus.append(mutate_single(key, v))
     while len(corpus) < count:
-        corpus.append(mutate(rng))
+        corpus.append(generic(rng) if rng.random() < 0.5 else mutate(rng))
     for i, text in enumerate(corpus):
         (out / f"c{i:05d}.dstack.yml").write_text(text)
 

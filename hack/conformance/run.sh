@@ -12,11 +12,12 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import dstack, sqlalc
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'dstack[server]==0.22.5'
 fi
-(cd "$root" && swift build -c release --product setpoint >/dev/null)
+config="${SETPOINT_BUILD:-release}"
+(cd "$root" && swift build -c "$config" --product setpoint >/dev/null)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 "$here/generate.py" "$work/corpus" "$count" "$seed"
 if [ -n "${3:-}" ]; then cp "$3"/*.yml "$work/corpus/" 2>/dev/null || true; fi
 (cd "$work/corpus" && "$venv/bin/python" "$here/oracle.py" *.yml > "$work/dstack.jsonl" 2>/dev/null)
-(cd "$work/corpus" && "$root/.build/release/setpoint" validate -o json -f . > "$work/setpoint.jsonl" || true)
+(cd "$work/corpus" && "$root/.build/$config/setpoint" validate -o json -f . > "$work/setpoint.jsonl" || true)
 python3 "$here/compare.py" "$work/dstack.jsonl" "$work/setpoint.jsonl"

@@ -107,7 +107,8 @@ public enum ConfigurationFiles {
         }
         let documents = ConfigurationParser.parse(text)
         return documents.map { doc in
-            ValidationResult(file: file, document: documents.count > 1 ? doc.index : nil, source: text, outcome: doc.result)
+            ValidationResult(file: file, document: documents.count > 1 ? doc.index : nil, source: text, outcome: doc.result,
+                             warnings: doc.warnings)
         }
     }
 }
@@ -119,6 +120,7 @@ public struct ValidationResult: Sendable {
     public var document: Int?
     var source: String
     public var outcome: Result<AnyConfiguration, ConfigurationErrors>
+    public var warnings: [ConfigurationIssue] = []
 
     public var ok: Bool { if case .success = outcome { return true } else { return false } }
 
@@ -140,19 +142,33 @@ public struct ValidationResult: Sendable {
                 ])
             })))
         }
+        if !warnings.isEmpty {
+            pairs.append(("warnings", .array(warnings.map { w in
+                .object([("line", w.location.map { .int($0.line) } ?? .null),
+                         ("column", w.location.map { .int($0.column) } ?? .null),
+                         ("message", .string(w.message))])
+            })))
+        }
         return .object(pairs)
     }
 
     public var jsonLine: String { json.serialized }
+
+    private func warningLines(_ style: TextStyle) -> String {
+        warnings.map { w in
+            let at = w.location.map { "\(file):\($0.line):\($0.column)" } ?? file
+            return "  \(at): \(style.yellow("warning")): \(w.message)\n"
+        }.joined()
+    }
 
     func text(style: TextStyle) -> String {
         let name = document.map { "\(file) (document \($0 + 1))" } ?? file
         switch outcome {
         case .success(let config):
             let label = config.name.map { "\(config.typeName) \($0)" } ?? "\(config.typeName) (unnamed)"
-            return "\(style.green("valid"))   \(name): \(label)\n"
+            return "\(style.green("valid"))   \(name): \(label)\n" + warningLines(style)
         case .failure(let errors):
-            var out = "\(style.red("invalid")) \(name): \(errors.issues.count) error\(errors.issues.count == 1 ? "" : "s")\n"
+            var out = "\(style.red("invalid")) \(name): \(errors.issues.count) error\(errors.issues.count == 1 ? "" : "s")\n" + warningLines(style)
             let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
             for issue in errors.issues {
                 let at = issue.location.map { "\(file):\($0.line):\($0.column)" } ?? file

@@ -170,8 +170,10 @@ final class ObjectReader {
                 var message = "unknown property `\(keyText)`"
                 if let near = Suggest.closest(to: keyText, in: known) {
                     message += "; did you mean `\(near)`?"
-                } else {
+                } else if known.count <= 12 {
                     message += " (accepted here: \(known.joined(separator: ", ")))"
+                } else {
+                    message += " (see docs/configuration.md for the accepted properties)"
                 }
                 reader.fail(path.appending(keyText), pair.key, message)
                 continue

@@ -1,180 +1,268 @@
-import Yams
+import CYaml
 
-/// One YAML document of a file: its value, or why it could not be read.
+/// One YAML document of a file: its value, or why it could not be read, and what is suspicious
+/// in it without being wrong (duplicate keys).
 public struct YAMLDocument: Sendable {
     public var root: YAMLNode?
     public var error: ConfigurationIssue?
+    public var warnings: [ConfigurationIssue] = []
 }
 
 /// Reads YAML text into `YAMLNode`s with PyYAML `safe_load` semantics and source locations.
 ///
-/// Differences from PyYAML, all deliberate: a syntax error, a duplicate key or an unknown tag is
-/// reported with its line and column instead of a Python traceback.
+/// It composes libyaml's event stream itself (rather than through Yams' `Node` tree) so that it
+/// can do exactly what PyYAML does where YAML leaves room: plain scalars resolve by YAML 1.1
+/// rules (`YAML11Resolver`), merge keys (`<<`) flatten in PyYAML's order, and a duplicate key
+/// keeps its first position and its last value. Duplicate keys are almost always mistakes, so
+/// each one is also reported as a warning with its line. A syntax error is an issue with a line
+/// and column instead of a traceback.
 public enum YAMLLoader {
     /// Loads every document of a multi-document file (`---` separated).
     public static func loadAll(_ text: String) -> [YAMLDocument] {
-        var documents: [YAMLDocument] = []
-        do {
-            let parser = try Parser(yaml: text, resolver: .basic, constructor: .default)
-            while true {
-                do {
-                    guard let node = try parser.nextRoot() else { break }
-                    documents.append(YAMLDocument(root: try convert(node), error: nil))
-                } catch let issue as ConfigurationIssue {
-                    documents.append(YAMLDocument(root: nil, error: issue))
-                    // The document is readable YAML; only its contents are wrong. Go on.
-                } catch {
-                    documents.append(YAMLDocument(root: nil, error: syntaxIssue(error)))
-                    break
-                }
-            }
-        } catch {
-            documents.append(YAMLDocument(root: nil, error: syntaxIssue(error)))
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBufferPointer { buffer in
+            let composer = Composer(buffer)
+            defer { composer.close() }
+            return composer.documents()
         }
-        return documents
     }
 
     /// Loads a single document (the first one), as `yaml.safe_load` does for one-document files.
     public static func load(_ text: String) -> YAMLDocument {
         loadAll(text).first ?? YAMLDocument(root: nil, error: nil)
     }
+}
 
-    static func syntaxIssue(_ error: Error) -> ConfigurationIssue {
-        guard let yamlError = error as? YamlError else {
-            return ConfigurationIssue(path: "", location: nil, message: "cannot read YAML: \(error)")
-        }
-        switch yamlError {
-        case .scanner(let context, let problem, let mark, _):
-            return ConfigurationIssue(
-                path: "", location: SourceLocation(line: mark.line, column: mark.column),
-                message: "invalid YAML: \(problem)\(context.map { " (\($0.text))" } ?? "")")
-        case .parser(let context, let problem, let mark, _):
-            return ConfigurationIssue(
-                path: "", location: SourceLocation(line: mark.line, column: mark.column),
-                message: "invalid YAML: \(problem)\(context.map { " (\($0.text))" } ?? "")")
-        case .composer(let context, let problem, let mark, _):
-            return ConfigurationIssue(
-                path: "", location: SourceLocation(line: mark.line, column: mark.column),
-                message: "invalid YAML: \(problem)\(context.map { " (\($0.text))" } ?? "")")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let keys = duplicates.map { "`\($0)`" }.joined(separator: ", ")
-            return ConfigurationIssue(
-                path: "", location: SourceLocation(line: context.mark.line, column: context.mark.column),
-                message: "duplicate key \(keys) in one mapping: YAML keys must be unique (dstack silently keeps the last one)")
-        case .reader(let problem, _, _, _):
-            return ConfigurationIssue(path: "", location: nil, message: "cannot read YAML: \(problem)")
-        default:
-            return ConfigurationIssue(path: "", location: nil, message: "cannot read YAML: \(yamlError)")
+/// Builds nodes from libyaml events, one document at a time.
+private final class Composer {
+    private var parser = yaml_parser_t()
+    private var anchors: [String: YAMLNode] = [:]
+    private var warnings: [ConfigurationIssue] = []
+    private static let strTag = "tag:yaml.org,2002:str"
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        yaml_parser_initialize(&parser)
+        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+        yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+    }
+
+    func close() { yaml_parser_delete(&parser) }
+
+    /// An event that frees itself.
+    private final class Event {
+        var raw = yaml_event_t()
+        deinit { yaml_event_delete(&raw) }
+        var type: yaml_event_type_t { raw.type }
+        var mark: SourceLocation {
+            SourceLocation(line: Int(raw.start_mark.line) + 1, column: Int(raw.start_mark.column) + 1)
         }
     }
 
-    private static func location(_ mark: Mark?) -> SourceLocation {
-        SourceLocation(line: mark?.line ?? 0, column: mark?.column ?? 0)
+    private func next() throws -> Event {
+        let event = Event()
+        guard yaml_parser_parse(&parser, &event.raw) == 1 else { throw syntaxIssue() }
+        return event
     }
 
-    private static let str = "tag:yaml.org,2002:str"
+    private func syntaxIssue() -> ConfigurationIssue {
+        let problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
+        let context = parser.context.map { " \(String(cString: $0))" } ?? ""
+        let mark = parser.problem_mark
+        let what = parser.error == YAML_READER_ERROR ? "cannot read YAML" : "invalid YAML"
+        return ConfigurationIssue(
+            path: "", location: SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1),
+            message: "\(what): \(problem)\(context)")
+    }
 
-    static func convert(_ node: Node) throws -> YAMLNode {
-        switch node {
-        case .scalar(let scalar):
-            return YAMLNode(try scalarValue(scalar), at: location(scalar.mark))
-        case .sequence(let sequence):
-            return YAMLNode(.list(try sequence.map(convert)), at: location(sequence.mark))
-        case .mapping(let mapping):
-            var pairs: [YAMLPair] = []
-            var merged: [YAMLPair] = []
-            for (key, value) in mapping {
-                if case .scalar(let k) = key, k.string == "<<", isImplicitKey(k) {
-                    merged.append(contentsOf: try mergePairs(value))
-                    continue
+    func documents() -> [YAMLDocument] {
+        var result: [YAMLDocument] = []
+        do {
+            _ = try next()  // STREAM_START
+            while true {
+                let start = try next()
+                if start.type == YAML_STREAM_END_EVENT { break }
+                anchors = [:]
+                warnings = []
+                do {
+                    let root = try node(try next())
+                    _ = try next()  // DOCUMENT_END
+                    result.append(YAMLDocument(root: root, error: nil, warnings: warnings))
+                } catch let issue as ConfigurationIssue where issue.isContentIssue {
+                    // The YAML is well-formed but means nothing here; skip to the next document.
+                    result.append(YAMLDocument(root: nil, error: issue.asPlain))
+                    try skipDocument()
                 }
-                pairs.append(YAMLPair(key: try self.key(key), value: try convert(value)))
             }
-            // PyYAML puts merged pairs first, so explicit keys override them.
-            let own = Set(pairs.compactMap { pair -> String? in
-                if case .string(let s) = pair.key.value { return s } else { return nil }
-            })
-            var result: [YAMLPair] = []
-            var mergedSeen = Set<String>()
-            for pair in merged {
-                if case .string(let s) = pair.key.value {
-                    if own.contains(s) || mergedSeen.contains(s) { continue }
-                    mergedSeen.insert(s)
+        } catch let issue as ConfigurationIssue {
+            result.append(YAMLDocument(root: nil, error: issue))
+        } catch {
+            result.append(YAMLDocument(root: nil, error: ConfigurationIssue(path: "", location: nil, message: "cannot read YAML: \(error)")))
+        }
+        return result
+    }
+
+    private func skipDocument() throws {
+        while try next().type != YAML_DOCUMENT_END_EVENT {}
+    }
+
+    private func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+        pointer.map { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+    }
+
+    private func node(_ event: Event) throws -> YAMLNode {
+        switch event.type {
+        case YAML_ALIAS_EVENT:
+            let name = string(event.raw.data.alias.anchor) ?? ""
+            guard let target = anchors[name] else {
+                throw ConfigurationIssue.content(event.mark, "invalid YAML: found undefined alias `\(name)`")
+            }
+            return YAMLNode(target.value, at: target.location)
+        case YAML_SCALAR_EVENT:
+            let s = event.raw.data.scalar
+            let text = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
+            let node = YAMLNode(try scalar(text, tag: string(s.tag), plain: s.style == YAML_PLAIN_SCALAR_STYLE, at: event.mark), at: event.mark)
+            if let anchor = string(s.anchor) { anchors[anchor] = node }
+            return node
+        case YAML_SEQUENCE_START_EVENT:
+            let anchor = string(event.raw.data.sequence_start.anchor)
+            var items: [YAMLNode] = []
+            while true {
+                let e = try next()
+                if e.type == YAML_SEQUENCE_END_EVENT { break }
+                items.append(try node(e))
+            }
+            let node = YAMLNode(.list(items), at: event.mark)
+            if let anchor { anchors[anchor] = node }
+            return node
+        case YAML_MAPPING_START_EVENT:
+            let anchor = string(event.raw.data.mapping_start.anchor)
+            let node = try mapping(at: event.mark)
+            if let anchor { anchors[anchor] = node }
+            return node
+        default:
+            throw ConfigurationIssue(path: "", location: event.mark, message: "invalid YAML: unexpected event")
+        }
+    }
+
+    /// A mapping, flattened and deduplicated the way PyYAML's `construct_mapping` does.
+    private func mapping(at location: SourceLocation) throws -> YAMLNode {
+        var own: [YAMLPair] = []
+        var merges: [[YAMLPair]] = []
+        while true {
+            let e = try next()
+            if e.type == YAML_MAPPING_END_EVENT { break }
+            let keyEvent = e
+            let key = try node(keyEvent)
+            let value = try node(try next())
+            if keyEvent.type == YAML_SCALAR_EVENT, key.value == .string("<<"), isMergeKey(keyEvent) {
+                merges.append(contentsOf: try mergeSources(value))
+                continue
+            }
+            switch key.value {
+            case .list, .map:
+                throw ConfigurationIssue.content(key.location, "invalid YAML: a mapping key must be a scalar, found \(key.kindName)")
+            default:
+                own.append(YAMLPair(key: key, value: value))
+            }
+        }
+        // PyYAML: later merge sources first, so that earlier ones override them; own pairs last.
+        var flat: [YAMLPair] = []
+        for source in merges.reversed() { flat.append(contentsOf: source) }
+        let mergedCount = flat.count
+        flat.append(contentsOf: own)
+        var result: [YAMLPair] = []
+        var written: [Bool] = []  // whether result[i] was written in this mapping (not merged)
+        var index: [String: Int] = [:]
+        for (i, pair) in flat.enumerated() {
+            let isOwn = i >= mergedCount
+            let key = Self.dictionaryKey(pair.key.value)
+            if let at = index[key] {
+                if isOwn, written[at] {
+                    warnings.append(ConfigurationIssue(
+                        path: "", location: pair.key.location,
+                        message: "duplicate key `\(pair.key.displayText)` (first at line \(result[at].key.location.line)): the last value is used, as dstack does"))
                 }
+                result[at].value = pair.value
+                written[at] = written[at] || isOwn
+            } else {
+                index[key] = result.count
                 result.append(pair)
+                written.append(isOwn)
             }
-            return YAMLNode(.map(result + pairs), at: location(mapping.mark))
-        case .alias(let alias):
-            throw ConfigurationIssue(path: "", location: location(alias.mark),
-                                     message: "invalid YAML: unresolved alias")
         }
+        return YAMLNode(.map(result), at: location)
     }
 
-    /// `<<: *anchor` or `<<: [*a, *b]` (earlier mappings win over later ones).
-    private static func mergePairs(_ value: Node) throws -> [YAMLPair] {
+    /// Python dict key identity: `1`, `1.0` and `true` are the same key.
+    private static func dictionaryKey(_ value: YAMLValue) -> String {
         switch value {
-        case .mapping:
-            guard case .map(let pairs) = try convert(value).value else { return [] }
-            return pairs
-        case .sequence(let sequence):
-            var result: [YAMLPair] = []
-            for item in sequence {
-                guard case .mapping = item else {
-                    throw ConfigurationIssue(path: "", location: location(item.mark),
-                                             message: "invalid YAML: a merge key (<<) takes mappings only")
+        case .null: return "n"
+        case .bool(let b): return b ? "i1" : "i0"
+        case .int(let i): return "i\(i)"
+        case .float(let d): return d == d.rounded() && abs(d) < 9e18 ? "i\(Int(d))" : "f\(d)"
+        case .string(let s): return "s" + s
+        case .timestamp(let s): return "t" + s
+        case .list, .map: return "x"
+        }
+    }
+
+    private func isMergeKey(_ e: Event) -> Bool {
+        e.raw.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && e.raw.data.scalar.tag == nil
+    }
+
+    /// `<<: *anchor` or `<<: [*a, *b]`.
+    private func mergeSources(_ value: YAMLNode) throws -> [[YAMLPair]] {
+        switch value.value {
+        case .map(let pairs): return [pairs]
+        case .list(let items):
+            return try items.map { item in
+                guard case .map(let pairs) = item.value else {
+                    throw ConfigurationIssue.content(item.location, "invalid YAML: a merge key (<<) takes mappings only, found \(item.kindName)")
                 }
-                result.append(contentsOf: try mergePairs(item))
+                return pairs
             }
-            return result
         default:
-            throw ConfigurationIssue(path: "", location: location(value.mark),
-                                     message: "invalid YAML: a merge key (<<) takes a mapping or a list of mappings")
+            throw ConfigurationIssue.content(value.location, "invalid YAML: a merge key (<<) takes a mapping or a list of mappings, found \(value.kindName)")
         }
     }
 
-    /// Yams tags every mapping key `str`, whether or not the file says so; a plain key is
-    /// resolved like any plain scalar, as PyYAML does (`1: x` has the integer key 1).
-    private static func isImplicitKey(_ scalar: Node.Scalar) -> Bool {
-        scalar.style == .plain && (scalar.tag.rawValue == "" || scalar.tag.rawValue == str)
-    }
-
-    private static func key(_ node: Node) throws -> YAMLNode {
-        if case .scalar(var scalar) = node, isImplicitKey(scalar) {
-            scalar.tag = .implicit
-            return YAMLNode(try scalarValue(scalar), at: location(scalar.mark))
-        }
-        return try convert(node)
-    }
-
-    private static func scalarValue(_ scalar: Node.Scalar) throws -> YAMLValue {
-        let tag = scalar.tag.rawValue
-        let loc = location(scalar.mark)
-        switch tag {
-        case "":
-            if scalar.style != .plain { return .string(scalar.string) }
-            switch YAML11Resolver.resolvePlain(scalar.string) {
+    private func scalar(_ text: String, tag: String?, plain: Bool, at location: SourceLocation) throws -> YAMLValue {
+        guard let tag else {
+            guard plain else { return .string(text) }
+            switch YAML11Resolver.resolvePlain(text) {
             case .value(let v): return v
             case .unconstructible(let t):
-                throw ConfigurationIssue(path: "", location: loc,
-                                         message: "invalid YAML: `\(scalar.string)` resolves to \(t), which has no value; quote it to use it as text")
+                throw ConfigurationIssue.content(location, "invalid YAML: `\(text)` resolves to \(t), which has no value; quote it to use it as text")
             }
-        case "!", str:
-            return .string(scalar.string)
+        }
+        switch tag {
+        case "!", Self.strTag:
+            return .string(text)
         case "tag:yaml.org,2002:int":
-            if let v = YAML11Resolver.constructInt(scalar.string) { return .int(v) }
+            if YAML11Resolver.matchesInt(Array(text.utf8)), let v = YAML11Resolver.constructInt(text) { return .int(v) }
         case "tag:yaml.org,2002:float":
-            if YAML11Resolver.matchesFloat(Array(scalar.string.utf8)) || YAML11Resolver.matchesInt(Array(scalar.string.utf8)) {
-                return .float(YAML11Resolver.constructFloat(scalar.string))
-            }
+            let u = Array(text.utf8)
+            if YAML11Resolver.matchesFloat(u) || YAML11Resolver.matchesInt(u) { return .float(YAML11Resolver.constructFloat(text)) }
         case "tag:yaml.org,2002:bool":
-            if case .value(.bool(let b)) = YAML11Resolver.resolvePlain(scalar.string) { return .bool(b) }
+            if case .value(.bool(let b)) = YAML11Resolver.resolvePlain(text) { return .bool(b) }
         case "tag:yaml.org,2002:null":
             return .null
         default:
-            throw ConfigurationIssue(path: "", location: loc,
-                                     message: "invalid YAML: unsupported tag `\(tag)`")
+            throw ConfigurationIssue.content(location, "invalid YAML: unsupported tag `\(tag)`")
         }
-        throw ConfigurationIssue(path: "", location: loc,
-                                 message: "invalid YAML: `\(scalar.string)` is not a valid \(tag.split(separator: ":").last ?? "")")
+        throw ConfigurationIssue.content(location, "invalid YAML: `\(text)` is not a valid \(tag.split(separator: ":").last ?? "")")
     }
 }
+
+extension ConfigurationIssue {
+    /// Marks issues about well-formed YAML whose content cannot be used (the parser may go on).
+    fileprivate static func content(_ location: SourceLocation, _ message: String) -> ConfigurationIssue {
+        ConfigurationIssue(path: "\u{0}", location: location, message: message)
+    }
+
+    fileprivate var isContentIssue: Bool { path == "\u{0}" }
+    fileprivate var asPlain: ConfigurationIssue {
+        ConfigurationIssue(path: "", location: location, message: message)
+    }
+}
+
