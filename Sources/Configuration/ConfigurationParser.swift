@@ -60,7 +60,12 @@ public enum ConfigurationParser {
 
     /// Parses every document of a file.
     public static func parse(_ text: String) -> [ParsedDocument] {
-        let documents = YAMLLoader.loadAll(text)
+        parse(bytes: Array(text.utf8))
+    }
+
+    /// Parses every document of a file's UTF-8 bytes.
+    public static func parse(bytes: [UInt8]) -> [ParsedDocument] {
+        let documents = YAMLLoader.loadAll(bytes: bytes)
         if documents.isEmpty {
             return [ParsedDocument(index: 0, result: .failure(ConfigurationErrors([
                 ConfigurationIssue(path: "", location: SourceLocation(line: 1, column: 1), message: "the file is empty: expected a configuration with `type: service` or `type: gateway`"),

@@ -26,90 +26,81 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let files = try ConfigurationFiles.discover(paths.isEmpty ? ["."] : paths)
-        var anyInvalid = false
-        var out = ""
         let style = TextStyle(enabled: output == .text && Terminal.standardOutput.isTerminal)
         var validCount = 0
         var invalidCount = 0
-        for file in files {
-            let results = ConfigurationFiles.validate(file)
-            for result in results {
-                if result.ok { validCount += 1 } else { invalidCount += 1; anyInvalid = true }
-                switch output {
-                case .json: out += result.jsonLine + "\n"
-                case .text: out += result.text(style: style)
-                }
+        // Files are validated and rendered in parallel in batches; output keeps the files' order.
+        let batchSize = 1024
+        var start = 0
+        while start < files.count {
+            let batch = Array(files[start..<min(start + batchSize, files.count)])
+            let rendered = Self.validateInParallel(batch, format: output, style: style)
+            var out: [UInt8] = []
+            out.reserveCapacity(rendered.reduce(0) { $0 + $1.bytes.count })
+            for file in rendered {
+                validCount += file.valid
+                invalidCount += file.invalid
+                out.append(contentsOf: file.bytes)
             }
-            if out.utf8.count > 64 * 1024 {
-                Terminal.standardOutput.write(out)
-                out = ""
-            }
+            Terminal.standardOutput.write(out)
+            start += batchSize
         }
         if output == .text {
             if files.isEmpty {
-                out += "no configurations found (looked for *.dstack.yml and .dstack.yml)\n"
+                Terminal.standardOutput.write("no configurations found (looked for *.dstack.yml and .dstack.yml)\n")
             } else {
                 let summary = "\(validCount) valid, \(invalidCount) invalid"
-                out += invalidCount > 0 ? style.red(summary) + "\n" : style.green(summary) + "\n"
+                Terminal.standardOutput.write((invalidCount > 0 ? style.red(summary) : style.green(summary)) + "\n")
             }
         }
-        Terminal.standardOutput.write(out)
-        if anyInvalid { throw ExitCode(1) }
-        if files.isEmpty { throw ExitCode(1) }
+        if invalidCount > 0 || files.isEmpty { throw ExitCode(1) }
+    }
+
+    /// One file's rendered output and counts.
+    struct RenderedFile: Sendable {
+        var bytes: [UInt8] = []
+        var valid = 0
+        var invalid = 0
+    }
+
+    /// Validates and renders files on all cores; element `i` belongs to `files[i]`.
+    static func validateInParallel(_ files: [String], format: OutputFormat, style: TextStyle) -> [RenderedFile] {
+        let results = ResultSlots(count: files.count)
+        DispatchQueue.concurrentPerform(iterations: files.count) { i in
+            var rendered = RenderedFile()
+            for result in ConfigurationFiles.validate(files[i]) {
+                if result.ok { rendered.valid += 1 } else { rendered.invalid += 1 }
+                switch format {
+                case .json:
+                    result.json.write(to: &rendered.bytes)
+                    rendered.bytes.append(UInt8(ascii: "\n"))
+                case .text:
+                    rendered.bytes.append(contentsOf: result.text(style: style).utf8)
+                }
+            }
+            results.set(i, rendered)
+        }
+        return results.values
     }
 }
 
-/// Finding configuration files and validating them.
-public enum ConfigurationFiles {
-    /// Files named by `paths`: files as given, directories searched recursively (sorted) for
-    /// `*.dstack.yml` and `.dstack.yml`, skipping `.git`.
-    public static func discover(_ paths: [String]) throws -> [String] {
-        var result: [String] = []
-        let fm = FileManager.default
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw UsageError(message: "\(path): no such file or directory")
-            }
-            if !isDirectory.boolValue {
-                result.append(path)
-                continue
-            }
-            guard let walker = fm.enumerator(atPath: path) else {
-                throw UsageError(message: "\(path): cannot read the directory")
-            }
-            var found: [String] = []
-            while let entry = walker.nextObject() as? String {
-                let name = (entry as NSString).lastPathComponent
-                if name == ".git" || name == ".build" { walker.skipDescendants(); continue }
-                if name.hasSuffix(".dstack.yml") {
-                    let full = path == "." ? entry : (path as NSString).appendingPathComponent(entry)
-                    var dir: ObjCBool = false
-                    if fm.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue { found.append(full) }
-                }
-            }
-            result.append(contentsOf: found.sorted())
-        }
-        return result
+/// Fixed slots written once each from `concurrentPerform` workers.
+private final class ResultSlots: @unchecked Sendable {
+    private var slots: [ValidateCommand.RenderedFile]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: ValidateCommand.RenderedFile(), count: count) }
+
+    func set(_ index: Int, _ value: ValidateCommand.RenderedFile) {
+        lock.lock()
+        slots[index] = value
+        lock.unlock()
     }
 
-    /// Validates every document of one file; an unreadable file gets one failed result.
-    public static func validate(_ file: String) -> [ValidationResult] {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            return [ValidationResult(file: file, document: nil, source: "", outcome: .failure(ConfigurationErrors([
-                ConfigurationIssue(path: "", location: nil, message: "cannot read the file"),
-            ])))]
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            return [ValidationResult(file: file, document: nil, source: "", outcome: .failure(ConfigurationErrors([
-                ConfigurationIssue(path: "", location: nil, message: "the file is not UTF-8 text"),
-            ])))]
-        }
-        let documents = ConfigurationParser.parse(text)
-        return documents.map { doc in
-            ValidationResult(file: file, document: documents.count > 1 ? doc.index : nil, source: text, outcome: doc.result,
-                             warnings: doc.warnings)
-        }
+    var values: [ValidateCommand.RenderedFile] {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots
     }
 }
 
@@ -118,7 +109,7 @@ public struct ValidationResult: Sendable {
     public var file: String
     /// The document's position when the file holds several.
     public var document: Int?
-    var source: String
+    var source: [UInt8]
     public var outcome: Result<AnyConfiguration, ConfigurationErrors>
     public var warnings: [ConfigurationIssue] = []
 
@@ -169,7 +160,7 @@ public struct ValidationResult: Sendable {
             return "\(style.green("valid"))   \(name): \(label)\n" + warningLines(style)
         case .failure(let errors):
             var out = "\(style.red("invalid")) \(name): \(errors.issues.count) error\(errors.issues.count == 1 ? "" : "s")\n" + warningLines(style)
-            let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+            let lines = String(decoding: source, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             for issue in errors.issues {
                 let at = issue.location.map { "\(file):\($0.line):\($0.column)" } ?? file
                 let path = issue.path.isEmpty ? "" : style.bold(issue.path) + ": "

@@ -6,7 +6,7 @@ public enum Grammar {
     /// is not a range at all (no `..`).
     public static func splitRange(_ text: String) -> Result<(min: String?, max: String?), GrammarError>? {
         guard text.contains("..") else { return nil }
-        let compact = text.replacingOccurrences(of: " ", with: "")
+        let compact = text.contains(" ") ? text.filter { $0 != " " } : text
         let parts = compact.components(separatedBy: "..")
         guard parts.count == 2 else {
             return .failure(GrammarError("a range has exactly one `..` (like `1..4`, `2..` or `..8`), got `\(text)`"))
@@ -17,7 +17,7 @@ public enum Grammar {
     /// A memory size in GB: a number (GB), or text with an optional `MB`, `GB` or `TB` unit in any
     /// case (`512MB` = 0.5, `1 TB` = 1024).
     public static func memory(_ text: String) -> Result<Double, GrammarError> {
-        let v = text.replacingOccurrences(of: " ", with: "").lowercased()
+        let v = (text.contains(" ") ? text.filter { $0 != " " } : text).lowercased()
         func number(_ s: String) -> Double? { Lax.parseFloat(s) }
         var value: Double?
         if v.hasSuffix("tb") { value = number(String(v.dropLast(2))).map { $0 * 1024 } }

@@ -258,6 +258,10 @@ enum Lax {
     /// Integers from text as pydantic-core parses them: surrounding white space, a sign,
     /// underscores between digits, and a `.0…` fraction are accepted.
     static func parseInt(_ text: String) -> Int? {
+        if let first = text.utf8.first, first >= 48, first <= 57, text.utf8.count <= 18,
+           text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            return Int(text)  // plain digits, the common case
+        }
         var s = Substring(text.trimmingCharacters(in: .whitespacesAndNewlines))
         var negative = false
         if s.hasPrefix("-") { negative = true; s = s.dropFirst() } else if s.hasPrefix("+") { s = s.dropFirst() }

@@ -11,9 +11,8 @@ enum YAML11Resolver {
     }
 
     static func resolvePlain(_ text: String) -> Resolution {
-        let u = Array(text.utf8)
-        if u.isEmpty { return .value(.null) }
-        switch u[0] {
+        guard let first = text.utf8.first else { return .value(.null) }
+        switch first {
         case UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"):
             if text == "~" || text == "null" || text == "Null" || text == "NULL" { return .value(.null) }
             if text == "no" || text == "No" || text == "NO" { return .value(.bool(false)) }
@@ -29,10 +28,13 @@ enum YAML11Resolver {
         default:
             break
         }
-        let first = u[0]
         let isNumberStart = first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
             || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
         guard isNumberStart else { return .value(.string(text)) }
+        if first >= 49 && first <= 57, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            return .value(.int(Int(text)!))  // plain decimal digits, the common case
+        }
+        let u = Array(text.utf8)
         if matchesInt(u) {
             if let v = constructInt(text) { return .value(.int(v)) }
             // Out of Int range: PyYAML would build a big integer; no field accepts one.
@@ -99,7 +101,7 @@ enum YAML11Resolver {
     }
 
     static func constructInt(_ text: String) -> Int? {
-        var s = text.replacingOccurrences(of: "_", with: "")
+        var s = text.contains("_") ? text.filter { $0 != "_" } : text
         var sign = 1
         if s.hasPrefix("-") { sign = -1; s.removeFirst() } else if s.hasPrefix("+") { s.removeFirst() }
         if s == "0" { return 0 }
@@ -164,7 +166,7 @@ enum YAML11Resolver {
     }
 
     static func constructFloat(_ text: String) -> Double {
-        var s = text.replacingOccurrences(of: "_", with: "").lowercased()
+        var s = (text.contains("_") ? text.filter { $0 != "_" } : text).lowercased()
         var sign = 1.0
         if s.hasPrefix("-") { sign = -1; s.removeFirst() } else if s.hasPrefix("+") { s.removeFirst() }
         if s == ".inf" { return sign * .infinity }

@@ -19,7 +19,12 @@ public struct YAMLDocument: Sendable {
 public enum YAMLLoader {
     /// Loads every document of a multi-document file (`---` separated).
     public static func loadAll(_ text: String) -> [YAMLDocument] {
-        var bytes = Array(text.utf8)
+        loadAll(bytes: Array(text.utf8))
+    }
+
+    /// Loads every document of UTF-8 text given as bytes.
+    public static func loadAll(bytes: [UInt8]) -> [YAMLDocument] {
+        var bytes = bytes
         return bytes.withUnsafeMutableBufferPointer { buffer in
             let composer = Composer(buffer)
             defer { composer.close() }
@@ -46,22 +51,26 @@ private final class Composer {
         yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
     }
 
-    func close() { yaml_parser_delete(&parser) }
-
-    /// An event that frees itself.
-    private final class Event {
-        var raw = yaml_event_t()
-        deinit { yaml_event_delete(&raw) }
-        var type: yaml_event_type_t { raw.type }
-        var mark: SourceLocation {
-            SourceLocation(line: Int(raw.start_mark.line) + 1, column: Int(raw.start_mark.column) + 1)
-        }
+    func close() {
+        if hasEvent { yaml_event_delete(&event) }
+        yaml_parser_delete(&parser)
     }
 
-    private func next() throws -> Event {
-        let event = Event()
-        guard yaml_parser_parse(&parser, &event.raw) == 1 else { throw syntaxIssue() }
-        return event
+    /// The current event; `next()` frees the previous one before parsing the next, so no event
+    /// outlives the step that reads it (and no event is allocated on the heap).
+    private var event = yaml_event_t()
+    private var hasEvent = false
+
+    private var eventMark: SourceLocation {
+        SourceLocation(line: Int(event.start_mark.line) + 1, column: Int(event.start_mark.column) + 1)
+    }
+
+    @discardableResult
+    private func next() throws -> yaml_event_type_t {
+        if hasEvent { yaml_event_delete(&event); hasEvent = false }
+        guard yaml_parser_parse(&parser, &event) == 1 else { throw syntaxIssue() }
+        hasEvent = true
+        return event.type
     }
 
     private func syntaxIssue() -> ConfigurationIssue {
@@ -77,15 +86,15 @@ private final class Composer {
     func documents() -> [YAMLDocument] {
         var result: [YAMLDocument] = []
         do {
-            _ = try next()  // STREAM_START
+            try next()  // STREAM_START
             while true {
-                let start = try next()
-                if start.type == YAML_STREAM_END_EVENT { break }
+                if try next() == YAML_STREAM_END_EVENT { break }
                 anchors = [:]
                 warnings = []
                 do {
-                    let root = try node(try next())
-                    _ = try next()  // DOCUMENT_END
+                    try next()
+                    let root = try node().node
+                    try next()  // DOCUMENT_END
                     result.append(YAMLDocument(root: root, error: nil, warnings: warnings))
                 } catch let issue as ConfigurationIssue where issue.isContentIssue {
                     // The YAML is well-formed but means nothing here; skip to the next document.
@@ -102,45 +111,47 @@ private final class Composer {
     }
 
     private func skipDocument() throws {
-        while try next().type != YAML_DOCUMENT_END_EVENT {}
+        while try next() != YAML_DOCUMENT_END_EVENT {}
     }
 
     private func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
         pointer.map { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
     }
 
-    private func node(_ event: Event) throws -> YAMLNode {
+    /// The node starting at the current event; `plainUntagged` tells a merge key (`<<`) apart
+    /// from a quoted or tagged one.
+    private func node() throws -> (node: YAMLNode, plainUntagged: Bool) {
+        let mark = eventMark
         switch event.type {
         case YAML_ALIAS_EVENT:
-            let name = string(event.raw.data.alias.anchor) ?? ""
+            let name = string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
-                throw ConfigurationIssue.content(event.mark, "invalid YAML: found undefined alias `\(name)`")
+                throw ConfigurationIssue.content(mark, "invalid YAML: found undefined alias `\(name)`")
             }
-            return YAMLNode(target.value, at: target.location)
+            return (YAMLNode(target.value, at: target.location), false)
         case YAML_SCALAR_EVENT:
-            let s = event.raw.data.scalar
+            let s = event.data.scalar
             let text = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
-            let node = YAMLNode(try scalar(text, tag: string(s.tag), plain: s.style == YAML_PLAIN_SCALAR_STYLE, at: event.mark), at: event.mark)
+            let plain = s.style == YAML_PLAIN_SCALAR_STYLE
+            let node = YAMLNode(try scalar(text, tag: string(s.tag), plain: plain, at: mark), at: mark)
             if let anchor = string(s.anchor) { anchors[anchor] = node }
-            return node
+            return (node, plain && s.tag == nil)
         case YAML_SEQUENCE_START_EVENT:
-            let anchor = string(event.raw.data.sequence_start.anchor)
+            let anchor = string(event.data.sequence_start.anchor)
             var items: [YAMLNode] = []
-            while true {
-                let e = try next()
-                if e.type == YAML_SEQUENCE_END_EVENT { break }
-                items.append(try node(e))
+            while try next() != YAML_SEQUENCE_END_EVENT {
+                items.append(try node().node)
             }
-            let node = YAMLNode(.list(items), at: event.mark)
+            let node = YAMLNode(.list(items), at: mark)
             if let anchor { anchors[anchor] = node }
-            return node
+            return (node, false)
         case YAML_MAPPING_START_EVENT:
-            let anchor = string(event.raw.data.mapping_start.anchor)
-            let node = try mapping(at: event.mark)
+            let anchor = string(event.data.mapping_start.anchor)
+            let node = try mapping(at: mark)
             if let anchor { anchors[anchor] = node }
-            return node
+            return (node, false)
         default:
-            throw ConfigurationIssue(path: "", location: event.mark, message: "invalid YAML: unexpected event")
+            throw ConfigurationIssue(path: "", location: mark, message: "invalid YAML: unexpected event")
         }
     }
 
@@ -148,13 +159,11 @@ private final class Composer {
     private func mapping(at location: SourceLocation) throws -> YAMLNode {
         var own: [YAMLPair] = []
         var merges: [[YAMLPair]] = []
-        while true {
-            let e = try next()
-            if e.type == YAML_MAPPING_END_EVENT { break }
-            let keyEvent = e
-            let key = try node(keyEvent)
-            let value = try node(try next())
-            if keyEvent.type == YAML_SCALAR_EVENT, key.value == .string("<<"), isMergeKey(keyEvent) {
+        while try next() != YAML_MAPPING_END_EVENT {
+            let (key, plainKey) = try node()
+            try next()
+            let value = try node().node
+            if plainKey, key.value == .string("<<") {
                 merges.append(contentsOf: try mergeSources(value))
                 continue
             }
@@ -165,6 +174,7 @@ private final class Composer {
                 own.append(YAMLPair(key: key, value: value))
             }
         }
+        if merges.isEmpty, own.count < 2 { return YAMLNode(.map(own), at: location) }
         // PyYAML: later merge sources first, so that earlier ones override them; own pairs last.
         var flat: [YAMLPair] = []
         for source in merges.reversed() { flat.append(contentsOf: source) }
@@ -204,10 +214,6 @@ private final class Composer {
         case .timestamp(let s): return "t" + s
         case .list, .map: return "x"
         }
-    }
-
-    private func isMergeKey(_ e: Event) -> Bool {
-        e.raw.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && e.raw.data.scalar.tag == nil
     }
 
     /// `<<: *anchor` or `<<: [*a, *b]`.

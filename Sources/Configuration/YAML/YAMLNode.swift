@@ -20,7 +20,7 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
 /// dstack reads configurations with `yaml.safe_load`, so `yes` is a boolean, `3.10` is the float
 /// 3.1 and `8000:80` is the sexagesimal integer 480080. Setpoint resolves plain scalars the same
 /// way so that every configuration means what it means to dstack.
-public indirect enum YAMLValue: Sendable, Equatable {
+public enum YAMLValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int)
