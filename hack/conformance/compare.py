@@ -41,7 +41,7 @@ def diff(a, b, path=""):
 
 def main(dstack_path, setpoint_path):
     dstack, setpoint = load(dstack_path), load(setpoint_path)
-    passed = failed = documented = 0
+    passed = failed = 0
     for file in sorted(dstack):
         ours = setpoint.get(file, [])
         theirs = dstack[file]
@@ -50,11 +50,6 @@ def main(dstack_path, setpoint_path):
             print(f"MISMATCH {file}: {len(theirs)} documents for dstack, {len(ours)} for setpoint")
             continue
         for d, s in zip(theirs, ours):
-            if d["ok"] and not s["ok"] and all("duplicate key" in e["message"] for e in s.get("errors", [])):
-                # Documented difference (docs/configuration.md): YAML forbids duplicate keys;
-                # PyYAML keeps the last one silently, Setpoint reports the line.
-                documented += 1
-                continue
             if d["ok"] != s["ok"]:
                 failed += 1
                 why = d.get("error") if not d["ok"] else "; ".join(e["message"] for e in s.get("errors", []))
@@ -66,7 +61,6 @@ def main(dstack_path, setpoint_path):
                     print("   ", line)
             else:
                 passed += 1
-    print(f"documented differences (duplicate YAML keys): {documented}")
     print(f"conformance: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

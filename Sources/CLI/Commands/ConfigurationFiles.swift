@@ -58,14 +58,22 @@ public enum ConfigurationFiles {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        var capacity = max(Int(info.st_size), 0) + 1
+        var bytes = [UInt8](repeating: 0, count: capacity)
+        var used = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+            if used == capacity {
+                capacity *= 2
+                bytes.append(contentsOf: repeatElement(0, count: capacity - bytes.count))
+            }
+            let n = bytes.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress! + used, capacity - used) }
             if n < 0 { return nil }
             if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
+            used += n
         }
+        bytes.removeLast(bytes.count - used)
         return bytes
     }
 

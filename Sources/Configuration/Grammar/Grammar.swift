@@ -5,9 +5,17 @@ public enum Grammar {
     /// Splits a range shorthand: `"A..B"`, `"A.."`, `"..B"` (spaces removed). `nil` when the text
     /// is not a range at all (no `..`).
     public static func splitRange(_ text: String) -> Result<(min: String?, max: String?), GrammarError>? {
-        guard text.contains("..") else { return nil }
-        let compact = text.contains(" ") ? text.filter { $0 != " " } : text
-        let parts = compact.components(separatedBy: "..")
+        guard text.hasSubstring("..") else { return nil }
+        let compact = text.hasSubstring(" ") ? text.filter { $0 != " " } : text
+        // Python's `str.split("..")`: non-overlapping, left to right (`1...3` → `1`, `.3`).
+        let bytes = Array(compact.utf8)
+        var parts: [String] = []
+        var start = 0
+        while let at = compact.firstByteOffset(of: "..", from: start) {
+            parts.append(String(decoding: bytes[start..<at], as: UTF8.self))
+            start = at + 2
+        }
+        parts.append(String(decoding: bytes[start...], as: UTF8.self))
         guard parts.count == 2 else {
             return .failure(GrammarError("a range has exactly one `..` (like `1..4`, `2..` or `..8`), got `\(text)`"))
         }
@@ -17,7 +25,7 @@ public enum Grammar {
     /// A memory size in GB: a number (GB), or text with an optional `MB`, `GB` or `TB` unit in any
     /// case (`512MB` = 0.5, `1 TB` = 1024).
     public static func memory(_ text: String) -> Result<Double, GrammarError> {
-        let v = (text.contains(" ") ? text.filter { $0 != " " } : text).lowercased()
+        let v = (text.hasSubstring(" ") ? text.filter { $0 != " " } : text).lowercased()
         func number(_ s: String) -> Double? { Lax.parseFloat(s) }
         var value: Double?
         if v.hasSuffix("tb") { value = number(String(v.dropLast(2))).map { $0 * 1024 } }
@@ -51,7 +59,7 @@ public enum Grammar {
 
     /// Python's `int(str)`: white space around, a sign, underscores between digits.
     static func pythonInt(_ text: String) -> Int? {
-        guard !text.contains(".") else { return nil }
+        guard !text.hasSubstring(".") else { return nil }
         return Lax.parseInt(text)
     }
 }
@@ -115,7 +123,7 @@ extension Reader {
         var low: B?
         var high: B?
         switch node.value {
-        case .string(let s) where s.contains(".."):
+        case .string(let s) where s.hasSubstring(".."):
             switch Grammar.splitRange(s)! {
             case .failure(let e):
                 fail(path, node, e.message)

@@ -125,12 +125,12 @@ extension Reader {
         guard let text else { return nil }
         var arch: String?
         var count: String?
-        for token in (text.contains(" ") ? text.filter { $0 != " " } : text).split(separator: ":", omittingEmptySubsequences: false) {
+        for token in (text.hasSubstring(" ") ? text.filter { $0 != " " } : text).split(separator: ":", omittingEmptySubsequences: false) {
             if token.isEmpty {
                 fail(path, node, "CPU spec `\(text)` contains an empty token: write `arch:count`, like `arm:8`")
                 return nil
             }
-            if token.contains("..") || token.allSatisfy({ $0.isNumber }) {
+            if token.hasSubstring("..") || token.allSatisfy({ $0.isNumber }) {
                 if count != nil { fail(path, node, "CPU spec `\(text)` gives the count twice"); return nil }
                 count = String(token)
             } else {
@@ -196,7 +196,7 @@ extension Reader {
             seen.insert(what)
             return true
         }
-        for token in (text.contains(" ") ? text.filter { $0 != " " } : text).split(separator: ":", omittingEmptySubsequences: false) {
+        for token in (text.hasSubstring(" ") ? text.filter { $0 != " " } : text).split(separator: ":", omittingEmptySubsequences: false) {
             let t = String(token)
             guard let first = t.first else {
                 fail(path, node, "GPU spec `\(text)` contains an empty token: write tokens separated by single `:`, like `A100:80GB:2`")

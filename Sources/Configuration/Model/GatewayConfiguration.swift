@@ -160,16 +160,11 @@ extension Reader {
 
     /// Checks `${{ name }}` references in text: only the `allowed` names may appear.
     static func interpolationProblem(_ text: String, allowed: [String]) -> String? {
-        var rest = Substring(text)
-        while let open = rest.range(of: "${{") {
-            guard let close = rest[open.upperBound...].range(of: "}}") else { return "unclosed `${{`" }
-            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-            if !allowed.contains(name) {
-                return "unknown variable `\(name)` (allowed: \(allowed.map { "`${{ \($0) }}`" }.joined(separator: ", ")))"
-            }
-            rest = rest[close.upperBound...]
+        let found = interpolations(in: text)
+        for name in found.expressions where !allowed.contains(name) {
+            return "unknown variable `\(name)` (allowed: \(allowed.map { "`${{ \($0) }}`" }.joined(separator: ", ")))"
         }
-        return nil
+        return found.unclosed ? "unclosed `${{`" : nil
     }
 }
 

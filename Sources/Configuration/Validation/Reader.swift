@@ -152,7 +152,8 @@ final class ObjectReader {
     let node: YAMLNode
     let path: FieldPath
     private let pairs: [YAMLPair]
-    private var values: [String: YAMLNode] = [:]
+    /// The accepted properties in file order; objects have few, so a scan beats hashing.
+    private var entries: [(key: String, value: YAMLNode)] = []
     /// Issues recorded before this object was opened; `isValid` compares against it.
     private let issuesAtStart: Int
 
@@ -178,18 +179,25 @@ final class ObjectReader {
                 reader.fail(path.appending(keyText), pair.key, message)
                 continue
             }
-            values[keyText] = pair.value
+            if let i = entries.firstIndex(where: { $0.key == keyText }) {
+                entries[i].value = pair.value
+            } else {
+                entries.append((keyText, pair.value))
+            }
         }
     }
 
     /// The raw value of a property, `nil` when absent.
-    subscript(key: String) -> YAMLNode? { values[key] }
+    subscript(key: String) -> YAMLNode? {
+        for entry in entries where entry.key == key { return entry.value }
+        return nil
+    }
 
-    func has(_ key: String) -> Bool { values[key] != nil }
+    func has(_ key: String) -> Bool { self[key] != nil }
 
     /// The value of a property unless it is absent or `null`.
     func present(_ key: String) -> YAMLNode? {
-        guard let v = values[key], !v.isNull else { return nil }
+        guard let v = self[key], !v.isNull else { return nil }
         return v
     }
 
@@ -201,7 +209,7 @@ final class ObjectReader {
 
     /// Records an object-level issue located at the object, or at one of its properties.
     func fail(_ message: String, at key: String? = nil) {
-        if let key, let v = values[key] {
+        if let key, let v = self[key] {
             reader.fail(path.appending(key), v, message)
         } else {
             reader.fail(path, node, message)
@@ -216,7 +224,7 @@ final class ObjectReader {
 
     /// Reads a required property (null counts as a wrong value, absence as missing).
     func required<T>(_ key: String, secret: Bool = false, what: String, _ read: (YAMLNode, FieldPath) -> T?) -> T? {
-        guard let v = values[key] else {
+        guard let v = self[key] else {
             reader.fail(at(key), node, "missing required property `\(key)` (\(what))")
             return nil
         }
@@ -229,7 +237,7 @@ final class ObjectReader {
 
     /// Reads a property that has a default and does not accept `null`.
     func nonNull<T>(_ key: String, what: String, default value: T, _ read: (YAMLNode, FieldPath) -> T?) -> T? {
-        guard let v = values[key] else { return value }
+        guard let v = self[key] else { return value }
         if v.isNull {
             reader.fail(at(key), v, "`\(key)` cannot be null: expected \(what)")
             return nil
@@ -296,7 +304,7 @@ enum Lax {
         if body.hasPrefix("-") { sign = -1; body = body.dropFirst() } else if body.hasPrefix("+") { body = body.dropFirst() }
         if body == "inf" || body == "infinity" { return sign * .infinity }
         if body == "nan" { return .nan }
-        guard !body.isEmpty, !body.hasPrefix("_"), !body.hasSuffix("_"), !body.contains("__") else { return nil }
+        guard !body.isEmpty, !body.hasPrefix("_"), !body.hasSuffix("_"), !body.hasSubstring("__") else { return nil }
         let cleaned = body.replacingOccurrences(of: "_", with: "")
         var sawDigit = false
         var sawDot = false

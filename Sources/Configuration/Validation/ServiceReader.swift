@@ -617,7 +617,7 @@ extension Reader {
                     ok = false
                     continue
                 }
-                if rest.contains("\n") {
+                if rest.hasSubstring("\n") {
                     fail(itemPath, item, "environment variable `\(key)`: a value cannot span lines in the list form; use the mapping form `env: {\(key): ...}`")
                     ok = false
                     continue
@@ -674,7 +674,7 @@ extension Reader {
                 return nil
             }
             guard let dest = mountPath(parts[1], node, path) else { return nil }
-            if parts[0].contains("/") {
+            if parts[0].hasSubstring("/") {
                 guard let src = mountPath(parts[0], node, path) else { return nil }
                 return .object([("instance_path", .string(src)), ("path", .string(dest)), ("optional", .bool(false))])
             }
@@ -711,7 +711,7 @@ extension Reader {
         if parts.contains("..") { fail(path, node, "`..` is not allowed in mount paths: `\(s)`"); return nil }
         let lead = s.hasPrefix("//") && !s.hasPrefix("///") ? "//" : "/"
         let normalized = lead + parts.joined(separator: "/")
-        if normalized.contains("\0") { fail(path, node, "invalid volume mount path `\(s)`"); return nil }
+        if normalized.hasSubstring("\0") { fail(path, node, "invalid volume mount path `\(s)`"); return nil }
         return normalized
     }
 
@@ -727,7 +727,7 @@ extension Reader {
             var parts = s.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             var isURL = false
             if parts.count > 1 {
-                if parts[0].contains("@") || parts[1].hasPrefix("//") {
+                if parts[0].hasSubstring("@") || parts[1].hasPrefix("//") {
                     parts = ["\(parts[0]):\(parts[1])"] + parts[2...]
                     isURL = true
                 } else if parts[0].count == 1, parts[0].first!.isASCII, parts[0].first!.isLetter,
@@ -840,10 +840,10 @@ extension Reader {
         let parts = s.split(separator: ":", omittingEmptySubsequences: false)
         if parts.count > 2 { return "too many parts" }
         if parts[0].isEmpty { return "empty user name or id" }
-        if let uid = Lax.parseInt(String(parts[0])), !parts[0].contains("."), uid < 0 { return "negative uid \(uid)" }
+        if let uid = Lax.parseInt(String(parts[0])), !parts[0].hasSubstring("."), uid < 0 { return "negative uid \(uid)" }
         if parts.count == 2 {
             if parts[1].isEmpty { return "empty group name or id" }
-            if let gid = Lax.parseInt(String(parts[1])), !parts[1].contains("."), gid < 0 { return "negative gid \(gid)" }
+            if let gid = Lax.parseInt(String(parts[1])), !parts[1].hasSubstring("."), gid < 0 { return "negative gid \(gid)" }
         }
         return nil
     }

@@ -121,14 +121,7 @@ enum GroupReferences {
 
     /// The expressions inside `${{ … }}`.
     static func references(in text: String) -> [String] {
-        var result: [String] = []
-        var rest = Substring(text)
-        while let open = rest.range(of: "${{") {
-            guard let close = rest[open.upperBound...].range(of: "}}") else { break }
-            result.append(rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces))
-            rest = rest[close.upperBound...]
-        }
-        return result
+        interpolations(in: text).expressions
     }
 
     /// Checks each `groups[...]` reference: its form, and that the group and replica exist in

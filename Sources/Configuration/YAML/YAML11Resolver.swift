@@ -101,14 +101,14 @@ enum YAML11Resolver {
     }
 
     static func constructInt(_ text: String) -> Int? {
-        var s = text.contains("_") ? text.filter { $0 != "_" } : text
+        var s = text.hasSubstring("_") ? text.filter { $0 != "_" } : text
         var sign = 1
         if s.hasPrefix("-") { sign = -1; s.removeFirst() } else if s.hasPrefix("+") { s.removeFirst() }
         if s == "0" { return 0 }
         if s.hasPrefix("0b") { return Int(s.dropFirst(2), radix: 2).map { $0 * sign } }
         if s.hasPrefix("0x") { return Int(s.dropFirst(2), radix: 16).map { $0 * sign } }
         if s.hasPrefix("0") { return Int(s.dropFirst(1), radix: 8).map { $0 * sign } }
-        if s.contains(":") {
+        if s.hasSubstring(":") {
             var value = 0
             for part in s.split(separator: ":") {
                 guard let p = Int(part) else { return nil }
@@ -166,12 +166,12 @@ enum YAML11Resolver {
     }
 
     static func constructFloat(_ text: String) -> Double {
-        var s = (text.contains("_") ? text.filter { $0 != "_" } : text).lowercased()
+        var s = (text.hasSubstring("_") ? text.filter { $0 != "_" } : text).lowercased()
         var sign = 1.0
         if s.hasPrefix("-") { sign = -1; s.removeFirst() } else if s.hasPrefix("+") { s.removeFirst() }
         if s == ".inf" { return sign * .infinity }
         if s == ".nan" { return .nan }
-        if s.contains(":") {
+        if s.hasSubstring(":") {
             var value = 0.0
             for part in s.split(separator: ":") { value = value * 60 + (pythonFloat(String(part)) ?? 0) }
             return sign * value

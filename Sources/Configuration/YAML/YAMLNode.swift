@@ -100,7 +100,7 @@ public enum PythonFormat {
         if value.isInfinite { return value < 0 ? "-inf" : "inf" }
         if value == value.rounded(), abs(value) < 1e16 {
             // Python prints integral floats below 1e16 positionally with one decimal.
-            return String(format: "%.1f", value)
+            return (value.sign == .minus ? "-" : "") + String(Int(abs(value))) + ".0"
         }
         var text = "\(value)"
         // Swift writes `1e-05` and `1e+16` like Python already; make sure mantissas keep their
