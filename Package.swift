@@ -13,12 +13,35 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(
             name: "Configuration",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
+        .target(name: "Model", dependencies: ["Configuration"]),
+        .target(name: "Store", dependencies: ["Model"]),
+        .target(
+            name: "StoreSQLite",
+            dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "Reconcile",
+            dependencies: [
+                "Store", "Model",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "Backend", dependencies: ["Model"]),
+        .target(
+            name: "Controllers",
+            dependencies: ["Model", "Store", "Reconcile", "Backend", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "TestSupport", dependencies: ["Model", "Store", "Reconcile", "Backend"]),
         .target(
             name: "CLI",
             dependencies: [
@@ -28,6 +51,12 @@ let package = Package(
         ),
         .executableTarget(name: "setpoint", dependencies: ["CLI"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "Model", "TestSupport"]),
+        .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport"]),
+        .testTarget(
+            name: "ControllersTests",
+            dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "Configuration"]
+        ),
         .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

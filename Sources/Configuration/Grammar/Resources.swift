@@ -44,7 +44,7 @@ public struct ResourcesSpec: Sendable, Equatable {
         cpu: CPUSpec(arch: nil, count: CPUSpec.defaultCount), memory: .atLeast(8), shmSize: nil,
         gpu: .unset, disk: .atLeast(100))
 
-    var json: JSONValue {
+    public var json: JSONValue {
         .object([
             ("cpu", cpu.json), ("memory", memory.json), ("shm_size", .num(shmSize)),
             ("gpu", .opt(gpu) { $0.json }), ("disk", .opt(disk) { .object([("size", $0.json)]) }),

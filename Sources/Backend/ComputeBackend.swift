@@ -1,0 +1,139 @@
+import Foundation
+import Model
+
+/// A backend's handle for one workload (a local process group, a Pod).
+public struct WorkloadID: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+}
+
+/// What to run for one replica.
+public struct WorkloadRequest: Sendable, Equatable {
+    /// Unique and stable: the replica object's name. Creating the same name twice returns the
+    /// existing workload, so a retried reconcile never starts a duplicate.
+    public var name: String
+    public var project: String
+    /// Labels the backend keeps on the workload, so inventory can find it after a restart.
+    public var labels: [String: String]
+    public var template: ReplicaTemplate
+    /// Environment the backend adds (`DSTACK_RUN_NAME`, `DSTACK_REPLICA_NUM`, …).
+    public var systemEnvironment: [String: String]
+
+    public init(name: String, project: String, labels: [String: String], template: ReplicaTemplate, systemEnvironment: [String: String]) {
+        self.name = name
+        self.project = project
+        self.labels = labels
+        self.template = template
+        self.systemEnvironment = systemEnvironment
+    }
+}
+
+/// What a backend observes about a workload.
+public enum WorkloadState: Sendable, Equatable {
+    /// Accepted, waiting for capacity or being scheduled.
+    case pending(String?)
+    /// Fetching the image.
+    case pulling
+    /// Started and reachable at `endpoint` (`host:port`).
+    case running(endpoint: String)
+    /// Asked to stop, still running.
+    case stopping
+    /// The command ended with this exit status.
+    case exited(Int32)
+    /// The backend could not run it (no capacity, bad image, lost node).
+    case failed(TerminationReason, String)
+}
+
+public struct WorkloadStatus: Sendable, Equatable {
+    public var id: WorkloadID
+    public var labels: [String: String]
+    public var state: WorkloadState
+
+    public init(id: WorkloadID, labels: [String: String], state: WorkloadState) {
+        self.id = id
+        self.labels = labels
+        self.state = state
+    }
+}
+
+/// Capacity a backend offers, shown by `setpoint offer` and the apply plan.
+public struct Offer: Sendable, Equatable, Codable {
+    public var backend: String
+    public var region: String
+    public var instance: String
+    public var cpus: Int
+    public var memoryGB: Double
+    public var diskGB: Double
+    public var gpus: [String]
+    public var spot: Bool
+    public var price: Double
+
+    public init(backend: String, region: String, instance: String, cpus: Int, memoryGB: Double, diskGB: Double,
+                gpus: [String] = [], spot: Bool = false, price: Double = 0) {
+        self.backend = backend
+        self.region = region
+        self.instance = instance
+        self.cpus = cpus
+        self.memoryGB = memoryGB
+        self.diskGB = diskGB
+        self.gpus = gpus
+        self.spot = spot
+        self.price = price
+    }
+}
+
+public struct LogLine: Sendable, Equatable {
+    public var time: Date
+    public var text: String
+    public init(time: Date, text: String) {
+        self.time = time
+        self.text = text
+    }
+}
+
+public struct BackendError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// Nothing can run this now (retry event `no-capacity`).
+        case noCapacity
+        /// The request cannot work as given (not retried until it changes).
+        case invalid
+        /// The backend is not reachable right now (retried with backoff).
+        case unavailable
+        case notFound
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// Where replicas run. Implementations: local processes, Kubernetes Pods, and a fake for tests.
+///
+/// Every call is idempotent: `create` by name, `stop` and `delete` of a workload that is gone
+/// succeed. `changes()` announces every state change so controllers watch instead of polling;
+/// `inventory` lists what exists by label, for garbage collection and restart adoption.
+public protocol ComputeBackend: Sendable {
+    var name: String { get }
+    func offers() async throws -> [Offer]
+    func create(_ request: WorkloadRequest) async throws -> WorkloadID
+    func status(_ id: WorkloadID) async throws -> WorkloadStatus?
+    /// `graceful`: ask the command to stop (SIGTERM); otherwise kill it.
+    func stop(_ id: WorkloadID, graceful: Bool) async throws
+    /// Removes the workload and what it holds; stops it first if needed.
+    func delete(_ id: WorkloadID) async throws
+    func inventory(labels: [String: String]) async throws -> [WorkloadStatus]
+    func changes() -> AsyncStream<WorkloadStatus>
+    func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error>
+}
+
+/// Checks a replica's readiness probe.
+public protocol ReadinessProber: Sendable {
+    func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool
+}

@@ -1,0 +1,91 @@
+import Backend
+import Foundation
+import Logging
+import Model
+import Reconcile
+import ServiceLifecycle
+import Store
+
+/// Runs the run and replica controllers over a store and a backend, fed by informers (store
+/// watches) and the backend's change stream, with garbage collection of orphaned workloads.
+public final class ControllerManager: Service, Sendable {
+    public let runInformer: Informer
+    public let replicaInformer: Informer
+    public let runController: Controller<RunReconciler>
+    public let replicaController: Controller<ReplicaReconciler>
+    let store: any ObjectStore
+    let backend: any ComputeBackend
+    let logger: Logger
+
+    public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
+                runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600,
+                metrics: (any ControllerMetrics)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
+        self.store = store
+        self.backend = backend
+        self.logger = logger
+        runInformer = Informer(store: store, kind: RunKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
+        replicaInformer = Informer(store: store, kind: ReplicaKind.name, clock: clock, resyncPeriod: resyncPeriod,
+                                   indexLabel: Labels.run, logger: logger)
+        runController = Controller(name: "run", reconciler: RunReconciler(store: store, replicas: InformerReplicaSource(replicaInformer), clock: clock),
+                                   clock: clock, workers: runWorkers, metrics: metrics, logger: logger)
+        replicaController = Controller(name: "replica",
+                                       reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, clock: clock),
+                                       clock: clock, workers: replicaWorkers, metrics: metrics, logger: logger)
+        let runs = runController
+        let replicas = replicaController
+        runInformer.addHandler { change in runs.enqueue(change.object.key) }
+        replicaInformer.addHandler { change in
+            let o = change.object
+            replicas.enqueue(o.key)
+            // A replica's change is its run's business too (owner mapping).
+            if let run = o.meta.labels[Labels.run] {
+                runs.enqueue(ObjectKey(kind: RunKind.name, project: o.meta.project, name: run))
+            }
+        }
+    }
+
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.runInformer.run() }
+            group.addTask { try await self.replicaInformer.run() }
+            group.addTask { await self.watchBackend() }
+            await runInformer.waitUntilSynced()
+            await replicaInformer.waitUntilSynced()
+            await collectGarbage()
+            group.addTask { try await self.runController.run() }
+            group.addTask { try await self.replicaController.run() }
+        }
+    }
+
+    /// Backend changes become replica keys (workloads carry their replica's labels).
+    private func watchBackend() async {
+        let replicas = replicaController
+        for await change in backend.changes() {
+            guard let key = Self.replicaKey(change.labels) else { continue }
+            replicas.enqueue(key)
+        }
+    }
+
+    static func replicaKey(_ labels: [String: String]) -> ObjectKey? {
+        guard let project = labels[Labels.project], let run = labels[Labels.run], let group = labels[Labels.group],
+              let num = labels[Labels.replica].flatMap(Int.init), let sub = labels[Labels.submission].flatMap(Int.init) else { return nil }
+        return ObjectKey(kind: ReplicaKind.name, project: project,
+                         name: Replica.name(run: run, group: group, replicaNum: num, submissionNum: sub))
+    }
+
+    /// Deletes workloads whose replica object no longer exists (after a crash between the
+    /// object's deletion and the workload's, or of a server that was replaced).
+    public func collectGarbage() async {
+        do {
+            for workload in try await backend.inventory(labels: [:]) {
+                guard let key = Self.replicaKey(workload.labels) else { continue }
+                if replicaInformer.get(key) == nil, try await store.get(key) == nil {
+                    logger.info("deleting orphaned workload", metadata: ["workload": "\(workload.id)"])
+                    try await backend.delete(workload.id)
+                }
+            }
+        } catch {
+            logger.warning("garbage collection failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Runs a `Reconciler` with N workers over a `WorkQueue`: one loop does all the bookkeeping
+/// (done, forget, rate-limited retry, requeue, terminal errors, per-reconcile timeout).
+public final class Controller<R: Reconciler>: Service, Sendable {
+    public let name: String
+    public let queue: WorkQueue<R.Key>
+    private let reconciler: R
+    private let workers: Int
+    private let timeout: TimeInterval
+    private let clock: any ControllerClock
+    private let metrics: (any ControllerMetrics)?
+    private let logger: Logger
+
+    public init(name: String, reconciler: R, clock: any ControllerClock, workers: Int = 4, timeout: TimeInterval = 60,
+                rateLimit: WorkQueue<R.Key>.RateLimit = .init(), metrics: (any ControllerMetrics)? = nil,
+                logger: Logger = Logger(label: "setpoint.controller")) {
+        self.name = name
+        self.reconciler = reconciler
+        self.clock = clock
+        self.workers = max(1, workers)
+        self.timeout = timeout
+        self.metrics = metrics
+        self.logger = logger
+        self.queue = WorkQueue(clock: clock, rateLimit: rateLimit)
+    }
+
+    public func enqueue(_ key: R.Key) { queue.add(key) }
+
+    /// Runs the workers until cancelled or a graceful shutdown is requested.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for _ in 0..<workers {
+                    group.addTask { await self.workerLoop() }
+                }
+            }
+        } onGracefulShutdown: {
+            self.queue.shutDown()
+        }
+    }
+
+    /// Stops handing out work; running reconciles finish.
+    public func shutDown() { queue.shutDown() }
+
+    private func workerLoop() async {
+        while !Task.isCancelled, let key = await queue.get() {
+            await process(key)
+            queue.done(key)
+        }
+    }
+
+    /// Processes one key (also callable directly by tests that step the runtime).
+    public func process(_ key: R.Key) async {
+        let start = clock.now()
+        let outcome: String
+        do {
+            let result = try await withTimeout { try await self.reconciler.reconcile(key) }
+            queue.forget(key)
+            switch result {
+            case .done:
+                outcome = "done"
+            case .requeue(let delay):
+                outcome = "requeue"
+                queue.add(key, after: delay)
+            }
+        } catch let terminal as TerminalError {
+            outcome = "terminal"
+            queue.forget(key)
+            logger.warning("reconcile stalled", metadata: ["controller": "\(name)", "key": "\(key)", "reason": "\(terminal.reason)"])
+            await reconciler.stalled(key, error: terminal)
+        } catch {
+            outcome = "error"
+            logger.debug("reconcile failed, will retry", metadata: ["controller": "\(name)", "key": "\(key)", "error": "\(error)"])
+            queue.addRateLimited(key)
+        }
+        metrics?.reconciled(controller: name, duration: clock.now().timeIntervalSince(start), outcome: outcome)
+        metrics?.queueDepth(controller: name, depth: queue.depth)
+    }
+
+    struct Timeout: Error, CustomStringConvertible {
+        var seconds: TimeInterval
+        var description: String { "reconcile timed out after \(seconds) s" }
+    }
+
+    /// Runs `body`, cancelling it and throwing `Timeout` when it outlasts the timeout.
+    private func withTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let seconds = timeout
+        let clock = self.clock
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                await clock.sleep(until: clock.now().addingTimeInterval(seconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw Timeout(seconds: seconds) }
+            guard let value = first else { throw Timeout(seconds: seconds) }
+            return value
+        }
+    }
+}

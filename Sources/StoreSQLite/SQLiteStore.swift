@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+import Model
+import Store
+import Synchronization
+
+/// `ObjectStore` in a single SQLite file (GRDB, WAL), durable across `kill -9`: a write returns
+/// only after its transaction commits. The change feed for watchers is kept in memory
+/// (`WatchHub`); after a restart it starts at the stored version, so a watcher from an older
+/// position gets `resourceVersionTooOld` and lists again, as informers do.
+public final class SQLiteStore: ObjectStore {
+    private let pool: DatabasePool
+    private let hub: WatchHub
+    private let now: @Sendable () -> Date
+    /// Serializes writes with their publication, so the feed is in version order.
+    private let writeLock = Mutex(0)
+
+    public init(path: String, now: @escaping @Sendable () -> Date = { Date() }, feedCapacity: Int = 100_000) throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        config.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+        let version = try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0
+        }
+        self.now = now
+        self.hub = WatchHub(currentVersion: version, capacity: feedCapacity)
+    }
+
+    /// Schema migrations, applied in order on open.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-objects") { db in
+            try db.execute(sql: """
+                CREATE TABLE objects (
+                    kind TEXT NOT NULL,
+                    project TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    meta BLOB NOT NULL,
+                    spec BLOB NOT NULL,
+                    status BLOB NOT NULL,
+                    PRIMARY KEY (kind, project, name)
+                ) WITHOUT ROWID;
+                CREATE TABLE store_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, writes INTEGER NOT NULL);
+                INSERT INTO store_state (id, version, writes) VALUES (1, 0, 0);
+                """)
+        }
+        return m
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .millisecondsSince1970
+        return e
+    }()
+
+    private static func decodeMeta(_ data: Data) throws -> ObjectMeta {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .millisecondsSince1970
+        return try d.decode(ObjectMeta.self, from: data)
+    }
+
+    private static func object(from row: Row) throws -> StoredObject {
+        StoredObject(meta: try decodeMeta(row["meta"]), spec: row["spec"], status: row["status"])
+    }
+
+    private static func fetch(_ db: GRDB.Database, _ key: ObjectKey) throws -> StoredObject? {
+        try Row.fetchOne(db, sql: "SELECT meta, spec, status FROM objects WHERE kind = ? AND project = ? AND name = ?",
+                         arguments: [key.kind, key.project, key.name]).map(object(from:))
+    }
+
+    public func get(_ key: ObjectKey) async throws -> StoredObject? {
+        try await pool.read { db in try Self.fetch(db, key) }
+    }
+
+    public func list(_ options: ListOptions) async throws -> ListResult {
+        try await pool.read { db in
+            let version = try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0
+            let rows: [Row]
+            if let project = options.project {
+                rows = try Row.fetchAll(db, sql: "SELECT meta, spec, status FROM objects WHERE kind = ? AND project = ? ORDER BY name",
+                                        arguments: [options.kind, project])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT meta, spec, status FROM objects WHERE kind = ? ORDER BY project, name",
+                                        arguments: [options.kind])
+            }
+            let items = try rows.map(Self.object(from:)).filter { o in
+                options.labels.allSatisfy { o.meta.labels[$0.key] == $0.value }
+            }
+            return ListResult(items: items, resourceVersion: version)
+        }
+    }
+
+    public func create(_ object: StoredObject) async throws -> StoredObject {
+        let time = now()
+        return try apply(object.key) { existing, version in
+            try StoreSemantics.create(object, existing: existing, version: version, now: time)
+        }
+    }
+
+    public func update(_ object: StoredObject) async throws -> StoredObject {
+        try apply(object.key) { existing, version in
+            try StoreSemantics.update(object, existing: existing, version: version)
+        }
+    }
+
+    public func updateStatus(_ object: StoredObject) async throws -> StoredObject {
+        try apply(object.key) { existing, version in
+            try StoreSemantics.updateStatus(object, existing: existing, version: version)
+        }
+    }
+
+    public func delete(_ key: ObjectKey, resourceVersion: Int64?) async throws -> StoredObject? {
+        let time = now()
+        return try apply(key) { existing, version in
+            try StoreSemantics.delete(key, expected: resourceVersion, existing: existing, version: version, now: time)
+        }
+    }
+
+    public func watch(kind: String?, from resourceVersion: Int64) -> AsyncThrowingStream<WatchEvent, Error> {
+        hub.subscribe(kind: kind, from: resourceVersion)
+    }
+
+    public func writeCount() async -> Int {
+        (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT writes FROM store_state WHERE id = 1") ?? 0 }) ?? 0
+    }
+
+    private func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject {
+        try writeLock.withLock { _ in
+            let (result, event): (StoredObject, WatchEvent?) = try pool.write { db in
+                let version = (try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0) + 1
+                switch try rule(try Self.fetch(db, key), version) {
+                case .unchanged(let o):
+                    return (o, nil)
+                case .write(let o, let type):
+                    try db.execute(sql: """
+                        INSERT INTO objects (kind, project, name, meta, spec, status) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (kind, project, name) DO UPDATE SET meta = excluded.meta, spec = excluded.spec, status = excluded.status
+                        """, arguments: [key.kind, key.project, key.name, try Self.encoder.encode(o.meta), o.spec, o.status])
+                    try db.execute(sql: "UPDATE store_state SET version = ?, writes = writes + 1 WHERE id = 1", arguments: [version])
+                    return (o, WatchEvent(type: type, object: o))
+                case .remove(let o):
+                    try db.execute(sql: "DELETE FROM objects WHERE kind = ? AND project = ? AND name = ?",
+                                   arguments: [key.kind, key.project, key.name])
+                    try db.execute(sql: "UPDATE store_state SET version = ?, writes = writes + 1 WHERE id = 1", arguments: [version])
+                    return (o, WatchEvent(type: .deleted, object: o))
+                }
+            }
+            if let event { hub.publish(event) }
+            return result
+        }
+    }
+}
