@@ -48,6 +48,10 @@ public enum RunPlanner {
     /// | 6+ | 10 min |
     public static let retryBackoff: [TimeInterval] = [15, 30, 60, 120, 300, 600]
 
+    /// A slot's failure streak (backoff and the retry `duration` window) resets once its replica
+    /// has served this long, as Kubernetes resets CrashLoopBackOff.
+    public static let healthyResetAfter: TimeInterval = 600
+
     public static func backoff(attempt: Int) -> TimeInterval {
         retryBackoff[min(max(attempt, 0), retryBackoff.count - 1)]
     }
@@ -310,8 +314,12 @@ public enum RunPlanner {
             }
             totalLive += live
             totalReady += current.filter(isServing).count + outdated.filter(isServing).count
-            // Keep retry bookkeeping only while the slot is failing.
-            for r in current where isServing(r) { status.retries[r.slot] = nil }
+            // A slot whose replica has served long enough starts a fresh failure streak.
+            for r in current where isServing(r) {
+                if let started = r.status.startedAt, now.timeIntervalSince(started) >= healthyResetAfter {
+                    status.retries[r.slot] = nil
+                }
+            }
         }
 
         // Status.

@@ -32,13 +32,18 @@ public final class Controller<R: Reconciler>: Service, Sendable {
 
     /// Runs the workers until cancelled or a graceful shutdown is requested.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                for _ in 0..<workers {
-                    group.addTask { await self.workerLoop() }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withDiscardingTaskGroup { group in
+                    for _ in 0..<workers {
+                        group.addTask { await self.workerLoop() }
+                    }
                 }
+            } onGracefulShutdown: {
+                self.queue.shutDown()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
+            // Workers wait in `queue.get()`, which does not watch for cancellation itself.
             self.queue.shutDown()
         }
     }

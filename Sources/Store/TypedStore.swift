@@ -39,13 +39,13 @@ public struct TypedStore<Kind: ObjectKind>: Sendable {
     public static func encode(_ object: Object<Kind>) throws -> StoredObject {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .millisecondsSince1970
+        encoder.dateEncodingStrategy = .deferredToDate
         return StoredObject(meta: object.meta, spec: try encoder.encode(object.spec), status: try encoder.encode(object.status))
     }
 
     public static func decode(_ stored: StoredObject) throws -> Object<Kind> {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .millisecondsSince1970
+        decoder.dateDecodingStrategy = .deferredToDate
         return Object(meta: stored.meta, spec: try decoder.decode(Kind.Spec.self, from: stored.spec),
                       status: try decoder.decode(Kind.Status.self, from: stored.status))
     }

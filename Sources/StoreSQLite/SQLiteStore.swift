@@ -55,13 +55,13 @@ public final class SQLiteStore: ObjectStore {
     private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
-        e.dateEncodingStrategy = .millisecondsSince1970
+        e.dateEncodingStrategy = .deferredToDate
         return e
     }()
 
     private static func decodeMeta(_ data: Data) throws -> ObjectMeta {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .millisecondsSince1970
+        d.dateDecodingStrategy = .deferredToDate
         return try d.decode(ObjectMeta.self, from: data)
     }
 

@@ -22,6 +22,7 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
         var capacity: Int?
         var failCreates: [(match: @Sendable (WorkloadRequest) -> Bool, error: BackendError)] = []
         var ignoreGracefulStop = false
+        var healthRule: (@Sendable (WorkloadRequest) -> Bool)?
         var subscribers: [Int: AsyncStream<WorkloadStatus>.Continuation] = [:]
         var nextSubscriber = 0
         var creates = 0
@@ -42,6 +43,9 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
     public func setStartDelay(_ seconds: TimeInterval) { state.withLock { $0.startDelay = seconds } }
     public func setCapacity(_ capacity: Int?) { state.withLock { $0.capacity = capacity } }
     public func setIgnoreGracefulStop(_ ignore: Bool) { state.withLock { $0.ignoreGracefulStop = ignore } }
+
+    /// Decides the health of workloads created from now on (`nil`: healthy).
+    public func setHealthRule(_ rule: (@Sendable (WorkloadRequest) -> Bool)?) { state.withLock { $0.healthRule = rule } }
 
     /// Makes every create matching `match` fail with `error` until cleared.
     public func failCreates(where match: @escaping @Sendable (WorkloadRequest) -> Bool, with error: BackendError) {
@@ -97,7 +101,7 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
             }
             s.creates += 1
             let state: WorkloadState = s.startDelay > 0 ? .pending("starting") : .running(endpoint: Self.endpoint(id, request))
-            s.workloads[id] = Workload(id: id, request: request, state: state)
+            s.workloads[id] = Workload(id: id, request: request, state: state, healthy: s.healthRule?(request) ?? true)
             return (WorkloadStatus(id: id, labels: request.labels, state: state), s.startDelay)
         }
         if let status {
