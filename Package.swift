@@ -50,6 +50,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "setpoint", dependencies: ["CLI"]),
+        .executableTarget(
+            name: "reconcile-bench",
+            dependencies: ["Controllers", "TestSupport", "Store", "Model", "Configuration", "Reconcile", "Backend"]
+        ),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "Model", "TestSupport"]),
         .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport"]),

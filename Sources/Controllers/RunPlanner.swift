@@ -63,6 +63,23 @@ public enum RunPlanner {
         let groups = config.replicaGroups
         let hashes = templates.mapValues(\.hash)
 
+        // A change to a property that cannot be rolled (placement, routing, retry, …) stops
+        // every replica first; new ones start once all old ones have finished.
+        let digest = SpecChanges.recreateDigest(config)
+        if status.recreateDigest.isEmpty {
+            status.recreateDigest = digest
+        } else if status.recreateDigest != digest {
+            status.recreateDigest = digest
+            status.recreating = true
+            status.deploymentNum += 1
+            status.templateHashes = hashes
+            status.failedSlots = []
+            status.haltedTemplates = [:]
+            status.retries = [:]
+            plan.events.append(.init(warning: false, reason: "Recreating",
+                                     message: "deployment \(status.deploymentNum): a change that cannot be applied in place; stopping all replicas, then starting new ones"))
+        }
+
         // A new template for any group is a new deployment.
         if status.templateHashes != hashes {
             let first = status.templateHashes.isEmpty
@@ -136,6 +153,23 @@ public enum RunPlanner {
             if run.status.phase != .done { plan.events.append(.init(warning: false, reason: "RunDone", message: "all replicas finished")) }
             plan.status = status
             return plan
+        }
+
+        if status.recreating {
+            let previous = slots.filter { $0.spec.deploymentNum < status.deploymentNum }
+            for r in previous where r.status.phase.isActive && r.spec.termination == nil {
+                plan.terminations.append((r.meta.name, TerminationRequest(reason: .terminatedByServer, graceful: true)))
+            }
+            if previous.contains(where: { $0.status.phase.isActive }) {
+                status.phase = .terminating
+                status.message = "recreating: stopping the previous deployment's replicas"
+                status.readyReplicas = 0
+                status.conditions.set("Ready", false, reason: "Recreating", message: status.message, now: now)
+                status.conditions.set("Progressing", true, reason: "Recreating", message: status.message, now: now)
+                plan.status = status
+                return plan
+            }
+            status.recreating = false
         }
 
         let retry = RetryPolicy(config.retry)

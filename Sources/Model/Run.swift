@@ -116,6 +116,10 @@ public struct RunStatus: Codable, Equatable, Sendable {
     public var failedSlots: [String] = []
     /// Per group, the template digest whose rollout was halted because its replicas failed.
     public var haltedTemplates: [String: String] = [:]
+    /// Digest of the properties that need a stop-and-recreate when they change.
+    public var recreateDigest: String = ""
+    /// Set while the previous deployment's replicas are being stopped for a recreate.
+    public var recreating: Bool = false
     public var lastScaledAt: Date?
 
     public init() {}

@@ -288,6 +288,36 @@ import TestSupport
         #expect(try await h.allReplicas("web").isEmpty)
     }
 
+    @Test func changesThatCannotRollStopEverythingThenRecreate() async throws {
+        let h = Harness()
+        try await h.apply(http2)
+        try await h.converge()
+        let before = h.backend.createCount
+        try await h.apply(http2 + "\nspot_policy: spot")
+        // One pass: the old replicas are asked to stop and nothing new starts yet.
+        _ = try await h.runReconciler.reconcile(try await h.run("web").key)
+        var run = try await h.run("web")
+        #expect(run.status.recreating && run.status.phase == .terminating)
+        #expect(h.backend.createCount == before)
+        try await h.converge()
+        run = try await h.run("web")
+        #expect(!run.status.recreating && run.status.deploymentNum == 2)
+        let serving = try await h.serving("web")
+        #expect(serving.count == 2 && serving.allSatisfy { $0.spec.deploymentNum == 2 })
+        #expect(h.backend.createCount == before + 2 && h.backend.workloads.count == 2)
+        #expect(try await h.events("web").contains { $0.reason == "Recreating" })
+    }
+
+    @Test func changeClassification() throws {
+        let a = try Harness.configuration(http2)
+        let b = try Harness.configuration(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3") + "\nenv: [A=1]\nauth: false\nmax_price: 2")
+        let c = SpecChanges.classify(old: a, new: b)
+        #expect(c.inPlace == ["replicas"])
+        #expect(c.rolling == ["env"])
+        #expect(Set(c.recreate) == ["auth", "max_price"])
+        #expect(SpecChanges.classify(old: a, new: a).isEmpty)
+    }
+
     @Test func restartOverTheSameFileConvergesWithoutDuplicatesOrOrphans() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-restart-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
