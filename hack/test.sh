@@ -10,8 +10,12 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
   fi
 fi
-if ! command -v python3 >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+missing=()
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+[ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)   # GRDB links the system SQLite
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 echo "==> swift build --build-tests"
