@@ -35,6 +35,20 @@ import TestSupport
         #expect(await h.store.writeCount() == writes)
     }
 
+    @Test func backendLatencyShowsAsProvisioning() async throws {
+        let h = Harness()
+        h.backend.setStartDelay(20)
+        try await h.apply(http2)
+        try await h.converge()
+        var run = try await h.run("web")
+        #expect(run.status.phase == .provisioning)
+        #expect(try await h.allReplicas("web").allSatisfy { $0.status.phase == .provisioning })
+        #expect(run.status.conditions["Ready"]?.status == "False")
+        try await h.advance(by: 20)
+        run = try await h.run("web")
+        #expect(run.status.phase == .running && run.status.readyReplicas == 2)
+    }
+
     @Test func scalesUpAndDownInPlace() async throws {
         let h = Harness()
         try await h.apply(http2)
