@@ -64,16 +64,20 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             guard !s.shuttingDown, !s.dirty.contains(key) else { return nil }
             s.dirty.insert(key)
             if s.processing.contains(key) { return nil }
-            if !s.waiters.isEmpty {
-                // Hand the key straight to a waiting worker.
-                s.dirty.remove(key)
-                s.processing.insert(key)
-                return (s.waiters.removeFirst(), key)
-            }
-            s.queue.append(key)
-            return nil
+            return Self.dispatch(key, &s)
         }
         if let (continuation, key) = waiter { continuation.resume(returning: key) }
+    }
+
+    /// A dirty key that is not being processed: straight to a waiting worker, else to the queue.
+    private static func dispatch(_ key: Key, _ s: inout State) -> (CheckedContinuation<Key?, Never>, Key)? {
+        if !s.waiters.isEmpty, !s.shuttingDown {
+            s.dirty.remove(key)
+            s.processing.insert(key)
+            return (s.waiters.removeFirst(), key)
+        }
+        s.queue.append(key)
+        return nil
     }
 
     /// Queues `key` after `delay`; an earlier pending deadline for the same key wins.
@@ -154,13 +158,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         let waiter: (CheckedContinuation<Key?, Never>, Key)? = state.withLock { s in
             s.processing.remove(key)
             guard s.dirty.contains(key) else { return nil }
-            if !s.waiters.isEmpty, !s.shuttingDown {
-                s.dirty.remove(key)
-                s.processing.insert(key)
-                return (s.waiters.removeFirst(), key)
-            }
-            s.queue.append(key)
-            return nil
+            return Self.dispatch(key, &s)
         }
         if let (continuation, key) = waiter { continuation.resume(returning: key) }
     }

@@ -3,7 +3,7 @@ import Model
 import Synchronization
 
 /// An in-memory `ObjectStore` (tests, benchmarks). Same semantics as the SQLite store.
-public final class MemoryStore: ObjectStore {
+public final class MemoryStore: RuleApplyingStore {
     private struct State {
         var objects: [ObjectKey: StoredObject] = [:]
         var version: Int64 = 0
@@ -30,31 +30,7 @@ public final class MemoryStore: ObjectStore {
         }
     }
 
-    public func create(_ object: StoredObject) async throws -> StoredObject {
-        let time = now()
-        return try apply(object.key) { existing, version in
-            try StoreSemantics.create(object, existing: existing, version: version, now: time)
-        }
-    }
-
-    public func update(_ object: StoredObject) async throws -> StoredObject {
-        try apply(object.key) { existing, version in
-            try StoreSemantics.update(object, existing: existing, version: version)
-        }
-    }
-
-    public func updateStatus(_ object: StoredObject) async throws -> StoredObject {
-        try apply(object.key) { existing, version in
-            try StoreSemantics.updateStatus(object, existing: existing, version: version)
-        }
-    }
-
-    public func delete(_ key: ObjectKey, resourceVersion: Int64?) async throws -> StoredObject? {
-        let time = now()
-        return try apply(key) { existing, version in
-            try StoreSemantics.delete(key, expected: resourceVersion, existing: existing, version: version, now: time)
-        }
-    }
+    public func currentTime() -> Date { now() }
 
     public func watch(kind: String?, from resourceVersion: Int64) -> AsyncThrowingStream<WatchEvent, Error> {
         hub.subscribe(kind: kind, from: resourceVersion)
@@ -64,7 +40,7 @@ public final class MemoryStore: ObjectStore {
 
     /// Applies one write under the lock and publishes its event before releasing it, so the
     /// feed is in version order.
-    private func apply(_ key: ObjectKey, _ rule: (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject {
+    public func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject {
         try state.withLock { s in
             let outcome = try rule(s.objects[key], s.version + 1)
             switch outcome {

@@ -8,7 +8,7 @@ import Synchronization
 /// only after its transaction commits. The change feed for watchers is kept in memory
 /// (`WatchHub`); after a restart it starts at the stored version, so a watcher from an older
 /// position gets `resourceVersionTooOld` and lists again, as informers do.
-public final class SQLiteStore: ObjectStore {
+public final class SQLiteStore: RuleApplyingStore {
     private let pool: DatabasePool
     private let hub: WatchHub
     private let now: @Sendable () -> Date
@@ -96,31 +96,7 @@ public final class SQLiteStore: ObjectStore {
         }
     }
 
-    public func create(_ object: StoredObject) async throws -> StoredObject {
-        let time = now()
-        return try apply(object.key) { existing, version in
-            try StoreSemantics.create(object, existing: existing, version: version, now: time)
-        }
-    }
-
-    public func update(_ object: StoredObject) async throws -> StoredObject {
-        try apply(object.key) { existing, version in
-            try StoreSemantics.update(object, existing: existing, version: version)
-        }
-    }
-
-    public func updateStatus(_ object: StoredObject) async throws -> StoredObject {
-        try apply(object.key) { existing, version in
-            try StoreSemantics.updateStatus(object, existing: existing, version: version)
-        }
-    }
-
-    public func delete(_ key: ObjectKey, resourceVersion: Int64?) async throws -> StoredObject? {
-        let time = now()
-        return try apply(key) { existing, version in
-            try StoreSemantics.delete(key, expected: resourceVersion, existing: existing, version: version, now: time)
-        }
-    }
+    public func currentTime() -> Date { now() }
 
     public func watch(kind: String?, from resourceVersion: Int64) -> AsyncThrowingStream<WatchEvent, Error> {
         hub.subscribe(kind: kind, from: resourceVersion)
@@ -130,7 +106,7 @@ public final class SQLiteStore: ObjectStore {
         (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT writes FROM store_state WHERE id = 1") ?? 0 }) ?? 0
     }
 
-    private func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject {
+    public func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject {
         try writeLock.withLock { _ in
             let (result, event): (StoredObject, WatchEvent?) = try pool.write { db in
                 let version = (try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0) + 1
