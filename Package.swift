@@ -37,6 +37,11 @@ let package = Package(
             ]
         ),
         .target(name: "Backend", dependencies: ["Model"]),
+        .target(name: "CProcess"),
+        .target(
+            name: "LocalBackend",
+            dependencies: ["Backend", "Model", "CProcess", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "Controllers",
             dependencies: ["Model", "Store", "Reconcile", "Backend", .product(name: "Logging", package: "swift-log")]
@@ -57,6 +62,7 @@ let package = Package(
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "Model", "TestSupport"]),
         .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport"]),
+        .testTarget(name: "LocalBackendTests", dependencies: ["LocalBackend", "Backend", "Model", "Controllers", "Store", "Reconcile", "Configuration"]),
         .testTarget(
             name: "ControllersTests",
             dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "Configuration"]

@@ -1,0 +1,14 @@
+#ifndef SETPOINT_CPROCESS_H
+#define SETPOINT_CPROCESS_H
+
+#include <spawn.h>
+#include <sys/types.h>
+
+/// pidfd_open(2): a file descriptor that becomes readable when the process exits (Linux 5.3+).
+/// Returns -1 with errno set where unsupported.
+int setpoint_pidfd_open(pid_t pid);
+
+/// posix_spawn_file_actions_addchdir_np (glibc 2.29+), which Swift's Glibc module hides.
+int setpoint_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+#endif

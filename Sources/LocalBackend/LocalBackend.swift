@@ -1,0 +1,325 @@
+import Backend
+import Foundation
+import Logging
+import Model
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Replicas as local process groups: the embedded default backend.
+///
+/// Each workload runs `/bin/sh -c "<commands joined by &&>"` as the leader of its own process
+/// group, in its working directory, with stdout and stderr in `<root>/workloads/<id>/output.log`.
+/// Its description (labels, pid, start time) is kept in `meta.json` beside the log, so a
+/// restarted server adopts running workloads instead of starting them again.
+///
+/// **Network.** In `namespace` mode (the default where `unshare` works, i.e. as root) each
+/// workload gets its own network namespace with only a loopback interface, so every replica of
+/// a service can listen on the same configured port. A `socat` inside the namespace bridges a
+/// Unix socket (`<root>/workloads/<id>/port.sock`) to `127.0.0.1:<port>`, and the workload's
+/// endpoint is `unix:<that path>`. In `host` mode (no privileges) workloads share the host's
+/// network: the endpoint is `127.0.0.1:<port>`, and two replicas of one service clash on the
+/// port, so run a single replica per service there.
+public final class LocalBackend: ComputeBackend, ReadinessProber {
+    public enum NetworkMode: String, Sendable, Codable {
+        case namespace, host
+    }
+
+    struct Record: Codable, Sendable {
+        var id: String
+        var name: String
+        var project: String
+        var labels: [String: String]
+        var pid: Int32
+        var startTime: UInt64?
+        var port: Int
+        var endpoint: String
+        var network: NetworkMode
+        var createdAt: Date
+        var stopRequested: Bool = false
+        /// Set once the process group has ended.
+        var exitCode: Int32?
+    }
+
+    private struct State {
+        var records: [String: Record] = [:]
+        var subscribers: [Int: AsyncStream<WorkloadStatus>.Continuation] = [:]
+        var nextSubscriber = 0
+    }
+
+    public let name = "local"
+    public let root: String
+    public let network: NetworkMode
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - root: where workload directories live (`<data-dir>/local`).
+    ///   - network: forced mode; by default `namespace` when it works here, else `host`.
+    public init(root: String, network: NetworkMode? = nil, logger: Logger = Logger(label: "setpoint.local")) throws {
+        self.root = root
+        self.logger = logger
+        self.network = network ?? (Self.namespacesWork() ? .namespace : .host)
+        try FileManager.default.createDirectory(atPath: workloadsDirectory, withIntermediateDirectories: true)
+        adopt()
+    }
+
+    var workloadsDirectory: String { root + "/workloads" }
+    func directory(_ id: String) -> String { workloadsDirectory + "/" + id }
+
+    /// Whether `unshare --net` with `ip` and `socat` can be used on this machine.
+    public static func namespacesWork() -> Bool {
+        let fm = FileManager.default
+        guard ["/usr/bin/unshare", "/usr/bin/socat"].allSatisfy(fm.isExecutableFile(atPath:)),
+              fm.isExecutableFile(atPath: "/usr/sbin/ip") || fm.isExecutableFile(atPath: "/sbin/ip") || fm.isExecutableFile(atPath: "/usr/bin/ip") else {
+            return false
+        }
+        guard let pid = try? Processes.spawn(["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up"],
+                                            environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], directory: "/", logPath: "/dev/null") else {
+            return false
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return Processes.exitCode(fromWaitStatus: status) == 0
+    }
+
+    // MARK: ComputeBackend
+
+    public func offers() async throws -> [Offer] {
+        var memoryGB = 0.0
+        if let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+           let kb = line.split(separator: " ").compactMap({ Double($0) }).first {
+            memoryGB = (kb / 1024 / 1024 * 10).rounded() / 10
+        }
+        var fs = statvfs()
+        let diskGB = statvfs(root, &fs) == 0 ? (Double(fs.f_bavail) * Double(fs.f_frsize) / 1_073_741_824).rounded() : 0
+        return [Offer(backend: name, region: "local", instance: ProcessInfo.processInfo.hostName,
+                      cpus: ProcessInfo.processInfo.activeProcessorCount, memoryGB: memoryGB, diskGB: diskGB)]
+    }
+
+    public func create(_ request: WorkloadRequest) async throws -> WorkloadID {
+        let id = Self.workloadID(project: request.project, name: request.name)
+        if state.withLock({ $0.records[id] != nil }) { return WorkloadID(id) }
+        let dir = directory(id)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let template = request.template
+        let script = template.commands.isEmpty ? "true" : template.commands.joined(separator: " && ")
+        var env = template.env.merging(request.systemEnvironment) { _, system in system }
+        env["PATH"] = env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        env["HOME"] = env["HOME"] ?? dir
+        env["PORT"] = String(template.port)
+        env["SETPOINT_COMMANDS"] = script
+        let socket = dir + "/port.sock"
+        let exitFile = dir + "/exit-status"
+        let argv: [String]
+        let endpoint: String
+        switch network {
+        case .namespace:
+            // Loopback up, the Unix-socket bridge in the background, then the commands; the
+            // exit status is written down so it survives a server restart.
+            let wrapper = """
+                ip link set lo up || exit 97
+                socat UNIX-LISTEN:\(shellQuote(socket)),fork,reuseaddr,unlink-early TCP:127.0.0.1:\(template.port) &
+                bridge=$!
+                /bin/sh -c "$SETPOINT_COMMANDS"
+                code=$?
+                echo $code > \(shellQuote(exitFile))
+                kill $bridge 2>/dev/null
+                exit $code
+                """
+            argv = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", wrapper]
+            endpoint = "unix:" + socket
+        case .host:
+            let wrapper = """
+                /bin/sh -c "$SETPOINT_COMMANDS"
+                code=$?
+                echo $code > \(shellQuote(exitFile))
+                exit $code
+                """
+            argv = ["/bin/sh", "-c", wrapper]
+            endpoint = "127.0.0.1:\(template.port)"
+        }
+        let workingDirectory = template.workingDir.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? dir
+        let pid: pid_t
+        do {
+            pid = try Processes.spawn(argv, environment: env, directory: workingDirectory, logPath: dir + "/output.log")
+        } catch {
+            throw BackendError(.invalid, "\(error)")
+        }
+        let record = Record(id: id, name: request.name, project: request.project, labels: request.labels, pid: pid,
+                            startTime: Processes.startTime(pid), port: template.port, endpoint: endpoint, network: network,
+                            createdAt: Date())
+        state.withLock { $0.records[id] = record }
+        try save(record)
+        announce(record)
+        watch(record)
+        return WorkloadID(id)
+    }
+
+    public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
+        state.withLock { $0.records[id.rawValue] }.map(Self.status)
+    }
+
+    public func stop(_ id: WorkloadID, graceful: Bool) async throws {
+        guard var record = state.withLock({ $0.records[id.rawValue] }), record.exitCode == nil else { return }
+        record.stopRequested = true
+        state.withLock { $0.records[id.rawValue]?.stopRequested = true }
+        try? save(record)
+        kill(-record.pid, graceful ? SIGTERM : SIGKILL)
+        announce(record)
+    }
+
+    public func delete(_ id: WorkloadID) async throws {
+        guard let record = state.withLock({ $0.records[id.rawValue] }) else { return }
+        if record.exitCode == nil, Processes.isAlive(record.pid, startedAt: record.startTime) {
+            kill(-record.pid, SIGKILL)
+        }
+        state.withLock { _ = $0.records.removeValue(forKey: id.rawValue) }
+        try? FileManager.default.removeItem(atPath: directory(id.rawValue))
+    }
+
+    public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
+        state.withLock { s in
+            s.records.values.filter { r in labels.allSatisfy { r.labels[$0.key] == $0.value } }.map(Self.status)
+        }
+    }
+
+    public func changes() -> AsyncStream<WorkloadStatus> {
+        let (stream, continuation) = AsyncStream<WorkloadStatus>.makeStream()
+        let n = state.withLock { s in
+            let n = s.nextSubscriber
+            s.nextSubscriber += 1
+            s.subscribers[n] = continuation
+            return n
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: n) } }
+        return stream
+    }
+
+    /// The workload's output; with `follow`, new lines as they are written, until it ends.
+    public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
+        let path = directory(id.rawValue) + "/output.log"
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var offset: UInt64 = 0
+                var pending = ""
+                repeat {
+                    if let handle = FileHandle(forReadingAtPath: path) {
+                        try? handle.seek(toOffset: offset)
+                        let data = handle.readDataToEndOfFile()
+                        try? handle.close()
+                        offset += UInt64(data.count)
+                        pending += String(decoding: data, as: UTF8.self)
+                        while let newline = pending.firstIndex(of: "\n") {
+                            continuation.yield(LogLine(time: Date(), text: String(pending[..<newline])))
+                            pending = String(pending[pending.index(after: newline)...])
+                        }
+                    }
+                    let ended = (try? await self.status(id))??.state.isFinished ?? true
+                    if !follow || ended { break }
+                    try await Task.sleep(nanoseconds: 200_000_000)
+                } while !Task.isCancelled
+                if !pending.isEmpty { continuation.yield(LogLine(time: Date(), text: pending)) }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    // MARK: ReadinessProber
+
+    public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: SocketHTTPProbe.probe(endpoint: endpoint, probe))
+            }
+        }
+    }
+
+    // MARK: internals
+
+    static func workloadID(project: String, name: String) -> String { "\(project)--\(name)" }
+
+    static func status(_ r: Record) -> WorkloadStatus {
+        let state: WorkloadState
+        if let code = r.exitCode {
+            state = .exited(code)
+        } else if r.stopRequested {
+            state = .stopping
+        } else {
+            state = .running(endpoint: r.endpoint)
+        }
+        return WorkloadStatus(id: WorkloadID(r.id), labels: r.labels, state: state)
+    }
+
+    private func save(_ record: Record) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(record).write(to: URL(fileURLWithPath: directory(record.id) + "/meta.json"), options: .atomic)
+    }
+
+    /// Watches a workload's process group leader on a thread of its own until it exits.
+    private func watch(_ record: Record) {
+        let pid = record.pid
+        let id = record.id
+        let exitFile = directory(id) + "/exit-status"
+        Thread.detachNewThread { [weak self] in
+            let waitStatus = Processes.waitForExit(pid)
+            // Make sure nothing of the group is left (a bridge, a background child).
+            Processes.killGroup(pid)
+            let recorded = (try? String(contentsOfFile: exitFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let code = recorded ?? waitStatus.map(Processes.exitCode(fromWaitStatus:)) ?? 137
+            self?.finished(id, code: code)
+        }
+    }
+
+    private func finished(_ id: String, code: Int32) {
+        guard let record = state.withLock({ s -> Record? in
+            guard s.records[id] != nil else { return nil }
+            s.records[id]?.exitCode = code
+            return s.records[id]
+        }) else { return }
+        try? save(record)
+        announce(record)
+    }
+
+    private func announce(_ record: Record) {
+        let status = Self.status(record)
+        for s in state.withLock({ Array($0.subscribers.values) }) { s.yield(status) }
+    }
+
+    /// Reads the workloads a previous server left: running ones are watched again, ended ones
+    /// keep their exit status.
+    private func adopt() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: workloadsDirectory) else { return }
+        let decoder = JSONDecoder()
+        for entry in entries {
+            guard let data = FileManager.default.contents(atPath: directory(entry) + "/meta.json"),
+                  var record = try? decoder.decode(Record.self, from: data) else { continue }
+            if record.exitCode == nil, !Processes.isAlive(record.pid, startedAt: record.startTime) {
+                let recorded = (try? String(contentsOfFile: directory(entry) + "/exit-status", encoding: .utf8))
+                    .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                record.exitCode = recorded ?? 137
+                try? save(record)
+            }
+            state.withLock { $0.records[record.id] = record }
+            if record.exitCode == nil {
+                logger.info("adopted running workload", metadata: ["workload": "\(record.id)", "pid": "\(record.pid)"])
+                watch(record)
+            }
+        }
+    }
+}
+
+extension WorkloadState {
+    var isFinished: Bool {
+        switch self {
+        case .exited, .failed: return true
+        default: return false
+        }
+    }
+}
+
+func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
