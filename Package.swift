@@ -2,13 +2,15 @@
 import PackageDescription
 
 // Module layout follows docs/architecture.md: imports point down the list only, and heavy
-// dependencies stay out of modules that do not need them (Configuration needs only Yams).
+// dependencies stay out of modules that do not need them (the configuration module needs only
+// Yams). It is called `SetpointConfiguration` because Hummingbird depends on
+// apple/swift-configuration, whose module is already named `Configuration`.
 let package = Package(
     name: "Setpoint",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "setpoint", targets: ["setpoint"]),
-        .library(name: "Configuration", targets: ["Configuration"]),
+        .library(name: "SetpointConfiguration", targets: ["SetpointConfiguration"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -16,13 +18,17 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(
-            name: "Configuration",
+            name: "SetpointConfiguration",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
-        .target(name: "Model", dependencies: ["Configuration"]),
+        .target(name: "Model", dependencies: ["SetpointConfiguration"]),
         .target(name: "Store", dependencies: ["Model"]),
         .target(
             name: "StoreSQLite",
@@ -44,30 +50,72 @@ let package = Package(
         ),
         .target(
             name: "Controllers",
-            dependencies: ["Model", "Store", "Reconcile", "Backend", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Model", "Store", "Reconcile", "Backend",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .target(name: "TestSupport", dependencies: ["Model", "Store", "Reconcile", "Backend"]),
         .target(
+            name: "Proxy",
+            dependencies: [
+                "Model", "Store", "Reconcile",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "APIServer",
+            dependencies: [
+                "SetpointConfiguration", "Model", "Store", "Controllers", "Backend", "Proxy",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "APIClient",
+            dependencies: [
+                "SetpointConfiguration", "Model",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .target(
+            name: "Server",
+            dependencies: [
+                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Backend", "Reconcile",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "CLI",
             dependencies: [
-                "Configuration",
+                "SetpointConfiguration", "Model", "APIClient", "Server",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "setpoint", dependencies: ["CLI"]),
         .executableTarget(
             name: "reconcile-bench",
-            dependencies: ["Controllers", "TestSupport", "Store", "Model", "Configuration", "Reconcile", "Backend"]
+            dependencies: ["Controllers", "TestSupport", "Store", "Model", "SetpointConfiguration", "Reconcile", "Backend"]
         ),
-        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["SetpointConfiguration"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "Model", "TestSupport"]),
         .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport"]),
-        .testTarget(name: "LocalBackendTests", dependencies: ["LocalBackend", "Backend", "Model", "Controllers", "Store", "Reconcile", "Configuration"]),
+        .testTarget(name: "LocalBackendTests", dependencies: ["LocalBackend", "Backend", "Model", "Controllers", "Store", "Reconcile", "SetpointConfiguration"]),
         .testTarget(
             name: "ControllersTests",
-            dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "Configuration"]
+            dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "SetpointConfiguration"]
         ),
         .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
+        .testTarget(name: "E2ETests", dependencies: ["setpoint"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import APIClient
 import ArgumentParser
 
 /// The `setpoint` command tree.
@@ -5,7 +6,8 @@ public struct SetpointCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "setpoint",
         abstract: "Run dstack-style services as secure, scalable endpoints.",
-        subcommands: [ValidateCommand.self]
+        subcommands: [ServerCommand.self, ApplyCommand.self, PsCommand.self, DescribeCommand.self, StopCommand.self,
+                      DeleteCommand.self, LogsCommand.self, OfferCommand.self, ValidateCommand.self]
     )
 
     public init() {}
@@ -26,6 +28,17 @@ public struct SetpointCommand: AsyncParsableCommand {
         } catch let usage as UsageError {
             Terminal.standardError.write("error: \(usage.message)\n")
             return 2
+        } catch let failure as APIClient.Failure {
+            Terminal.standardError.write("error: \(failure.description)\n")
+            if let issues = failure.body?.issues {
+                for i in issues {
+                    Terminal.standardError.write("  \(i.line.map { "\($0):\(i.column ?? 0): " } ?? "")\(i.path): \(i.message)\n")
+                }
+            }
+            return 1
+        } catch let settings as SettingsError {
+            Terminal.standardError.write("error: \(settings.message)\n")
+            return 1
         } catch {
             let code = exitCode(for: error)
             if code == .success {

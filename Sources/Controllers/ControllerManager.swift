@@ -45,6 +45,12 @@ public final class ControllerManager: Service, Sendable {
     }
 
     public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await self.runAll()
+        }
+    }
+
+    private func runAll() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.runInformer.run() }
             group.addTask { try await self.replicaInformer.run() }

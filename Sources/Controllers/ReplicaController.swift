@@ -1,5 +1,5 @@
 import Backend
-import Configuration
+import SetpointConfiguration
 import Foundation
 import Model
 import Reconcile

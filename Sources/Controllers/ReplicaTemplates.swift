@@ -1,4 +1,4 @@
-import Configuration
+import SetpointConfiguration
 import Foundation
 import Model
 import Reconcile

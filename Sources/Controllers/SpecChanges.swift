@@ -1,4 +1,4 @@
-import Configuration
+import SetpointConfiguration
 import Foundation
 
 /// How a changed service configuration is applied (dstack-behavior.md §2.8):

@@ -20,6 +20,8 @@ enum Processes {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the server's (its listening socket, the database) reaches the child.
+        setpoint_spawn_addclosefrom(&actions, 3)
         setpoint_spawn_addchdir(&actions, directory)
 
         var attr = posix_spawnattr_t()

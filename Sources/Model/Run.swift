@@ -1,4 +1,4 @@
-import Configuration
+import SetpointConfiguration
 import Foundation
 
 /// dstack's run statuses.
@@ -42,18 +42,21 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var stop: StopRequest?
     public var appliedBy: String?
     public var configurationPath: String?
+    /// `env` names whose values came from the applying user's environment (shown redacted).
+    public var secretEnv: [String]
 
     public init(configuration: ServiceConfiguration, desiredReplicas: [String: Int]? = nil, stop: StopRequest? = nil,
-                appliedBy: String? = nil, configurationPath: String? = nil) {
+                appliedBy: String? = nil, configurationPath: String? = nil, secretEnv: [String] = []) {
         self.configuration = configuration
         self.desiredReplicas = desiredReplicas
         self.stop = stop
         self.appliedBy = appliedBy
         self.configurationPath = configurationPath
+        self.secretEnv = secretEnv
     }
 
     enum CodingKeys: String, CodingKey {
-        case configuration, desiredReplicas, stop, appliedBy, configurationPath
+        case configuration, desiredReplicas, stop, appliedBy, configurationPath, secretEnv
     }
 
     public init(from decoder: Decoder) throws {
@@ -70,6 +73,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         stop = try c.decodeIfPresent(StopRequest.self, forKey: .stop)
         appliedBy = try c.decodeIfPresent(String.self, forKey: .appliedBy)
         configurationPath = try c.decodeIfPresent(String.self, forKey: .configurationPath)
+        secretEnv = try c.decodeIfPresent([String].self, forKey: .secretEnv) ?? []
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -79,6 +83,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try c.encodeIfPresent(stop, forKey: .stop)
         try c.encodeIfPresent(appliedBy, forKey: .appliedBy)
         try c.encodeIfPresent(configurationPath, forKey: .configurationPath)
+        if !secretEnv.isEmpty { try c.encode(secretEnv, forKey: .secretEnv) }
     }
 }
 

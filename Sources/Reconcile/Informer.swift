@@ -121,6 +121,8 @@ public final class Informer: Service, Sendable {
                 if Task.isCancelled { return }
             } catch let error as StoreError where error.code == .resourceVersionTooOld {
                 logger.debug("watch position too old; listing again", metadata: ["kind": "\(kind)"])
+            } catch is CancellationError {
+                return
             } catch {
                 failures += 1
                 let delay = min(30, 0.1 * pow(2, Double(min(failures, 10))))

@@ -1,5 +1,5 @@
 import Backend
-import Configuration
+import SetpointConfiguration
 import Controllers
 import Foundation
 import Model

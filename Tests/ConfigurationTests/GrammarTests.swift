@@ -1,5 +1,5 @@
 import Testing
-@testable import Configuration
+@testable import SetpointConfiguration
 
 /// The shorthand grammars, case by case (dstack-behavior.md §1.4 and `duration.py`).
 @Suite struct GrammarTests {

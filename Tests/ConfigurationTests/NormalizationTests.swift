@@ -1,5 +1,5 @@
 import Testing
-@testable import Configuration
+@testable import SetpointConfiguration
 
 /// Defaults and normalized values, YAML 1.1 scalars, locations and secrecy of error messages.
 @Suite struct NormalizationTests {

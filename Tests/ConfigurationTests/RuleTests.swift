@@ -1,5 +1,5 @@
 import Testing
-@testable import Configuration
+@testable import SetpointConfiguration
 
 /// Every accept/reject rule of dstack-behavior.md §1, each with the property it names.
 @Suite struct RuleTests {

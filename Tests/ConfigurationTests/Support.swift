@@ -1,4 +1,4 @@
-@testable import Configuration
+@testable import SetpointConfiguration
 
 /// A minimal valid service, to which a test appends the properties it is about.
 let baseService = "type: service\nname: svc\ncommands:\n  - python3 -m http.server\nport: 8000\n"

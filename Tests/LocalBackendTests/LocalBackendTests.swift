@@ -112,7 +112,7 @@ struct LocalTestError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-import Configuration
+import SetpointConfiguration
 import Controllers
 import Reconcile
 import Store

@@ -1,4 +1,4 @@
-import Configuration
+import SetpointConfiguration
 import Foundation
 
 /// Finding configuration files and validating them.

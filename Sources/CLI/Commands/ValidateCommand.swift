@@ -1,5 +1,5 @@
 import ArgumentParser
-import Configuration
+import SetpointConfiguration
 import Foundation
 
 /// `setpoint validate`: checks configurations locally, without a server.

@@ -11,4 +11,8 @@ int setpoint_pidfd_open(pid_t pid);
 /// posix_spawn_file_actions_addchdir_np (glibc 2.29+), which Swift's Glibc module hides.
 int setpoint_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): the child closes every descriptor
+/// from `from` up, so workloads do not inherit the server's sockets and files.
+int setpoint_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+
 #endif

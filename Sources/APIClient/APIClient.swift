@@ -1,0 +1,173 @@
+import AsyncHTTPClient
+import Foundation
+import Model
+import NIOCore
+import NIOHTTP1
+import SetpointConfiguration
+
+/// The typed client of `/api/v1`, used by the CLI.
+public struct APIClient: Sendable {
+    public var baseURL: String
+    public var token: String
+    public var project: String
+
+    public init(baseURL: String, token: String, project: String) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        self.project = project
+    }
+
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var status: Int
+        public var body: API.ErrorBody?
+        public var text: String
+
+        public var description: String {
+            if let body { return body.message }
+            return "the server answered \(status): \(text)"
+        }
+    }
+
+    var projectPath: String { "/api/v1/projects/\(project.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? project)" }
+
+    func request(_ method: HTTPMethod, _ path: String, body: Data? = nil) -> HTTPClientRequest {
+        var r = HTTPClientRequest(url: baseURL + path)
+        r.method = method
+        r.headers.add(name: "Authorization", value: "Bearer \(token)")
+        r.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            r.headers.add(name: "Content-Type", value: "application/json")
+            r.body = .bytes(ByteBuffer(bytes: body))
+        }
+        return r
+    }
+
+    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil, as type: T.Type) async throws -> T {
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request(method, path, body: body), timeout: .seconds(60))
+        } catch {
+            throw Failure(status: 0, body: nil, text: "cannot reach the server at \(baseURL): \(error)")
+        }
+        let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let body = (try? API.decoder.decode([String: API.ErrorBody].self, from: data))?["error"]
+            throw Failure(status: Int(response.status.code), body: body, text: String(decoding: data.prefix(500), as: UTF8.self))
+        }
+        return try API.decoder.decode(T.self, from: data)
+    }
+
+    public func plan(_ request: API.ApplyRequest) async throws -> API.Plan {
+        try await call(.POST, projectPath + "/runs/plan", body: try API.encoder.encode(request), as: API.Plan.self)
+    }
+
+    public func apply(_ request: API.ApplyRequest) async throws -> API.Run {
+        try await call(.POST, projectPath + "/runs/apply", body: try API.encoder.encode(request), as: API.Run.self)
+    }
+
+    public func runs() async throws -> [API.Run] { try await call(.GET, projectPath + "/runs", as: [API.Run].self) }
+    public func run(_ name: String) async throws -> API.Run { try await call(.GET, projectPath + "/runs/\(name)", as: API.Run.self) }
+    public func replicas(_ name: String) async throws -> [API.Replica] {
+        try await call(.GET, projectPath + "/runs/\(name)/replicas", as: [API.Replica].self)
+    }
+    public func events(_ name: String) async throws -> [EventSpec] {
+        try await call(.GET, projectPath + "/runs/\(name)/events", as: [EventSpec].self)
+    }
+    public func stop(_ name: String, abort: Bool) async throws -> API.Run {
+        try await call(.POST, projectPath + "/runs/\(name)/stop", body: try API.encoder.encode(API.StopRequest(abort: abort)), as: API.Run.self)
+    }
+    public func delete(_ name: String) async throws -> API.Run {
+        try await call(.DELETE, projectPath + "/runs/\(name)", as: API.Run.self)
+    }
+    public func offers() async throws -> [API.OfferInfo] { try await call(.GET, "/api/v1/offers", as: [API.OfferInfo].self) }
+
+    /// An NDJSON stream (logs, watch), decoded line by line.
+    func lines<T: Decodable & Sendable>(_ path: String, as type: T.Type) -> AsyncThrowingStream<T, Error> {
+        let request = self.request(.GET, path)
+        let baseURL = self.baseURL
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let response = try await HTTPClient.shared.execute(request, timeout: .hours(24))
+                    guard response.status == .ok else {
+                        let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
+                        let body = (try? API.decoder.decode([String: API.ErrorBody].self, from: data))?["error"]
+                        throw Failure(status: Int(response.status.code), body: body, text: String(decoding: data, as: UTF8.self))
+                    }
+                    var pending = Data()
+                    for try await chunk in response.body {
+                        pending.append(contentsOf: chunk.readableBytesView)
+                        while let newline = pending.firstIndex(of: 0x0A) {
+                            let line = pending[pending.startIndex..<newline]
+                            pending.removeSubrange(pending.startIndex...newline)
+                            if !line.isEmpty { continuation.yield(try API.decoder.decode(T.self, from: line)) }
+                        }
+                    }
+                    continuation.finish()
+                } catch let f as Failure {
+                    continuation.finish(throwing: f)
+                } catch {
+                    continuation.finish(throwing: Failure(status: 0, body: nil, text: "stream from \(baseURL) ended: \(error)"))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    public func logs(_ name: String, replica: Int?, follow: Bool) -> AsyncThrowingStream<API.LogLine, Error> {
+        var path = projectPath + "/runs/\(name)/logs?follow=\(follow ? 1 : 0)"
+        if let replica { path += "&replica=\(replica)" }
+        return lines(path, as: API.LogLine.self)
+    }
+
+    public func watch(from resourceVersion: Int64? = nil) -> AsyncThrowingStream<API.WatchEvent, Error> {
+        lines(projectPath + "/watch" + (resourceVersion.map { "?resourceVersion=\($0)" } ?? ""), as: API.WatchEvent.self)
+    }
+}
+
+/// Where the CLI finds its server: `SETPOINT_URL`, `SETPOINT_TOKEN`, `SETPOINT_PROJECT`, else
+/// `~/.setpoint/config.yml` (`url`, `token`, `project`), which the server writes on first start.
+public struct ClientSettings: Sendable {
+    public var url: String
+    public var token: String
+    public var project: String
+
+    public static var configPath: String {
+        (ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) + "/.setpoint/config.yml"
+    }
+
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ClientSettings {
+        var url = environment["SETPOINT_URL"]
+        var token = environment["SETPOINT_TOKEN"]
+        var project = environment["SETPOINT_PROJECT"]
+        if url == nil || token == nil || project == nil, let text = try? String(contentsOfFile: configPath, encoding: .utf8),
+           let root = YAMLLoader.load(text).root {
+            func field(_ key: String) -> String? {
+                if case .string(let s)? = root[key]?.value { return s }
+                return root[key].map(\.displayText)
+            }
+            url = url ?? field("url")
+            token = token ?? field("token")
+            project = project ?? field("project")
+        }
+        guard let url, let token else {
+            throw SettingsError(message: "no server configured: start one with `setpoint server` (it writes \(configPath)), or set SETPOINT_URL and SETPOINT_TOKEN")
+        }
+        return ClientSettings(url: url, token: token, project: project ?? "main")
+    }
+
+    /// Writes the settings file (mode 0600), as the server does for its admin on first start.
+    public static func write(url: String, token: String, project: String, to path: String = configPath) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let text = "url: \(url)\ntoken: \(token)\nproject: \(project)\n"
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+    }
+
+    public var client: APIClient { APIClient(baseURL: url, token: token, project: project) }
+}
+
+public struct SettingsError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}

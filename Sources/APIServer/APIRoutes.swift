@@ -1,0 +1,266 @@
+import Backend
+import Foundation
+import Hummingbird
+import Logging
+import Model
+import NIOCore
+import ServiceLifecycle
+import SetpointConfiguration
+import Store
+
+/// The REST API under `/api/v1` (docs/api.md, `GET /api/v1/openapi.yaml`).
+public struct APIRoutes: Sendable {
+    let runs: RunService
+    let auth: Authenticator
+    let store: any ObjectStore
+    let backend: any ComputeBackend
+    let logger: Logger
+
+    /// Request bodies larger than this are refused (a configuration is a few KB).
+    static let maxBody = 4 << 20
+
+    public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger) {
+        self.runs = runs
+        self.auth = auth
+        self.store = store
+        self.backend = backend
+        self.logger = logger
+    }
+
+    public func register(on router: Router<BasicRequestContext>) {
+        let api = router.group("api/v1")
+        api.get("healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        api.get("openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+        api.get("offers") { request, _ in
+            try await handle(request, project: nil) { _ in
+                try await backend.offers().map {
+                    API.OfferInfo(backend: $0.backend, region: $0.region, instance: $0.instance, cpus: $0.cpus, memoryGB: $0.memoryGB,
+                                  diskGB: $0.diskGB, gpus: $0.gpus, spot: $0.spot, price: $0.price)
+                }
+            }
+        }
+        let project = api.group("projects/{project}")
+        project.post("runs/plan") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try await runs.plan(project: try context.project, user: principal.name, try await decode(API.ApplyRequest.self, request))
+            }
+        }
+        project.post("runs/apply") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try await runs.apply(project: try context.project, user: principal.name, try await decode(API.ApplyRequest.self, request))
+            }
+        }
+        project.get("runs") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await runs.list(project: try context.project) }
+        }
+        project.get("runs/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in
+                try await runs.get(project: try context.project, name: try context.name)
+            }
+        }
+        project.post("runs/{name}/stop") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in
+                let body = (try? await decode(API.StopRequest.self, request)) ?? API.StopRequest(abort: false)
+                return try await runs.stop(project: try context.project, name: try context.name, abort: body.abort)
+            }
+        }
+        project.delete("runs/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in
+                try await runs.delete(project: try context.project, name: try context.name)
+            }
+        }
+        project.get("runs/{name}/replicas") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in
+                try await runs.replicas(project: try context.project, name: try context.name)
+            }
+        }
+        project.get("runs/{name}/events") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in
+                try await runs.events(project: try context.project, name: try context.name)
+            }
+        }
+        project.get("runs/{name}/logs") { request, context in
+            try await logs(request, context)
+        }
+        project.get("watch") { request, context in
+            try await watch(request, context)
+        }
+    }
+
+    // MARK: plumbing
+
+    /// Authenticates (and authorizes for `project`), runs `body`, encodes its result as JSON,
+    /// and turns failures into JSON errors with the right status.
+    func handle<T: Encodable>(_ request: Request, project: String?, _ body: (Authenticator.Principal) async throws -> T) async throws -> Response {
+        let principal: Authenticator.Principal
+        switch project.map({ auth.authorize(authorization: request.headers[.authorization], project: $0) })
+            ?? auth.principal(authorization: request.headers[.authorization]).map(Authenticator.Decision.allowed) ?? .unauthenticated {
+        case .allowed(let p): principal = p
+        case .unauthenticated:
+            return Self.error(401, API.ErrorBody(code: "unauthenticated", message: "a valid token is required: `Authorization: Bearer <token>`"))
+        case .forbidden(let p):
+            return Self.error(403, API.ErrorBody(code: "forbidden", message: "user \(p.name) has no role in project \(project ?? "")"))
+        }
+        do {
+            return Self.json(200, try await body(principal))
+        } catch let failure as RunService.Failure {
+            return Self.error(failure.status, failure.body)
+        } catch let e as BodyError {
+            return Self.error(400, API.ErrorBody(code: "bad_request", message: e.message))
+        } catch let e as StoreError where e.code == .conflict {
+            return Self.error(409, API.ErrorBody(code: "conflict", message: e.message))
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(error)"])
+            return Self.error(500, API.ErrorBody(code: "internal", message: "internal error: \(type(of: error))"))
+        }
+    }
+
+    struct BodyError: Error { var message: String }
+
+    /// Decodes a JSON request body; a malformed one names the field at fault.
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        let buffer = try await request.body.collect(upTo: Self.maxBody)
+        let data = Data(buffer.readableBytesView)
+        do {
+            return try API.decoder.decode(T.self, from: data)
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw BodyError(message: "missing field `\(key.stringValue)` in the request body")
+        } catch DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx) {
+            throw BodyError(message: "field `\(ctx.codingPath.map(\.stringValue).joined(separator: "."))` has the wrong type")
+        } catch {
+            throw BodyError(message: "the request body is not valid JSON for this endpoint")
+        }
+    }
+
+    static func json<T: Encodable>(_ status: Int, _ value: T) -> Response {
+        let data = (try? API.encoder.encode(value)) ?? Data()
+        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: Int, _ body: API.ErrorBody) -> Response { json(status, ["error": body]) }
+
+    /// `GET …/runs/{name}/logs?replica=N&follow=1`: the replicas' output as NDJSON lines.
+    func logs(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let project = context.parameters.get("project"), let name = context.parameters.get("name") else {
+            return Self.error(400, API.ErrorBody(code: "bad_request", message: "project and run are required"))
+        }
+        switch auth.authorize(authorization: request.headers[.authorization], project: project) {
+        case .allowed: break
+        case .unauthenticated: return Self.error(401, API.ErrorBody(code: "unauthenticated", message: "a valid token is required"))
+        case .forbidden: return Self.error(403, API.ErrorBody(code: "forbidden", message: "no role in project \(project)"))
+        }
+        let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
+        let wanted = request.uri.queryParameters.get("replica").flatMap(Int.init)
+        let replicas = try await TypedStore<ReplicaKind>(store).list(project: project, labels: [Labels.run: name])
+            .filter { wanted == nil || $0.spec.replicaNum == wanted }
+            .filter { $0.status.workloadID != nil }
+        guard !replicas.isEmpty else { return Self.error(404, API.ErrorBody(code: "not_found", message: "no logs for run \(project)/\(name)")) }
+        let backend = self.backend
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+            try await Self.relay(&writer) { out in
+                for replica in replicas {
+                    guard let id = replica.status.workloadID else { continue }
+                    for try await line in backend.logs(WorkloadID(id), follow: follow && replicas.count == 1) {
+                        out.yield(Self.line(API.LogLine(replica: replica.meta.name, text: line.text)))
+                    }
+                }
+            }
+        })
+    }
+
+    /// One NDJSON line.
+    static func line<T: Encodable>(_ value: T) -> ByteBuffer {
+        var data = (try? API.encoder.encode(value)) ?? Data()
+        data.append(0x0A)
+        return ByteBuffer(bytes: data)
+    }
+
+    /// Streams what `produce` yields to the response until it ends, the client goes away, or the
+    /// server shuts down (open streams end then; clients resume from their last version).
+    static func relay(_ writer: inout any ResponseBodyWriter,
+                      _ produce: @escaping @Sendable (AsyncStream<ByteBuffer>.Continuation) async throws -> Void) async throws {
+        let (buffers, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { continuation.finish() }
+                try? await cancelWhenGracefulShutdown { try await produce(continuation) }
+            }
+            for await buffer in buffers { try await writer.write(buffer) }
+            group.cancelAll()
+        }
+        try await writer.finish(nil)
+    }
+
+    /// `GET …/watch?resourceVersion=N`: runs and replicas of the project as they change (NDJSON),
+    /// starting after N (or with the current state when N is absent).
+    func watch(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let project = context.parameters.get("project") else {
+            return Self.error(400, API.ErrorBody(code: "bad_request", message: "project is required"))
+        }
+        switch auth.authorize(authorization: request.headers[.authorization], project: project) {
+        case .allowed: break
+        case .unauthenticated: return Self.error(401, API.ErrorBody(code: "unauthenticated", message: "a valid token is required"))
+        case .forbidden: return Self.error(403, API.ErrorBody(code: "forbidden", message: "no role in project \(project)"))
+        }
+        let store = self.store
+        let runs = self.runs
+        var start = request.uri.queryParameters.get("resourceVersion").flatMap { Int64($0) }
+        var initial: [API.WatchEvent] = []
+        if start == nil {
+            let listedRuns = try await store.list(ListOptions(kind: RunKind.name, project: project))
+            let listedReplicas = try await store.list(ListOptions(kind: ReplicaKind.name, project: project))
+            start = min(listedRuns.resourceVersion, listedReplicas.resourceVersion)
+            initial = try listedRuns.items.map { o in
+                API.WatchEvent(type: "added", kind: RunKind.name, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
+                               run: runs.view(try TypedStore<RunKind>.decode(o)), replica: nil)
+            } + listedReplicas.items.map { o in
+                API.WatchEvent(type: "added", kind: ReplicaKind.name, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
+                               run: nil, replica: RunService.view(try TypedStore<ReplicaKind>.decode(o)))
+            }
+        }
+        let from = start ?? 0
+        let feed = store.watch(kind: nil, from: from)
+        let snapshot = initial
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+            try await Self.relay(&writer) { out in
+                for event in snapshot { out.yield(Self.line(event)) }
+                do {
+                    for try await change in feed where change.object.meta.project == project {
+                        let o = change.object
+                        switch o.meta.kind {
+                        case RunKind.name:
+                            out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
+                                                               run: runs.view(try TypedStore<RunKind>.decode(o)), replica: nil)))
+                        case ReplicaKind.name:
+                            out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
+                                                               run: nil, replica: RunService.view(try TypedStore<ReplicaKind>.decode(o)))))
+                        default:
+                            continue
+                        }
+                    }
+                } catch let e as StoreError where e.code == .resourceVersionTooOld {
+                    out.yield(Self.line(API.WatchEvent(type: "expired", kind: "", name: "", resourceVersion: from, run: nil, replica: nil)))
+                }
+            }
+        })
+    }
+}
+
+extension BasicRequestContext {
+    var project: String {
+        get throws {
+            guard let p = parameters.get("project") else { throw APIRoutes.BodyError(message: "project is required") }
+            return p
+        }
+    }
+
+    var name: String {
+        get throws {
+            guard let n = parameters.get("name") else { throw APIRoutes.BodyError(message: "run name is required") }
+            return n
+        }
+    }
+}

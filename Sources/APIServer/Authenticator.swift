@@ -1,0 +1,94 @@
+import Crypto
+import Foundation
+import Model
+import Store
+import Synchronization
+
+/// Bearer-token authentication and project roles. Tokens are stored only as SHA-256 hashes;
+/// the index of users is kept in memory and reloaded when users change.
+public final class Authenticator: Sendable {
+    public struct Principal: Sendable, Equatable {
+        public var name: String
+        public var globalRole: String
+        public var projectRoles: [String: String]
+
+        /// The user's role in `project`: global admins are admins everywhere.
+        public func role(in project: String) -> String? {
+            globalRole == "admin" ? "admin" : projectRoles[project]
+        }
+    }
+
+    public enum Decision: Sendable, Equatable {
+        case allowed(Principal)
+        /// No token, or a token nobody has: 401.
+        case unauthenticated
+        /// A valid token without a role in the project: 403.
+        case forbidden(Principal)
+    }
+
+    private let store: any ObjectStore
+    private let index = Mutex<[String: Principal]>([:])
+
+    public init(store: any ObjectStore) {
+        self.store = store
+    }
+
+    public static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A new random token (256 bits, hex).
+    public static func newToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+
+    public func reload() async throws {
+        let users = try await TypedStore<UserKind>(store).list(project: systemProject)
+        let fresh = Dictionary(users.map { u in
+            (u.spec.tokenHash, Principal(name: u.meta.name, globalRole: u.spec.globalRole, projectRoles: u.spec.projectRoles))
+        }, uniquingKeysWith: { a, _ in a })
+        index.withLock { $0 = fresh }
+    }
+
+    /// The principal for an `Authorization` header value.
+    public func principal(authorization: String?) -> Principal? {
+        guard let header = authorization, header.lowercased().hasPrefix("bearer ") else { return nil }
+        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else { return nil }
+        let hash = Self.hash(token)
+        return index.withLock { $0[hash] }
+    }
+
+    public func authorize(authorization: String?, project: String) -> Decision {
+        guard let principal = principal(authorization: authorization) else { return .unauthenticated }
+        return principal.role(in: project) == nil ? .forbidden(principal) : .allowed(principal)
+    }
+
+    /// First start: the admin user (token from `SETPOINT_ADMIN_TOKEN` or generated), the
+    /// project `main`. Returns the admin token when it was generated or set now (and whether it
+    /// was generated), so the caller can write it to `<data-dir>/admin-token` and show a
+    /// generated one once.
+    public func bootstrap(adminToken: String?) async throws -> (token: String, generated: Bool)? {
+        let users = TypedStore<UserKind>(store)
+        let projects = TypedStore<ProjectKind>(store)
+        if try await projects.get(project: systemProject, name: "main") == nil {
+            try await projects.create(Project(project: systemProject, name: "main", spec: ProjectSpec(description: "default project")))
+        }
+        var result: (String, Bool)?
+        if var admin = try await users.get(project: systemProject, name: "admin") {
+            if let adminToken, admin.spec.tokenHash != Self.hash(adminToken) {
+                admin.spec.tokenHash = Self.hash(adminToken)
+                try await users.update(admin)
+                result = (adminToken, false)
+            }
+        } else {
+            let token = adminToken ?? Self.newToken()
+            try await users.create(User(project: systemProject, name: "admin",
+                                        spec: UserSpec(globalRole: "admin", tokenHash: Self.hash(token), projectRoles: ["main": "admin"])))
+            result = (token, adminToken == nil)
+        }
+        try await reload()
+        return result
+    }
+}

@@ -1,0 +1,196 @@
+import Backend
+import Controllers
+import Foundation
+import Model
+import SetpointConfiguration
+import Store
+
+/// What the API does with runs, independent of HTTP: plan and apply with optimistic
+/// concurrency, stop, delete, and the API's view of runs and replicas.
+public struct RunService: Sendable {
+    public let store: any ObjectStore
+    public let backend: any ComputeBackend
+    /// Where the server is reached (`http://127.0.0.1:3000`), for published URLs.
+    public let publicURL: String
+
+    public init(store: any ObjectStore, backend: any ComputeBackend, publicURL: String) {
+        self.store = store
+        self.backend = backend
+        self.publicURL = publicURL
+    }
+
+    var runs: TypedStore<RunKind> { TypedStore(store) }
+
+    public struct Failure: Error, Sendable {
+        public var status: Int
+        public var body: API.ErrorBody
+
+        static func invalid(_ message: String, _ issues: [API.ErrorBody.Issue]? = nil) -> Failure {
+            Failure(status: 400, body: API.ErrorBody(code: "invalid", message: message, issues: issues))
+        }
+        static func notFound(_ message: String) -> Failure { Failure(status: 404, body: API.ErrorBody(code: "not_found", message: message)) }
+        static func conflict(_ message: String) -> Failure { Failure(status: 409, body: API.ErrorBody(code: "conflict", message: message)) }
+    }
+
+    /// Parses and validates the request's configuration and fills `env` values.
+    func resolve(_ request: API.ApplyRequest) throws -> (ServiceConfiguration, secretEnv: [String]) {
+        let documents = ConfigurationParser.parse(request.configuration)
+        guard documents.count == 1 else {
+            throw Failure.invalid("send one configuration per request, got \(documents.count) documents")
+        }
+        let config: ServiceConfiguration
+        switch documents[0].result {
+        case .success(.service(let s)): config = s
+        case .success(.gateway): throw Failure.invalid("gateways are not supported by this server yet")
+        case .failure(let errors):
+            let file = request.file ?? "configuration"
+            throw Failure.invalid("\(file) is invalid: \(errors.issues.count) error(s)",
+                                  errors.issues.map { API.ErrorBody.Issue(path: $0.path, line: $0.location?.line, column: $0.location?.column, message: $0.message) })
+        }
+        var resolved = config
+        if let name = request.name {
+            guard Self.isRunName(name) else {
+                throw Failure.invalid("invalid run name `\(name)`: it must match `^[a-z][a-z0-9-]{1,40}$`")
+            }
+            resolved.name = name
+        }
+        guard resolved.name != nil else { throw Failure.invalid("the configuration has no `name`: add one or pass a name") }
+        var secret: [String] = []
+        var env: [(String, EnvValue)] = []
+        var missing: [String] = []
+        for (key, value) in resolved.env {
+            switch value {
+            case .value(let v): env.append((key, .value(request.env[key] ?? v)))
+            case .fromEnvironment:
+                if let v = request.env[key] { env.append((key, .value(v))); secret.append(key) }
+                else { missing.append(key) }
+            }
+        }
+        for (key, value) in request.env.sorted(by: { $0.key < $1.key }) where !env.contains(where: { $0.0 == key }) && !missing.contains(key) {
+            env.append((key, .value(value)))
+        }
+        if !missing.isEmpty {
+            throw Failure.invalid("environment variable(s) \(missing.joined(separator: ", ")) have no value: set them in your environment or pass `-e NAME=value`")
+        }
+        resolved.env = env
+        return (resolved, secret)
+    }
+
+    static func isRunName(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, ("a"..."z").contains(f), (2...41).contains(s.unicodeScalars.count) else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
+    public func plan(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Plan {
+        let (config, secret) = try resolve(request)
+        let name = config.name ?? ""
+        let current = try await runs.get(project: project, name: name)
+        var action = "create"
+        var changes = API.Changes()
+        if let current {
+            let c = SpecChanges.classify(old: current.spec.configuration, new: config)
+            changes = API.Changes(inPlace: c.inPlace, rolling: c.rolling, recreate: c.recreate)
+            let restarting = current.spec.stop != nil || current.status.phase.isFinished
+            action = restarting ? "create" : (c.isEmpty ? "none" : "update")
+        }
+        let offers = try await backend.offers().map {
+            API.OfferInfo(backend: $0.backend, region: $0.region, instance: $0.instance, cpus: $0.cpus, memoryGB: $0.memoryGB,
+                          diskGB: $0.diskGB, gpus: $0.gpus, spot: $0.spot, price: $0.price)
+        }
+        return API.Plan(action: action, project: project, user: user, runName: name,
+                        configuration: Self.redacted(config, secretEnv: secret), changes: changes, offers: offers,
+                        resourceVersion: current?.meta.resourceVersion, current: current.map(view))
+    }
+
+    /// Creates the run, or updates it in place / by rolling / by recreating, as the change
+    /// requires. A stopped or finished run with the same name is started again.
+    public func apply(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Run {
+        let (config, secret) = try resolve(request)
+        let name = config.name ?? ""
+        if var current = try await runs.get(project: project, name: name) {
+            if current.meta.isDeleting { throw Failure.conflict("run \(name) is being deleted; wait for it to go, then apply again") }
+            if let expected = request.resourceVersion, expected != current.meta.resourceVersion, !request.force {
+                throw Failure.conflict("run \(name) has changed since the plan (version \(current.meta.resourceVersion), not \(expected)): plan again, or apply with --force")
+            }
+            current.spec.configuration = config
+            current.spec.secretEnv = secret
+            current.spec.stop = nil
+            current.spec.appliedBy = user
+            current.spec.configurationPath = request.file
+            do {
+                return view(try await runs.update(current))
+            } catch let e as StoreError where e.code == .conflict {
+                throw Failure.conflict("run \(name) changed while applying: plan again, or apply with --force")
+            }
+        }
+        let run = Run(project: project, name: name, labels: [:],
+                      spec: RunSpec(configuration: config, appliedBy: user, configurationPath: request.file, secretEnv: secret))
+        do {
+            return view(try await runs.create(run))
+        } catch let e as StoreError where e.code == .alreadyExists {
+            throw Failure.conflict("run \(name) was created meanwhile: plan again")
+        }
+    }
+
+    public func get(project: String, name: String) async throws -> API.Run {
+        guard let run = try await runs.get(project: project, name: name) else { throw Failure.notFound("run \(project)/\(name) not found") }
+        return view(run)
+    }
+
+    public func list(project: String) async throws -> [API.Run] {
+        try await runs.list(project: project).map(view)
+    }
+
+    public func stop(project: String, name: String, abort: Bool) async throws -> API.Run {
+        for _ in 0..<5 {
+            guard var run = try await runs.get(project: project, name: name) else { throw Failure.notFound("run \(project)/\(name) not found") }
+            run.spec.stop = Model.StopRequest(abort: abort)
+            do { return view(try await runs.update(run)) } catch let e as StoreError where e.code == .conflict { continue }
+        }
+        throw Failure.conflict("run \(name) keeps changing; try again")
+    }
+
+    public func delete(project: String, name: String) async throws -> API.Run {
+        guard let run = try await runs.delete(project: project, name: name) else { throw Failure.notFound("run \(project)/\(name) not found") }
+        return view(run)
+    }
+
+    public func replicas(project: String, name: String) async throws -> [API.Replica] {
+        try await TypedStore<ReplicaKind>(store).list(project: project, labels: [Labels.run: name])
+            .sorted { ($0.spec.group, $0.spec.replicaNum, $0.spec.submissionNum) < ($1.spec.group, $1.spec.replicaNum, $1.spec.submissionNum) }
+            .map(Self.view)
+    }
+
+    public func events(project: String, name: String) async throws -> [EventSpec] {
+        let runEvents = try await TypedStore<EventKind>(store).list(project: project, labels: ["setpoint.dev/involved": name])
+        let replicaNames = Set(try await TypedStore<ReplicaKind>(store).list(project: project, labels: [Labels.run: name]).map(\.meta.name))
+        let replicaEvents = try await TypedStore<EventKind>(store).list(project: project).filter { replicaNames.contains($0.spec.involved.name) }
+        return (runEvents + replicaEvents).map(\.spec).sorted { $0.lastTimestamp < $1.lastTimestamp }
+    }
+
+    // MARK: views
+
+    public func view(_ run: Run) -> API.Run {
+        let url = "\(publicURL)/proxy/services/\(run.meta.project)/\(run.meta.name)/"
+        let modelURL = run.spec.configuration.model.map { _ in "\(publicURL)/proxy/models/\(run.meta.project)/" }
+        return API.Run(project: run.meta.project, name: run.meta.name, uid: run.meta.uid, generation: run.meta.generation,
+                       resourceVersion: run.meta.resourceVersion, createdAt: run.meta.createdAt, deleting: run.meta.isDeleting,
+                       configuration: Self.redacted(run.spec.configuration, secretEnv: run.spec.secretEnv),
+                       desiredReplicas: run.spec.desiredReplicas, stopRequested: run.spec.stop != nil, status: run.status,
+                       url: url, modelURL: modelURL)
+    }
+
+    public static func view(_ r: Replica) -> API.Replica {
+        API.Replica(name: r.meta.name, group: r.spec.group, replicaNum: r.spec.replicaNum, submissionNum: r.spec.submissionNum,
+                    deploymentNum: r.spec.deploymentNum, terminationRequested: r.spec.termination != nil, status: r.status)
+    }
+
+    /// The normalized configuration with secrets replaced: the registry password and `env`
+    /// values that came from the user's environment.
+    static func redacted(_ config: ServiceConfiguration, secretEnv: [String]) -> JSONValue {
+        var c = config
+        if c.registryAuth != nil { c.registryAuth?.password = "********" }
+        c.env = c.env.map { key, value in secretEnv.contains(key) ? (key, .value("********")) : (key, value) }
+        return c.json
+    }
+}

@@ -1,0 +1,222 @@
+import APIClient
+import ArgumentParser
+import Foundation
+import Logging
+import Model
+import Server
+import SetpointConfiguration
+
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Apply a service configuration: validate, plan, confirm, submit, and follow until it serves.")
+
+    @OptionGroup var server: ServerOptions
+    @Option(name: [.customShort("f"), .customLong("file")], help: "A .dstack.yml file, or a directory of them.") var path: String
+    @Flag(name: .shortAndLong, help: "Do not ask for confirmation.") var yes = false
+    @Flag(name: .shortAndLong, help: "Submit and return without following the run.") var detach = false
+    @Flag(help: "Apply even when nothing changed or the run moved since the plan.") var force = false
+    @Option(name: [.customShort("n"), .customLong("name")], help: "Run name (overrides `name`).") var name: String?
+    @Option(name: [.customShort("e"), .customLong("env")], help: "Environment variable KEY=VALUE, or KEY to take it from your environment (repeatable).")
+    var env: [String] = []
+
+    func run() async throws {
+        let files = try ConfigurationFiles.discover([path])
+        guard !files.isEmpty else { throw UsageError(message: "\(path): no configurations found (looked for *.dstack.yml and .dstack.yml)") }
+        // Validate everything locally first: nothing is sent when any file is wrong.
+        var documents: [(file: String, text: String, configuration: AnyConfiguration)] = []
+        var invalid = false
+        let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
+        for file in files {
+            let results = ConfigurationFiles.validate(file)
+            let texts = Self.documentTexts(String(decoding: ConfigurationFilesRead.bytes(file), as: UTF8.self))
+            for (i, result) in results.enumerated() {
+                switch result.outcome {
+                case .success(let c): documents.append((file, i < texts.count ? texts[i] : texts.last ?? "", c))
+                case .failure:
+                    invalid = true
+                    Terminal.standardError.write(result.text(style: TextStyle(enabled: Terminal.standardError.isTerminal)))
+                }
+            }
+        }
+        if invalid { throw ExitCode(1) }
+        let client = try server.client()
+        let environment = try Self.environment(env)
+        for doc in documents {
+            guard case .service(let service) = doc.configuration else {
+                print("skipping \(doc.file): gateways are not supported by the server yet")
+                continue
+            }
+            var values = environment
+            for (key, value) in service.env {
+                if case .fromEnvironment = value, values[key] == nil, let v = ProcessInfo.processInfo.environment[key] { values[key] = v }
+            }
+            var request = API.ApplyRequest(configuration: doc.text, file: doc.file, env: values, name: name, force: force)
+            let plan = try await client.plan(request)
+            Terminal.standardOutput.write(Self.describe(plan, file: doc.file, style: style))
+            switch plan.action {
+            case "none":
+                print("Detected no changes.")
+                if !force {
+                    if yes { print("Use --force to apply anyway.") }
+                    continue
+                }
+            case "update":
+                print("Active run \(plan.runName) already exists. Detected changes that can be updated in-place: \(plan.changes.inPlace.joined(separator: ", ").nonEmpty ?? "-")")
+                if !plan.changes.rolling.isEmpty { print("Changes rolled out replica by replica: \(plan.changes.rolling.joined(separator: ", "))") }
+                if !plan.changes.recreate.isEmpty { print("Changes that stop all replicas and start new ones: \(plan.changes.recreate.joined(separator: ", "))") }
+            default:
+                break
+            }
+            let question = plan.action == "update" ? "Update the run \(plan.runName)?" : "Submit the run \(plan.runName)?"
+            guard try confirm(question, yes: yes) else { continue }
+            request.resourceVersion = plan.resourceVersion
+            let run = try await client.apply(request)
+            if detach {
+                print("Run \(run.name) submitted. Follow it with `setpoint ps -w` or `setpoint describe \(run.name)`.")
+                print("Service is published at:\n  \(run.url)")
+                continue
+            }
+            try await follow(run, client: client, style: style)
+        }
+    }
+
+    /// Shows progress until the run is Ready (or fails), then where it is published.
+    func follow(_ applied: API.Run, client: APIClient, style: TextStyle) async throws {
+        var last = ""
+        let generation = applied.generation
+        while true {
+            let run = try await client.run(applied.name)
+            let line = "\(run.phaseText) — \(run.readyText) ready\(run.status.message.isEmpty ? "" : " (\(run.status.message))")"
+            if line != last {
+                print(line)
+                last = line
+            }
+            if run.status.phase == .failed {
+                Terminal.standardError.write(style.red("Run \(run.name) failed: \(run.status.terminationReason?.rawValue ?? "")") + "\n")
+                throw ExitCode(1)
+            }
+            if run.status.observedGeneration >= generation, run.status.conditions.isTrue("Ready"), run.status.readyReplicas > 0 || run.status.desiredReplicas == 0 {
+                print("Service is published at:\n  \(run.url)")
+                if let model = run.modelURL, case .string(let name)? = run.configuration["model"]?["name"] {
+                    print("Model \(name) is published at:\n  \(model)")
+                }
+                return
+            }
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+    }
+
+    static func environment(_ pairs: [String]) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in pairs {
+            if let eq = pair.firstIndex(of: "=") {
+                result[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            } else if let v = ProcessInfo.processInfo.environment[pair] {
+                result[pair] = v
+            } else {
+                throw UsageError(message: "-e \(pair): the variable is not set in your environment; use -e \(pair)=value")
+            }
+        }
+        return result
+    }
+
+    /// The text of each `---`-separated document of a file.
+    static func documentTexts(_ text: String) -> [String] {
+        var docs: [String] = []
+        var current: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("---") {
+                if current.contains(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }) {
+                    docs.append(current.joined(separator: "\n"))
+                }
+                current = []
+            } else {
+                current.append(line)
+            }
+        }
+        docs.append(current.joined(separator: "\n"))
+        return docs
+    }
+
+    static func describe(_ plan: API.Plan, file: String, style: TextStyle) -> String {
+        let c = plan.configuration
+        func text(_ v: JSONValue?) -> String {
+            switch v {
+            case .string(let s)?: return s
+            case nil, .null?: return "-"
+            case let other?: return other.serialized
+            }
+        }
+        var resources = "-"
+        if let r = c["resources"] {
+            func range(_ v: JSONValue?, unit: String = "") -> String? {
+                guard let v, case .object = v else { return nil }
+                let lo = v["min"].flatMap { $0 == .null ? nil : text($0) + unit } ?? ""
+                let hi = v["max"].flatMap { $0 == .null ? nil : text($0) + unit } ?? ""
+                return lo == hi ? lo : "\(lo)..\(hi)"
+            }
+            var parts: [String] = []
+            if let cpu = range(r["cpu"]?["count"]) { parts.append("cpu=\(cpu)") }
+            if let mem = range(r["memory"], unit: "GB") { parts.append("mem=\(mem)") }
+            if let gpu = r["gpu"], let count = gpu["count"], count["max"] != .int(0) {
+                var g = "gpu="
+                if case .array(let names)? = gpu["name"] { g += names.map(text).joined(separator: ",") + ":" }
+                g += range(count) ?? ""
+                parts.append(g)
+            }
+            if let disk = range(r["disk"]?["size"], unit: "GB") { parts.append("disk=\(disk)") }
+            resources = parts.joined(separator: " ").replacingOccurrences(of: ".0GB", with: "GB")
+        }
+        var out = ""
+        let rows: [(String, String)] = [
+            ("Project", plan.project), ("User", plan.user), ("Configuration", file), ("Type", "service"),
+            ("Run", plan.runName), ("Resources", resources), ("Spot policy", text(c["spot_policy"]) == "-" ? "on-demand" : text(c["spot_policy"])),
+            ("Max price", text(c["max_price"])), ("Retry", text(c["retry"]) == "-" ? "no" : text(c["retry"])),
+        ]
+        for (k, v) in rows { out += " " + style.bold(k.padding(toLength: 15, withPad: " ", startingAt: 0)) + " " + v + "\n" }
+        out += "\n" + OfferTable.render(plan.offers, style: style) + "\n"
+        return out
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
+
+/// Reading a file's bytes for `apply` (the same reader `validate` uses).
+enum ConfigurationFilesRead {
+    static func bytes(_ path: String) -> [UInt8] { ConfigurationFiles.read(path) ?? [] }
+}
+
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run the Setpoint server: API, controllers, the local backend and the proxy.")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 3000
+    @Option(name: .customLong("data-dir"), help: "Where state, workloads and the admin token live (default ~/.setpoint).")
+    var dataDir: String?
+
+    func run() async throws {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let dataDirectory = dataDir ?? home + "/.setpoint"
+        var logger = Logger(label: "setpoint")
+        logger.logLevel = ProcessInfo.processInfo.environment["SETPOINT_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let settings = ServerSettings(host: host, port: port, dataDirectory: dataDirectory,
+                                      adminToken: ProcessInfo.processInfo.environment["SETPOINT_ADMIN_TOKEN"])
+        let url = settings.publicURL
+        try await SetpointServer.run(settings, logger: logger, onToken: { token, generated in
+            var out = generated ? "The admin token is \(token)\n(also in \(dataDirectory)/admin-token)\n"
+                                : "The admin token is the one in SETPOINT_ADMIN_TOKEN (also in \(dataDirectory)/admin-token)\n"
+            if !FileManager.default.fileExists(atPath: ClientSettings.configPath) {
+                try? ClientSettings.write(url: url, token: token, project: "main")
+                out += "Wrote \(ClientSettings.configPath) for the CLI.\n"
+            }
+            Terminal.standardOutput.write(out)
+        }, onListening: { port in
+            Terminal.standardOutput.write("The server is running at http://\(settings.host):\(port)\n")
+        })
+    }
+}

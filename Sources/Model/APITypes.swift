@@ -1,0 +1,229 @@
+import Foundation
+import SetpointConfiguration
+
+/// The JSON bodies of the REST API (`/api/v1`, docs/api.md and the served OpenAPI file), shared
+/// by the server and the client so the two cannot drift apart.
+public enum API {
+    public static let version = "v1"
+
+    /// A plan or apply request: the configuration as the user wrote it, validated again by the
+    /// server.
+    public struct ApplyRequest: Codable, Sendable {
+        /// The `.dstack.yml` text.
+        public var configuration: String
+        /// The file it came from, for messages.
+        public var file: String?
+        /// Values for `env` names without a value, and `-e` overrides.
+        public var env: [String: String]
+        /// Overrides the configuration's `name` (`apply -n`).
+        public var name: String?
+        /// Apply only if the run is still at this version (`null`: whatever it is).
+        public var resourceVersion: Int64?
+        /// Apply even when nothing changed or the version moved.
+        public var force: Bool
+
+        public init(configuration: String, file: String? = nil, env: [String: String] = [:], name: String? = nil,
+                    resourceVersion: Int64? = nil, force: Bool = false) {
+            self.configuration = configuration
+            self.file = file
+            self.env = env
+            self.name = name
+            self.resourceVersion = resourceVersion
+            self.force = force
+        }
+    }
+
+    public struct Changes: Codable, Sendable, Equatable {
+        public var inPlace: [String]
+        public var rolling: [String]
+        public var recreate: [String]
+
+        public init(inPlace: [String] = [], rolling: [String] = [], recreate: [String] = []) {
+            self.inPlace = inPlace
+            self.rolling = rolling
+            self.recreate = recreate
+        }
+    }
+
+    public struct OfferInfo: Codable, Sendable, Equatable {
+        public var backend: String
+        public var region: String
+        public var instance: String
+        public var cpus: Int
+        public var memoryGB: Double
+        public var diskGB: Double
+        public var gpus: [String]
+        public var spot: Bool
+        public var price: Double
+
+        public init(backend: String, region: String, instance: String, cpus: Int, memoryGB: Double, diskGB: Double,
+                    gpus: [String], spot: Bool, price: Double) {
+            self.backend = backend
+            self.region = region
+            self.instance = instance
+            self.cpus = cpus
+            self.memoryGB = memoryGB
+            self.diskGB = diskGB
+            self.gpus = gpus
+            self.spot = spot
+            self.price = price
+        }
+    }
+
+    public struct Plan: Codable, Sendable {
+        /// `create`, `update` or `none` (nothing changed).
+        public var action: String
+        public var project: String
+        public var user: String
+        public var runName: String
+        /// The normalized configuration that would be stored (secrets redacted).
+        public var configuration: JSONValue
+        public var changes: Changes
+        public var offers: [OfferInfo]
+        /// The current run's version, to send back with `apply`.
+        public var resourceVersion: Int64?
+        public var current: Run?
+
+        public init(action: String, project: String, user: String, runName: String, configuration: JSONValue,
+                    changes: Changes, offers: [OfferInfo], resourceVersion: Int64?, current: Run?) {
+            self.action = action
+            self.project = project
+            self.user = user
+            self.runName = runName
+            self.configuration = configuration
+            self.changes = changes
+            self.offers = offers
+            self.resourceVersion = resourceVersion
+            self.current = current
+        }
+    }
+
+    public struct Run: Codable, Sendable {
+        public var project: String
+        public var name: String
+        public var uid: String
+        public var generation: Int64
+        public var resourceVersion: Int64
+        public var createdAt: Date
+        public var deleting: Bool
+        public var configuration: JSONValue
+        public var desiredReplicas: [String: Int]?
+        public var stopRequested: Bool
+        public var status: RunStatus
+        /// Where the service is published.
+        public var url: String
+        public var modelURL: String?
+
+        public init(project: String, name: String, uid: String, generation: Int64, resourceVersion: Int64, createdAt: Date,
+                    deleting: Bool, configuration: JSONValue, desiredReplicas: [String: Int]?, stopRequested: Bool,
+                    status: RunStatus, url: String, modelURL: String?) {
+            self.project = project
+            self.name = name
+            self.uid = uid
+            self.generation = generation
+            self.resourceVersion = resourceVersion
+            self.createdAt = createdAt
+            self.deleting = deleting
+            self.configuration = configuration
+            self.desiredReplicas = desiredReplicas
+            self.stopRequested = stopRequested
+            self.status = status
+            self.url = url
+            self.modelURL = modelURL
+        }
+    }
+
+    public struct Replica: Codable, Sendable {
+        public var name: String
+        public var group: String
+        public var replicaNum: Int
+        public var submissionNum: Int
+        public var deploymentNum: Int
+        public var terminationRequested: Bool
+        public var status: ReplicaStatus
+
+        public init(name: String, group: String, replicaNum: Int, submissionNum: Int, deploymentNum: Int,
+                    terminationRequested: Bool, status: ReplicaStatus) {
+            self.name = name
+            self.group = group
+            self.replicaNum = replicaNum
+            self.submissionNum = submissionNum
+            self.deploymentNum = deploymentNum
+            self.terminationRequested = terminationRequested
+            self.status = status
+        }
+    }
+
+    public struct StopRequest: Codable, Sendable {
+        public var abort: Bool
+        public init(abort: Bool) { self.abort = abort }
+    }
+
+    /// One line of the watch stream (NDJSON).
+    public struct WatchEvent: Codable, Sendable {
+        /// `added`, `modified`, `deleted`.
+        public var type: String
+        public var kind: String
+        public var name: String
+        public var resourceVersion: Int64
+        public var run: Run?
+        public var replica: Replica?
+
+        public init(type: String, kind: String, name: String, resourceVersion: Int64, run: Run?, replica: Replica?) {
+            self.type = type
+            self.kind = kind
+            self.name = name
+            self.resourceVersion = resourceVersion
+            self.run = run
+            self.replica = replica
+        }
+    }
+
+    public struct LogLine: Codable, Sendable {
+        public var replica: String
+        public var text: String
+        public init(replica: String, text: String) {
+            self.replica = replica
+            self.text = text
+        }
+    }
+
+    /// Every error body: a code, a message, and for invalid configurations the located issues.
+    public struct ErrorBody: Codable, Sendable, Error {
+        public struct Issue: Codable, Sendable {
+            public var path: String
+            public var line: Int?
+            public var column: Int?
+            public var message: String
+            public init(path: String, line: Int?, column: Int?, message: String) {
+                self.path = path
+                self.line = line
+                self.column = column
+                self.message = message
+            }
+        }
+
+        public var code: String
+        public var message: String
+        public var issues: [Issue]?
+
+        public init(code: String, message: String, issues: [Issue]? = nil) {
+            self.code = code
+            self.message = message
+            self.issues = issues
+        }
+    }
+
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        return e
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }()
+}

@@ -1,0 +1,246 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// The real `setpoint` binary end to end: a server on a free port with a temporary data
+/// directory, the CLI applying a `python3 -m http.server` service, requests through the proxy,
+/// and stopping. Every process started is stopped by its PID.
+@Suite(.serialized) struct ServerE2ETests {
+    static var binary: URL {
+        var dir = Bundle.main.bundleURL
+        while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("setpoint").path), dir.path != "/" {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent("setpoint")
+    }
+
+    final class Server: @unchecked Sendable {
+        let process = Process()
+        let port: Int
+        let dataDir: URL
+        let home: URL
+        let token = "e2e-" + UUID().uuidString.lowercased()
+        var url: String { "http://127.0.0.1:\(port)" }
+
+        init() throws {
+            port = try freePort()
+            let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-e2e-\(UUID().uuidString)")
+            dataDir = base.appendingPathComponent("data")
+            home = base.appendingPathComponent("home")
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            try start()
+        }
+
+        func start() throws {
+            let p = process.isRunning || process.processIdentifier != 0 ? Process() : process
+            p.executableURL = ServerE2ETests.binary
+            p.arguments = ["server", "--port", String(port), "--data-dir", dataDir.path]
+            p.environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                             "SETPOINT_ADMIN_TOKEN": token]
+            p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            current = p
+        }
+
+        var current: Process?
+
+        func waitHealthy() async throws {
+            try await waitFor(timeout: 30) { (try? await get("/api/v1/healthz").status) == 200 }
+        }
+
+        func get(_ path: String, token: String? = nil, followRedirects: Bool = true) async throws -> (status: Int, body: String, location: String?) {
+            var request = URLRequest(url: URL(string: url + path)!)
+            request.timeoutInterval = 10
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            let session = followRedirects ? URLSession.shared : URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+            let (data, response) = try await session.data(for: request)
+            let http = response as? HTTPURLResponse
+            return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "Location"))
+        }
+
+        /// Runs the CLI against this server.
+        func cli(_ arguments: [String], env extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
+            let p = Process()
+            p.executableURL = ServerE2ETests.binary
+            p.arguments = arguments
+            var env = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                       "SETPOINT_URL": url, "SETPOINT_TOKEN": token, "SETPOINT_PROJECT": "main"]
+            env.merge(extra) { _, b in b }
+            p.environment = env
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = pipe
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+
+        func kill(signal: Int32) {
+            if let p = current, p.isRunning { Foundation.kill(p.processIdentifier, signal); p.waitUntilExit() }
+        }
+
+        func stop() {
+            kill(signal: SIGTERM)
+            // Workloads are process groups the server started (they survive a server restart on
+            // purpose); none may outlive the test.
+            for pid in processes(inDirectory: dataDir.path) { Foundation.kill(pid_t(pid), SIGKILL) }
+            try? FileManager.default.removeItem(at: dataDir.deletingLastPathComponent())
+        }
+    }
+
+    static func writeService(_ dir: URL, replicas: Int = 2, env: String = "v1") throws -> URL {
+        let file = dir.appendingPathComponent("web.dstack.yml")
+        try """
+            type: service
+            name: web
+            commands:
+              - python3 -m http.server 8000 --bind 127.0.0.1
+            env:
+              - VERSION=\(env)
+            port: 8000
+            replicas: \(replicas)
+            probes:
+              - type: http
+                url: /
+                interval: 1
+            """.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    @Test func applyServeAuthStop() async throws {
+        let server = try Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = try Self.writeService(server.home)
+
+        let applied = try server.cli(["apply", "-f", file.path, "-y"])
+        #expect(applied.status == 0, "\(applied.output)")
+        #expect(applied.output.contains("Service is published at:"))
+        #expect(applied.output.contains("\(server.url)/proxy/services/main/web/"))
+
+        let ok = try await server.get("/proxy/services/main/web/", token: server.token)
+        #expect(ok.status == 200)
+        #expect(ok.body.contains("Directory listing"))
+        #expect(try await server.get("/proxy/services/main/web/").status == 401)
+        #expect(try await server.get("/proxy/services/main/web/", token: "wrong").status == 401)
+        let redirect = try await server.get("/proxy/services/main/web", token: server.token, followRedirects: false)
+        #expect(redirect.status == 308 && redirect.location == "/proxy/services/main/web/")
+        #expect(try await server.get("/proxy/services/main/nope/", token: server.token).status == 404)
+        #expect(processes(matching: "http.server 8000", prefix: "python3").count == 2)
+
+        let ps = try server.cli(["ps"])
+        #expect(ps.output.contains("web") && ps.output.contains("running") && ps.output.contains("2/2"))
+        let json = try server.cli(["ps", "-o", "json"])
+        #expect(json.output.contains("\"readyReplicas\" : 2"))
+
+        let stop = try server.cli(["stop", "web", "-y"])
+        #expect(stop.status == 0)
+        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3").isEmpty }
+        let described = try server.cli(["describe", "web"])
+        #expect(described.output.contains("terminated"))
+    }
+
+    @Test func invalidConfigurationIsRejectedBeforeAnythingIsSent() async throws {
+        let server = try Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("bad.dstack.yml")
+        try "type: service\nname: bad\ncommands: [x]\nport: 70000\n".write(to: file, atomically: true, encoding: .utf8)
+        let result = try server.cli(["apply", "-f", file.path, "-y"])
+        #expect(result.status == 1)
+        #expect(result.output.contains("\(file.path):4:7") && result.output.contains("service.port"))
+        let runs = try await server.get("/api/v1/projects/main/runs", token: server.token)
+        #expect(runs.status == 200 && runs.body == "[]")
+        // The API validates again and answers 400 with located issues.
+        var request = URLRequest(url: URL(string: server.url + "/api/v1/projects/main/runs/apply")!)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(server.token)", forHTTPHeaderField: "Authorization")
+        request.httpBody = Data(#"{"configuration": "type: service\nname: bad\nport: 8000\n", "env": {}, "force": false}"#.utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 400)
+        #expect(String(decoding: data, as: UTF8.self).contains("either `commands` or `image` must be set"))
+        request.httpBody = Data(#"{"env": {}}"#.utf8)
+        let (bad, badResponse) = try await URLSession.shared.data(for: request)
+        #expect((badResponse as? HTTPURLResponse)?.statusCode == 400)
+        #expect(String(decoding: bad, as: UTF8.self).contains("configuration"))
+    }
+
+    @Test func killNineDuringRolloutThenRestartConverges() async throws {
+        let server = try Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        var file = try Self.writeService(server.home)
+        #expect(try server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        file = try Self.writeService(server.home, env: "v2")
+        #expect(try server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
+        server.kill(signal: SIGKILL)
+        try server.start()
+        try await server.waitHealthy()
+        try await waitFor(timeout: 60) {
+            let r = try await server.get("/api/v1/projects/main/runs/web", token: server.token)
+            return r.body.contains("\"readyReplicas\":2") && r.body.contains("\"observedGeneration\":2")
+        }
+        // No duplicate and no orphan: exactly two servers run, both of the new deployment.
+        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3").count == 2 }
+        let replicas = try await server.get("/api/v1/projects/main/runs/web/replicas", token: server.token)
+        #expect(replicas.status == 200)
+        let live = replicas.body.components(separatedBy: "\"phase\":\"running\"").count - 1
+        #expect(live == 2)
+        #expect(try await server.get("/proxy/services/main/web/", token: server.token).status == 200)
+    }
+}
+
+final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        completionHandler(nil)
+    }
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func waitFor(timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !((try? await condition()) ?? false) {
+        if Date() > deadline { throw E2EError(message: "condition not met within \(timeout) s") }
+        try await Task.sleep(nanoseconds: 50_000_000)
+    }
+}
+
+func processes(matching text: String, prefix: String = "") -> [Int] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int.init).filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let cmd = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+        return cmd.contains(text) && cmd.hasPrefix(prefix)
+    }
+}
+
+/// Pids whose working directory is inside `directory` (the workloads of a data directory).
+func processes(inDirectory directory: String) -> [Int] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int.init).filter { pid in
+        guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") else { return false }
+        return cwd.hasPrefix(directory)
+    }
+}
+
+struct E2EError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
