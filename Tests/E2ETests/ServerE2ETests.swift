@@ -130,7 +130,7 @@ import Testing
         let redirect = try await server.get("/proxy/services/main/web", token: server.token, followRedirects: false)
         #expect(redirect.status == 308 && redirect.location == "/proxy/services/main/web/")
         #expect(try await server.get("/proxy/services/main/nope/", token: server.token).status == 404)
-        #expect(processes(matching: "http.server 8000", prefix: "python3").count == 2)
+        #expect(processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).count == 2)
 
         let ps = try server.cli(["ps"])
         #expect(ps.output.contains("web") && ps.output.contains("running") && ps.output.contains("2/2"))
@@ -139,7 +139,7 @@ import Testing
 
         let stop = try server.cli(["stop", "web", "-y"])
         #expect(stop.status == 0)
-        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3").isEmpty }
+        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).isEmpty }
         let described = try server.cli(["describe", "web"])
         #expect(described.output.contains("terminated"))
     }
@@ -185,7 +185,7 @@ import Testing
             return r.body.contains("\"readyReplicas\":2") && r.body.contains("\"observedGeneration\":2")
         }
         // No duplicate and no orphan: exactly two servers run, both of the new deployment.
-        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3").count == 2 }
+        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).count == 2 }
         let replicas = try await server.get("/api/v1/projects/main/runs/web/replicas", token: server.token)
         #expect(replicas.status == 200)
         let live = replicas.body.components(separatedBy: "\"phase\":\"running\"").count - 1
@@ -222,9 +222,10 @@ func waitFor(timeout: TimeInterval, _ condition: () async throws -> Bool) async 
     }
 }
 
-func processes(matching text: String, prefix: String = "") -> [Int] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap(Int.init).filter { pid in
+/// Pids whose command line contains `text` and starts with `prefix`, running in a directory
+/// under `directory` (a test's own data directory).
+func processes(matching text: String, prefix: String = "", in directory: String) -> [Int] {
+    processes(inDirectory: directory).filter { pid in
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let cmd = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
         return cmd.contains(text) && cmd.hasPrefix(prefix)

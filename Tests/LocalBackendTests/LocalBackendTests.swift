@@ -55,7 +55,7 @@ import Testing
         try await backend.stop(id, graceful: true)
         let state = try await waitFor(backend, id) { if case .exited = $0 { return true } else { return false } }
         #expect(state == .exited(143))
-        #expect(processes(matching: "sleep 3133", prefix: "sleep").isEmpty, "no process of the group survives")
+        #expect(processes(matching: "sleep 3133", prefix: "sleep", in: root).isEmpty, "no process of the group survives")
         await cleanup(backend)
     }
 
@@ -97,13 +97,18 @@ import Testing
     }
 }
 
-/// Pids whose command line contains `text` (and starts with `prefix`, when given).
-func processes(matching text: String, prefix: String = "") -> [Int] {
+/// Pids whose command line contains `text` (and starts with `prefix`), optionally only those
+/// running in a directory under `directory` (so that tests running at once do not see each
+/// other's processes).
+func processes(matching text: String, prefix: String = "", in directory: String? = nil) -> [Int] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap(Int.init).filter { pid in
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let cmd = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-        return cmd.contains(text) && cmd.hasPrefix(prefix)
+        guard cmd.contains(text), cmd.hasPrefix(prefix) else { return false }
+        guard let directory else { return true }
+        let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")) ?? ""
+        return cwd.hasPrefix(directory)
     }
 }
 
@@ -153,7 +158,7 @@ import Store
             if Date() > deadline { Issue.record("the service did not become ready"); break }
             try await Task.sleep(nanoseconds: 20_000_000)
         }
-        #expect(processes(matching: "http.server 8000", prefix: "python3").count == 2)
+        #expect(processes(matching: "http.server 8000", prefix: "python3", in: root).count == 2)
         var run = try #require(try await runs.get(project: "main", name: "web"))
         run.spec.stop = StopRequest(abort: false)
         try await runs.update(run)
@@ -162,7 +167,7 @@ import Store
             if Date() > stopDeadline { Issue.record("the service did not stop"); break }
             try await Task.sleep(nanoseconds: 20_000_000)
         }
-        #expect(processes(matching: "http.server 8000").isEmpty, "no process of either replica is left")
+        #expect(processes(matching: "http.server 8000", in: root).isEmpty, "no process of either replica is left")
         #expect(try await backend.inventory(labels: [:]).isEmpty, "stopped workloads are cleaned up")
     }
 }
