@@ -18,7 +18,7 @@ public final class ControllerManager: Service, Sendable {
     let logger: Logger
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
-                runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600,
+                runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: TimeInterval = 0,
                 metrics: (any ControllerMetrics)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
         self.store = store
         self.backend = backend
@@ -29,7 +29,7 @@ public final class ControllerManager: Service, Sendable {
         runController = Controller(name: "run", reconciler: RunReconciler(store: store, replicas: InformerReplicaSource(replicaInformer), clock: clock),
                                    clock: clock, workers: runWorkers, metrics: metrics, logger: logger)
         replicaController = Controller(name: "replica",
-                                       reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, clock: clock),
+                                       reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, clock: clock, drain: drain),
                                        clock: clock, workers: replicaWorkers, metrics: metrics, logger: logger)
         let runs = runController
         let replicas = replicaController

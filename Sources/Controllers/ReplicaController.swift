@@ -16,12 +16,17 @@ public struct ReplicaReconciler: Reconciler {
     let prober: any ReadinessProber
     let clock: any ControllerClock
     let events: EventRecorder
+    /// How long a serving replica stays out of rotation before it is stopped, so that the proxy
+    /// has stopped sending it requests (bounded by `stop_duration`).
+    let drain: TimeInterval
 
-    public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock) {
+    public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
+                drain: TimeInterval = 0) {
         self.store = store
         self.backend = backend
         self.prober = prober
         self.clock = clock
+        self.drain = drain
         self.events = EventRecorder(store: store, clock: clock, component: "replica-controller")
     }
 
@@ -175,9 +180,22 @@ public struct ReplicaReconciler: Reconciler {
         default:
             break
         }
+        let bound = replica.spec.template.stopDuration
+        // A serving replica leaves rotation first and is stopped after the drain period.
+        let drainFor = bound >= 0 ? min(drain, TimeInterval(bound)) : drain
+        if termination.graceful, drainFor > 0, status.stopRequestedAt == nil {
+            if status.drainStartedAt == nil, status.ready {
+                status.drainStartedAt = now
+                status.phase = .terminating
+                status.ready = false
+                return .requeue(after: drainFor)
+            }
+            if let started = status.drainStartedAt, now.timeIntervalSince(started) < drainFor {
+                return .requeue(after: drainFor - now.timeIntervalSince(started))
+            }
+        }
         status.phase = .terminating
         status.ready = false
-        let bound = replica.spec.template.stopDuration
         if !termination.graceful || bound == 0 {
             try await backend.stop(id, graceful: false)
             return .requeue(after: 1)

@@ -111,6 +111,8 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         env["HOME"] = env["HOME"] ?? dir
         env["PORT"] = String(template.port)
         env["SETPOINT_COMMANDS"] = script
+        // Marks every process of the workload, so one started just before a crash is found.
+        env["SETPOINT_WORKLOAD"] = id
         let socket = dir + "/port.sock"
         let exitFile = dir + "/exit-status"
         let argv: [String]
@@ -142,6 +144,10 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
             endpoint = "127.0.0.1:\(template.port)"
         }
         let workingDirectory = template.workingDir.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? dir
+        // Recorded before the start: a crash in between leaves a record with pid 0, which the
+        // next start resolves by finding the workload's processes through their marker.
+        try save(Record(id: id, name: request.name, project: request.project, labels: request.labels, pid: 0, startTime: nil,
+                        port: template.port, endpoint: endpoint, network: network, createdAt: Date()))
         let pid: pid_t
         do {
             pid = try Processes.spawn(argv, environment: env, directory: workingDirectory, logPath: dir + "/output.log")
@@ -298,6 +304,13 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         for entry in entries {
             guard let data = FileManager.default.contents(atPath: directory(entry) + "/meta.json"),
                   var record = try? decoder.decode(Record.self, from: data) else { continue }
+            if record.pid == 0 {
+                // Interrupted between recording and starting: end whatever did start, forget it.
+                for pid in Processes.marked(workload: record.id) { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
+                try? FileManager.default.removeItem(atPath: directory(entry))
+                logger.info("removed a workload whose start was interrupted", metadata: ["workload": "\(record.id)"])
+                continue
+            }
             if record.exitCode == nil, !Processes.isAlive(record.pid, startedAt: record.startTime) {
                 let recorded = (try? String(contentsOfFile: directory(entry) + "/exit-status", encoding: .utf8))
                     .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }

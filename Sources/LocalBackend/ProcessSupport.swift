@@ -114,6 +114,16 @@ enum Processes {
         return false
     }
 
+    /// Processes whose environment carries `SETPOINT_WORKLOAD=<id>`.
+    static func marked(workload id: String) -> [pid_t] {
+        let marker = Array("SETPOINT_WORKLOAD=\(id)".utf8)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return env.split(separator: 0).contains { Array($0) == marker }
+        }
+    }
+
     /// Exit status as a shell reports it: the code, or 128 + the signal.
     static func exitCode(fromWaitStatus status: Int32) -> Int32 {
         let signal = status & 0x7f

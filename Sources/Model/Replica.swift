@@ -187,6 +187,8 @@ public struct ReplicaStatus: Codable, Equatable, Sendable {
     public var finishedAt: Date?
     /// When a graceful stop was sent to the workload.
     public var stopRequestedAt: Date?
+    /// When the replica left the proxy's rotation before being stopped.
+    public var drainStartedAt: Date?
     public var probeStreaks: [Int] = []
     public var lastProbeAt: Date?
     public var observedGeneration: Int64 = 0

@@ -66,7 +66,7 @@ public struct ServiceProxy: Sendable {
             case .forbidden: return Self.text(.forbidden, "Unauthorized to access project \(project)")
             }
         }
-        guard let endpoint = table.pick(route) else {
+        guard let first = table.pick(route) else {
             return Self.text(.serviceUnavailable, "Service \(project)/\(run) has no ready replica")
         }
         let rest = context.parameters.getCatchAll().joined(separator: "/")
@@ -74,7 +74,7 @@ public struct ServiceProxy: Sendable {
         if request.uri.path.hasSuffix("/"), !path.hasSuffix("/") { path += "/" }
         if let q = request.uri.query { path += "?" + q }
 
-        var upstream = HTTPClientRequest(url: Self.url(endpoint: endpoint, path: path))
+        var upstream = HTTPClientRequest(url: Self.url(endpoint: first, path: path))
         upstream.method = HTTPMethod(rawValue: request.method.rawValue)
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) && field.name != .authorization {
             upstream.headers.add(name: field.name.rawName, value: field.value)
@@ -88,15 +88,28 @@ public struct ServiceProxy: Sendable {
             upstream.body = .stream(request.body, length: .unknown)
         }
 
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(upstream, timeout: timeout)
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return Self.text(.gatewayTimeout, "Timed out requesting upstream")
-        } catch {
-            logger.debug("upstream failed", metadata: ["service": "\(project)/\(run)", "error": "\(error)"])
-            return Self.text(.badGateway, "Error requesting upstream: the replica did not answer")
+        var response: HTTPClientResponse?
+        var endpoint = first
+        // A bodiless idempotent request whose connection could not even be made (the replica just
+        // went away) is tried once more on another replica; nothing else is retried.
+        let retriable = (request.method == .get || request.method == .head || request.method == .options) && upstream.body == nil
+        for attempt in 0..<2 {
+            do {
+                response = try await client.execute(upstream, timeout: timeout)
+                break
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+                return Self.text(.gatewayTimeout, "Timed out requesting upstream")
+            } catch {
+                logger.debug("upstream failed", metadata: ["service": "\(project)/\(run)", "endpoint": "\(endpoint)", "error": "\(error)"])
+                guard attempt == 0, retriable, Self.isConnectFailure(error),
+                      let fresh = table.route(project: project, run: run), let next = table.pick(fresh), next != endpoint else {
+                    return Self.text(.badGateway, "Error requesting upstream: the replica did not answer")
+                }
+                endpoint = next
+                upstream.url = Self.url(endpoint: endpoint, path: path)
+            }
         }
+        guard let response else { return Self.text(.badGateway, "Error requesting upstream: the replica did not answer") }
         var headers = HTTPFields()
         for (name, value) in response.headers where !Self.hopByHop.contains(name.lowercased()) {
             if let field = HTTPField.Name(name) { headers.append(HTTPField(name: field, value: value)) }
@@ -106,6 +119,13 @@ public struct ServiceProxy: Sendable {
         }
         return Response(status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
                         headers: headers, body: ResponseBody(asyncSequence: response.body))
+    }
+
+    /// Connection refused / no such socket: the request never reached the replica.
+    static func isConnectFailure(_ error: Error) -> Bool {
+        let text = String(describing: error)
+        return text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("No such file")
+            || text.contains("ECONNREFUSED") || text.contains("ENOENT") || (error as? HTTPClientError) == .remoteConnectionClosed
     }
 
     /// `unix:/path` → `http+unix://%2Fpath/…`, `host:port` → `http://host:port/…`.

@@ -60,7 +60,8 @@ public enum SetpointServer {
         }
 
         let clock = SystemClock()
-        let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, logger: logger)
+        // Replicas leave the proxy's rotation 2 s before they are stopped (scale down, rollout, stop).
+        let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: 2, logger: logger)
         let routes = RouteTable()
         let updater = RouteUpdater(table: routes, runs: manager.runInformer, replicas: manager.replicaInformer)
         let client = HTTPClient(eventLoopGroupProvider: .singleton,

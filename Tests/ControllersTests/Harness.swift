@@ -16,13 +16,13 @@ struct Harness {
     let runReconciler: RunReconciler
     let replicaReconciler: ReplicaReconciler
 
-    init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock()) {
+    init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock(), drain: TimeInterval = 0) {
         self.clock = clock
         let c = clock
         self.store = store ?? MemoryStore(now: { c.now() })
         self.backend = backend ?? FakeBackend(clock: clock)
         runReconciler = RunReconciler(store: self.store, replicas: StoreReplicaSource(self.store), clock: clock)
-        replicaReconciler = ReplicaReconciler(store: self.store, backend: self.backend, prober: self.backend, clock: clock)
+        replicaReconciler = ReplicaReconciler(store: self.store, backend: self.backend, prober: self.backend, clock: clock, drain: drain)
     }
 
     var runs: TypedStore<RunKind> { TypedStore(store) }

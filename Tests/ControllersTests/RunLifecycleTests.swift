@@ -274,6 +274,28 @@ import TestSupport
         #expect(try await TypedStore<EventKind>(h.store).list(project: "main").contains { $0.spec.reason == "Killed" })
     }
 
+    @Test func servingReplicasLeaveRotationBeforeTheyAreStopped() async throws {
+        let h = Harness(drain: 5)
+        try await h.apply(http2)
+        try await h.converge()
+        try await h.stop("web")
+        try await h.converge()
+        var replicas = try await h.allReplicas("web")
+        #expect(replicas.allSatisfy { $0.status.phase == .terminating && !$0.status.ready && $0.status.drainStartedAt != nil })
+        #expect(h.backend.workloads.allSatisfy { $0.stopRequests == 0 }, "not stopped while draining")
+        try await h.advance(by: 5)
+        replicas = try await h.allReplicas("web")
+        #expect(replicas.allSatisfy { $0.status.phase == .terminated })
+        #expect(h.backend.workloads.isEmpty)
+        // Abort skips the drain.
+        let fast = Harness(drain: 5)
+        try await fast.apply(http2)
+        try await fast.converge()
+        try await fast.stop("web", abort: true)
+        try await fast.converge()
+        #expect(try await fast.allReplicas("web").allSatisfy { $0.status.phase == .aborted })
+    }
+
     @Test func abortKillsAtOnce() async throws {
         let h = Harness()
         h.backend.setIgnoreGracefulStop(true)

@@ -169,6 +169,42 @@ import Testing
         #expect(String(decoding: bad, as: UTF8.self).contains("configuration"))
     }
 
+    @Test func rollingUpdateFailsNoRequest() async throws {
+        let server = try Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        var file = try Self.writeService(server.home)
+        #expect(try server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        // A bounded request loop runs while the new deployment rolls out.
+        let token = server.token
+        let url = server.url
+        let loop = Task {
+            var failures: [Int] = []
+            var count = 0
+            let deadline = Date().addingTimeInterval(60)
+            while !Task.isCancelled, Date() < deadline, count < 20_000 {
+                var request = URLRequest(url: URL(string: url + "/proxy/services/main/web/")!)
+                request.timeoutInterval = 10
+                request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+                let status = ((try? await URLSession.shared.data(for: request))?.1 as? HTTPURLResponse)?.statusCode ?? 0
+                if Task.isCancelled { break }  // the request cut short by the end of the loop
+                if status != 200 { failures.append(status) }
+                count += 1
+            }
+            return (count, failures)
+        }
+        file = try Self.writeService(server.home, env: "v2")
+        let rolled = try server.cli(["apply", "-f", file.path, "-y"])
+        #expect(rolled.status == 0, "\(rolled.output)")
+        // `apply` returned once the new generation is observed: every replica is of deployment 2.
+        let run = try await server.get("/api/v1/projects/main/runs/web", token: server.token)
+        #expect(run.body.contains("\"observedGeneration\":2") && run.body.contains("\"deploymentNum\":2"))
+        loop.cancel()
+        let (count, failures) = await loop.value
+        #expect(count > 0)
+        #expect(failures.isEmpty, "\(failures.count) of \(count) requests failed: \(Set(failures))")
+    }
+
     @Test func killNineDuringRolloutThenRestartConverges() async throws {
         let server = try Server()
         defer { server.stop() }
@@ -185,7 +221,12 @@ import Testing
             return r.body.contains("\"readyReplicas\":2") && r.body.contains("\"observedGeneration\":2")
         }
         // No duplicate and no orphan: exactly two servers run, both of the new deployment.
-        try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).count == 2 }
+        do {
+            try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).count == 2 }
+        } catch {
+            let replicas = try await server.get("/api/v1/projects/main/runs/web/replicas", token: server.token)
+            Issue.record("\(processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).count) python processes; replicas: \(replicas.body)")
+        }
         let replicas = try await server.get("/api/v1/projects/main/runs/web/replicas", token: server.token)
         #expect(replicas.status == 200)
         let live = replicas.body.components(separatedBy: "\"phase\":\"running\"").count - 1
