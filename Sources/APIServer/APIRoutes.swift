@@ -16,8 +16,8 @@ public struct APIRoutes: Sendable {
     let backend: any ComputeBackend
     let logger: Logger
 
-    /// Request bodies larger than this are refused (a configuration is a few KB).
-    static let maxBody = 4 << 20
+    /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
+    static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
     public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger) {
         self.runs = runs

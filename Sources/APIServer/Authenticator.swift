@@ -34,7 +34,12 @@ public final class Authenticator: Sendable {
     }
 
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        hash(data: Data(token.utf8))
+    }
+
+    /// Hex SHA-256.
+    public static func hash(data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
     /// A new random token (256 bits, hex).

@@ -12,11 +12,32 @@ public struct RunService: Sendable {
     public let backend: any ComputeBackend
     /// Where the server is reached (`http://127.0.0.1:3000`), for published URLs.
     public let publicURL: String
+    /// Where uploaded code archives are kept (one file per content hash).
+    public let codeDirectory: String
+    /// The largest code archive accepted (compressed).
+    public static let codeLimit = 64 << 20
 
-    public init(store: any ObjectStore, backend: any ComputeBackend, publicURL: String) {
+    public init(store: any ObjectStore, backend: any ComputeBackend, publicURL: String, codeDirectory: String) {
         self.store = store
         self.backend = backend
         self.publicURL = publicURL
+        self.codeDirectory = codeDirectory
+    }
+
+    /// Stores the request's code archive (content-addressed) and describes it.
+    func storeCode(_ request: API.ApplyRequest) throws -> CodeArchive? {
+        guard let text = request.code else { return nil }
+        guard let data = Data(base64Encoded: text) else { throw Failure.invalid("field `code` is not valid base64") }
+        guard data.count <= Self.codeLimit else {
+            throw Failure.invalid("the code archive is \(data.count >> 20) MB, over the \(Self.codeLimit >> 20) MB limit: leave large files out (.gitignore)")
+        }
+        let hash = Authenticator.hash(data: data)
+        let path = codeDirectory + "/" + hash + ".tar.gz"
+        if !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.createDirectory(atPath: codeDirectory, withIntermediateDirectories: true)
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+        return CodeArchive(hash: hash, path: path, size: data.count)
     }
 
     var runs: TypedStore<RunKind> { TypedStore(store) }
@@ -90,8 +111,12 @@ public struct RunService: Sendable {
         if let current {
             let c = SpecChanges.classify(old: current.spec.configuration, new: config)
             changes = API.Changes(inPlace: c.inPlace, rolling: c.rolling, recreate: c.recreate)
+            if let code = request.code, let data = Data(base64Encoded: code), Authenticator.hash(data: data) != current.spec.code?.hash {
+                changes.rolling.append("code")
+            }
             let restarting = current.spec.stop != nil || current.status.phase.isFinished
-            action = restarting ? "create" : (c.isEmpty ? "none" : "update")
+            let unchanged = changes.inPlace.isEmpty && changes.rolling.isEmpty && changes.recreate.isEmpty
+            action = restarting ? "create" : (unchanged ? "none" : "update")
         }
         let offers = try await backend.offers().map {
             API.OfferInfo(backend: $0.backend, region: $0.region, instance: $0.instance, cpus: $0.cpus, memoryGB: $0.memoryGB,
@@ -106,6 +131,7 @@ public struct RunService: Sendable {
     /// requires. A stopped or finished run with the same name is started again.
     public func apply(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Run {
         let (config, secret) = try resolve(request)
+        let code = try storeCode(request)
         let name = config.name ?? ""
         if var current = try await runs.get(project: project, name: name) {
             if current.meta.isDeleting { throw Failure.conflict("run \(name) is being deleted; wait for it to go, then apply again") }
@@ -117,6 +143,7 @@ public struct RunService: Sendable {
             current.spec.stop = nil
             current.spec.appliedBy = user
             current.spec.configurationPath = request.file
+            current.spec.code = code
             do {
                 return view(try await runs.update(current))
             } catch let e as StoreError where e.code == .conflict {
@@ -125,8 +152,10 @@ public struct RunService: Sendable {
         }
         let run = Run(project: project, name: name, labels: [:],
                       spec: RunSpec(configuration: config, appliedBy: user, configurationPath: request.file, secretEnv: secret))
+        var withCode = run
+        withCode.spec.code = code
         do {
-            return view(try await runs.create(run))
+            return view(try await runs.create(withCode))
         } catch let e as StoreError where e.code == .alreadyExists {
             throw Failure.conflict("run \(name) was created meanwhile: plan again")
         }

@@ -8,7 +8,7 @@ public enum ReplicaTemplates {
     /// The default graceful-stop bound (dstack's `stop_duration` default, 5 minutes).
     public static let defaultStopDuration = 300
 
-    public static func template(_ config: ServiceConfiguration, group: ReplicaGroup) throws -> ReplicaTemplate {
+    public static func template(_ config: ServiceConfiguration, group: ReplicaGroup, code: CodeArchive? = nil) throws -> ReplicaTemplate {
         let (env, unresolved) = config.literalEnvironment
         if !unresolved.isEmpty {
             throw TerminalError(reason: "UnresolvedEnvironment",
@@ -37,7 +37,8 @@ public enum ReplicaTemplates {
             entrypoint: config.entrypoint, workingDir: config.workingDir, user: config.user, shell: config.shell,
             privileged: group.privileged ?? (config.privileged || (group.docker ?? config.docker) == true),
             env: env, port: config.port.containerPort, resources: group.resources.jsonText, probes: probes,
-            stopDuration: stop, registryUsername: config.registryAuth?.username, registryPassword: config.registryAuth?.password)
+            stopDuration: stop, registryUsername: config.registryAuth?.username, registryPassword: config.registryAuth?.password,
+            code: code)
     }
 }
 

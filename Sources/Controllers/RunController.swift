@@ -41,7 +41,7 @@ public struct RunReconciler: Reconciler {
 
         var templates: [String: ReplicaTemplate] = [:]
         for group in run.spec.configuration.replicaGroups {
-            templates[group.name] = try ReplicaTemplates.template(run.spec.configuration, group: group)
+            templates[group.name] = try ReplicaTemplates.template(run.spec.configuration, group: group, code: run.spec.code)
         }
 
         var plan = RunPlanner.plan(run: run, replicas: children, templates: templates, now: clock.now())

@@ -143,6 +143,16 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
             argv = ["/bin/sh", "-c", wrapper]
             endpoint = "127.0.0.1:\(template.port)"
         }
+        if let code = template.code {
+            // The uploaded code becomes the working directory's content.
+            let pid = try Processes.spawn(["/bin/tar", "-xzf", code.path, "-C", dir], environment: ["PATH": "/usr/bin:/bin"],
+                                          directory: dir, logPath: dir + "/output.log")
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            guard Processes.exitCode(fromWaitStatus: status) == 0 else {
+                throw BackendError(.invalid, "cannot unpack the code archive \(code.hash.prefix(12))")
+            }
+        }
         let workingDirectory = template.workingDir.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? dir
         // Recorded before the start: a crash in between leaves a record with pid 0, which the
         // next start resolves by finding the workload's processes through their marker.

@@ -21,15 +21,19 @@ public enum API {
         public var resourceVersion: Int64?
         /// Apply even when nothing changed or the version moved.
         public var force: Bool
+        /// The code to run: a gzipped tar of the configuration's repository (tracked and
+        /// untracked, not ignored files) or of its directory, base64-encoded.
+        public var code: String?
 
         public init(configuration: String, file: String? = nil, env: [String: String] = [:], name: String? = nil,
-                    resourceVersion: Int64? = nil, force: Bool = false) {
+                    resourceVersion: Int64? = nil, force: Bool = false, code: String? = nil) {
             self.configuration = configuration
             self.file = file
             self.env = env
             self.name = name
             self.resourceVersion = resourceVersion
             self.force = force
+            self.code = code
         }
     }
 

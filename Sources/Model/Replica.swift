@@ -81,11 +81,13 @@ public struct ReplicaTemplate: Codable, Equatable, Sendable, Hashable {
     public var stopDuration: Int
     public var registryUsername: String?
     public var registryPassword: String?
+    /// The code to unpack in the working directory before the commands run.
+    public var code: CodeArchive?
 
     public init(image: String? = nil, python: String? = nil, commands: [String] = [], entrypoint: String? = nil,
                 workingDir: String? = nil, user: String? = nil, shell: String? = nil, privileged: Bool = false,
                 env: [String: String] = [:], port: Int = 8000, resources: String = "{}", probes: [ProbeTemplate] = [],
-                stopDuration: Int = 300, registryUsername: String? = nil, registryPassword: String? = nil) {
+                stopDuration: Int = 300, registryUsername: String? = nil, registryPassword: String? = nil, code: CodeArchive? = nil) {
         self.image = image
         self.python = python
         self.commands = commands
@@ -101,6 +103,7 @@ public struct ReplicaTemplate: Codable, Equatable, Sendable, Hashable {
         self.stopDuration = stopDuration
         self.registryUsername = registryUsername
         self.registryPassword = registryPassword
+        self.code = code
     }
 
     /// A stable digest of everything a rollout must replace (FNV-1a over canonical JSON).

@@ -44,6 +44,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var configurationPath: String?
     /// `env` names whose values came from the applying user's environment (shown redacted).
     public var secretEnv: [String]
+    /// The uploaded code (content-addressed archive), run in each replica's working directory.
+    public var code: CodeArchive?
 
     public init(configuration: ServiceConfiguration, desiredReplicas: [String: Int]? = nil, stop: StopRequest? = nil,
                 appliedBy: String? = nil, configurationPath: String? = nil, secretEnv: [String] = []) {
@@ -56,7 +58,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case configuration, desiredReplicas, stop, appliedBy, configurationPath, secretEnv
+        case configuration, desiredReplicas, stop, appliedBy, configurationPath, secretEnv, code
     }
 
     public init(from decoder: Decoder) throws {
@@ -74,6 +76,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         appliedBy = try c.decodeIfPresent(String.self, forKey: .appliedBy)
         configurationPath = try c.decodeIfPresent(String.self, forKey: .configurationPath)
         secretEnv = try c.decodeIfPresent([String].self, forKey: .secretEnv) ?? []
+        code = try c.decodeIfPresent(CodeArchive.self, forKey: .code)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -84,6 +87,22 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try c.encodeIfPresent(appliedBy, forKey: .appliedBy)
         try c.encodeIfPresent(configurationPath, forKey: .configurationPath)
         if !secretEnv.isEmpty { try c.encode(secretEnv, forKey: .secretEnv) }
+        try c.encodeIfPresent(code, forKey: .code)
+    }
+}
+
+/// An uploaded code archive: a gzipped tar, stored once per content hash.
+public struct CodeArchive: Codable, Equatable, Sendable, Hashable {
+    /// Hex SHA-256 of the archive.
+    public var hash: String
+    /// Where the server keeps it.
+    public var path: String
+    public var size: Int
+
+    public init(hash: String, path: String, size: Int) {
+        self.hash = hash
+        self.path = path
+        self.size = size
     }
 }
 

@@ -68,7 +68,8 @@ public enum SetpointServer {
                                 configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60)), decompression: .disabled))
 
         let router = Router()
-        APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL), auth: auth, store: store,
+        APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
+                                   codeDirectory: settings.dataDirectory + "/code"), auth: auth, store: store,
                   backend: backend, logger: logger).register(on: router)
         ServiceProxy(table: routes, client: client, logger: logger) { header, project in
             switch auth.authorize(authorization: header, project: project) {

@@ -92,8 +92,12 @@ import Testing
         }
     }
 
+    /// The service and its code (an `index.html` the server serves) in `<dir>/project`.
     static func writeService(_ dir: URL, replicas: Int = 2, env: String = "v1") throws -> URL {
-        let file = dir.appendingPathComponent("web.dstack.yml")
+        let project = dir.appendingPathComponent("project")
+        try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
+        try "<p>uploaded code \(env)</p>\n".write(to: project.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+        let file = project.appendingPathComponent("web.dstack.yml")
         try """
             type: service
             name: web
@@ -124,7 +128,7 @@ import Testing
 
         let ok = try await server.get("/proxy/services/main/web/", token: server.token)
         #expect(ok.status == 200)
-        #expect(ok.body.contains("Directory listing"))
+        #expect(ok.body.contains("uploaded code v1"), "the replica runs in a directory holding the uploaded code")
         #expect(try await server.get("/proxy/services/main/web/").status == 401)
         #expect(try await server.get("/proxy/services/main/web/", token: "wrong").status == 401)
         let redirect = try await server.get("/proxy/services/main/web", token: server.token, followRedirects: false)

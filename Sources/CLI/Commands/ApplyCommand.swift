@@ -51,9 +51,12 @@ struct ApplyCommand: AsyncParsableCommand {
             for (key, value) in service.env {
                 if case .fromEnvironment = value, values[key] == nil, let v = ProcessInfo.processInfo.environment[key] { values[key] = v }
             }
-            var request = API.ApplyRequest(configuration: doc.text, file: doc.file, env: values, name: name, force: force)
+            let code = try CodeUpload.archive(forConfiguration: doc.file)
+            var request = API.ApplyRequest(configuration: doc.text, file: doc.file, env: values, name: name, force: force,
+                                           code: code.data.base64EncodedString())
             let plan = try await client.plan(request)
             Terminal.standardOutput.write(Self.describe(plan, file: doc.file, style: style))
+            print("Code: \(code.files) file(s) from \(code.root) (\(max(1, code.data.count >> 10)) KB)\n")
             switch plan.action {
             case "none":
                 print("Detected no changes.")
