@@ -80,6 +80,10 @@ public struct APIClient: Sendable {
         try await call(.DELETE, projectPath + "/runs/\(name)", as: API.Run.self)
     }
     public func offers() async throws -> [API.OfferInfo] { try await call(.GET, "/api/v1/offers", as: [API.OfferInfo].self) }
+    public func createUser(_ request: API.UserRequest) async throws -> API.UserInfo {
+        try await call(.POST, "/api/v1/users", body: try API.encoder.encode(request), as: API.UserInfo.self)
+    }
+    public func users() async throws -> [API.UserInfo] { try await call(.GET, "/api/v1/users", as: [API.UserInfo].self) }
 
     /// An NDJSON stream (logs, watch), decoded line by line.
     func lines<T: Decodable & Sendable>(_ path: String, as type: T.Type) -> AsyncThrowingStream<T, Error> {

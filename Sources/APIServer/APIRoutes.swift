@@ -41,6 +41,22 @@ public struct APIRoutes: Sendable {
                 }
             }
         }
+        api.post("users") { request, _ in
+            try await handle(request, project: nil) { principal in
+                guard principal.globalRole == "admin" else {
+                    throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only a global admin creates users"))
+                }
+                return try await auth.createUser(try await decode(API.UserRequest.self, request))
+            }
+        }
+        api.get("users") { request, _ in
+            try await handle(request, project: nil) { principal in
+                guard principal.globalRole == "admin" else {
+                    throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only a global admin lists users"))
+                }
+                return try await auth.listUsers()
+            }
+        }
         let project = api.group("projects/{project}")
         project.post("runs/plan") { request, context in
             try await handle(request, project: context.parameters.get("project")) { principal in

@@ -70,6 +70,42 @@ public final class Authenticator: Sendable {
         return principal.role(in: project) == nil ? .forbidden(principal) : .allowed(principal)
     }
 
+    public static let roles = ["admin", "manager", "user"]
+
+    /// Creates a user with a new token (returned once); names follow the run-name rule.
+    public func createUser(_ request: API.UserRequest) async throws -> API.UserInfo {
+        guard RunService.isRunName(request.name) else {
+            throw RunService.Failure.invalid("invalid user name `\(request.name)`: it must match `^[a-z][a-z0-9-]{1,40}$`")
+        }
+        let global = request.globalRole ?? "user"
+        guard global == "admin" || global == "user" else { throw RunService.Failure.invalid("globalRole must be `admin` or `user`") }
+        for (project, role) in request.projects {
+            guard Self.roles.contains(role) else {
+                throw RunService.Failure.invalid("role `\(role)` for project \(project): use one of \(Self.roles.joined(separator: ", "))")
+            }
+            guard RunService.isRunName(project) else { throw RunService.Failure.invalid("invalid project name `\(project)`") }
+        }
+        let token = Self.newToken()
+        do {
+            try await TypedStore<UserKind>(store).create(User(project: systemProject, name: request.name,
+                spec: UserSpec(globalRole: global, tokenHash: Self.hash(token), projectRoles: request.projects)))
+        } catch let e as StoreError where e.code == .alreadyExists {
+            throw RunService.Failure.conflict("user \(request.name) already exists")
+        }
+        let projects = TypedStore<ProjectKind>(store)
+        for project in request.projects.keys where try await projects.get(project: systemProject, name: project) == nil {
+            _ = try? await projects.create(Project(project: systemProject, name: project, spec: ProjectSpec()))
+        }
+        try await reload()
+        return API.UserInfo(name: request.name, globalRole: global, projects: request.projects, token: token)
+    }
+
+    public func listUsers() async throws -> [API.UserInfo] {
+        try await TypedStore<UserKind>(store).list(project: systemProject).map {
+            API.UserInfo(name: $0.meta.name, globalRole: $0.spec.globalRole, projects: $0.spec.projectRoles, token: nil)
+        }
+    }
+
     /// First start: the admin user (token from `SETPOINT_ADMIN_TOKEN` or generated), the
     /// project `main`. Returns the admin token when it was generated or set now (and whether it
     /// was generated), so the caller can write it to `<data-dir>/admin-token` and show a

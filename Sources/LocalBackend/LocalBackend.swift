@@ -96,7 +96,26 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         var fs = statvfs()
         let diskGB = statvfs(root, &fs) == 0 ? (Double(fs.f_bavail) * Double(fs.f_frsize) / 1_073_741_824).rounded() : 0
         return [Offer(backend: name, region: "local", instance: ProcessInfo.processInfo.hostName,
-                      cpus: ProcessInfo.processInfo.activeProcessorCount, memoryGB: memoryGB, diskGB: diskGB)]
+                      cpus: ProcessInfo.processInfo.activeProcessorCount, memoryGB: memoryGB, diskGB: diskGB, gpus: Self.gpus())]
+    }
+
+    /// GPUs as `NAME:MEMORY` from `nvidia-smi`, when it is installed.
+    static func gpus() -> [String] {
+        let smi = ["/usr/bin/nvidia-smi", "/usr/local/bin/nvidia-smi"].first(where: FileManager.default.isExecutableFile(atPath:))
+        guard let smi else { return [] }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-smi-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        guard let pid = try? Processes.spawn([smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                                            environment: ["PATH": "/usr/bin:/bin"], directory: "/", logPath: out) else { return [] }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        guard Processes.exitCode(fromWaitStatus: status) == 0, let text = try? String(contentsOfFile: out, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let mib = Double(parts[1]) else { return nil }
+            let name = parts[0].replacingOccurrences(of: "NVIDIA ", with: "").replacingOccurrences(of: " ", with: "")
+            return "\(name):\(Int((mib / 1024).rounded()))GB"
+        }
     }
 
     public func create(_ request: WorkloadRequest) async throws -> WorkloadID {

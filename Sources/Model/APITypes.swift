@@ -158,6 +158,35 @@ public enum API {
         }
     }
 
+    public struct UserRequest: Codable, Sendable {
+        public var name: String
+        /// `admin` or `user` (default).
+        public var globalRole: String?
+        /// Project → `admin`, `manager` or `user`.
+        public var projects: [String: String]
+
+        public init(name: String, globalRole: String? = nil, projects: [String: String]) {
+            self.name = name
+            self.globalRole = globalRole
+            self.projects = projects
+        }
+    }
+
+    public struct UserInfo: Codable, Sendable {
+        public var name: String
+        public var globalRole: String
+        public var projects: [String: String]
+        /// Only in the answer to a creation: shown once, stored only as a hash.
+        public var token: String?
+
+        public init(name: String, globalRole: String, projects: [String: String], token: String?) {
+            self.name = name
+            self.globalRole = globalRole
+            self.projects = projects
+            self.token = token
+        }
+    }
+
     public struct StopRequest: Codable, Sendable {
         public var abort: Bool
         public init(abort: Bool) { self.abort = abort }

@@ -141,6 +141,14 @@ import Testing
         let json = try server.cli(["ps", "-o", "json"])
         #expect(json.output.contains("\"readyReplicas\" : 2"))
 
+        // A user without a role in the project: 403 on the API and the proxy.
+        let created = try server.cli(["user", "create", "viewer", "--role", "other=user"])
+        #expect(created.status == 0, "\(created.output)")
+        let viewerToken = String(created.output.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await server.get("/api/v1/projects/main/runs", token: viewerToken).status == 403)
+        #expect(try await server.get("/proxy/services/main/web/", token: viewerToken).status == 403)
+        #expect(try await server.get("/api/v1/projects/other/runs", token: viewerToken).status == 200)
+
         let stop = try server.cli(["stop", "web", "-y"])
         #expect(stop.status == 0)
         try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).isEmpty }

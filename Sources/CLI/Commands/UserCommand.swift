@@ -1,0 +1,40 @@
+import APIClient
+import ArgumentParser
+import Foundation
+import Model
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users (global admins only).",
+                                                    subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user and print its token (shown once).")
+        @OptionGroup var server: ServerOptions
+        @Argument(help: "User name.") var name: String
+        @Option(name: .customLong("role"), help: "PROJECT=ROLE, ROLE one of admin, manager, user (repeatable).") var roles: [String] = []
+        @Flag(help: "Make the user a global admin.") var admin = false
+
+        func run() async throws {
+            var projects: [String: String] = [:]
+            for r in roles {
+                let parts = r.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw UsageError(message: "--role \(r): expected PROJECT=ROLE") }
+                projects[parts[0]] = parts[1]
+            }
+            let user = try await server.client().createUser(API.UserRequest(name: name, globalRole: admin ? "admin" : "user", projects: projects))
+            print("Created user \(user.name). Its token (shown once): \(user.token ?? "")")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users and their roles.")
+        @OptionGroup var server: ServerOptions
+
+        func run() async throws {
+            let users = try await server.client().users()
+            Terminal.standardOutput.write(Render.table(["NAME", "GLOBAL ROLE", "PROJECTS"], users.map { u in
+                [u.name, u.globalRole, u.projects.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
+            }, style: TextStyle(enabled: Terminal.standardOutput.isTerminal)))
+        }
+    }
+}
