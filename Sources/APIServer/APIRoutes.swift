@@ -34,12 +34,7 @@ public struct APIRoutes: Sendable {
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
         api.get("offers") { request, _ in
-            try await handle(request, project: nil) { _ in
-                try await backend.offers().map {
-                    API.OfferInfo(backend: $0.backend, region: $0.region, instance: $0.instance, cpus: $0.cpus, memoryGB: $0.memoryGB,
-                                  diskGB: $0.diskGB, gpus: $0.gpus, spot: $0.spot, price: $0.price)
-                }
-            }
+            try await handle(request, project: nil) { _ in try await backend.offers() }
         }
         api.post("users") { request, _ in
             try await handle(request, project: nil) { principal in

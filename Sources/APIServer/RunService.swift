@@ -118,10 +118,7 @@ public struct RunService: Sendable {
             let unchanged = changes.inPlace.isEmpty && changes.rolling.isEmpty && changes.recreate.isEmpty
             action = restarting ? "create" : (unchanged ? "none" : "update")
         }
-        let offers = try await backend.offers().map {
-            API.OfferInfo(backend: $0.backend, region: $0.region, instance: $0.instance, cpus: $0.cpus, memoryGB: $0.memoryGB,
-                          diskGB: $0.diskGB, gpus: $0.gpus, spot: $0.spot, price: $0.price)
-        }
+        let offers = try await backend.offers()
         return API.Plan(action: action, project: project, user: user, runName: name,
                         configuration: Self.redacted(config, secretEnv: secret), changes: changes, offers: offers,
                         resourceVersion: current?.meta.resourceVersion, current: current.map(view))

@@ -57,32 +57,6 @@ public struct WorkloadStatus: Sendable, Equatable {
     }
 }
 
-/// Capacity a backend offers, shown by `setpoint offer` and the apply plan.
-public struct Offer: Sendable, Equatable, Codable {
-    public var backend: String
-    public var region: String
-    public var instance: String
-    public var cpus: Int
-    public var memoryGB: Double
-    public var diskGB: Double
-    public var gpus: [String]
-    public var spot: Bool
-    public var price: Double
-
-    public init(backend: String, region: String, instance: String, cpus: Int, memoryGB: Double, diskGB: Double,
-                gpus: [String] = [], spot: Bool = false, price: Double = 0) {
-        self.backend = backend
-        self.region = region
-        self.instance = instance
-        self.cpus = cpus
-        self.memoryGB = memoryGB
-        self.diskGB = diskGB
-        self.gpus = gpus
-        self.spot = spot
-        self.price = price
-    }
-}
-
 public struct LogLine: Sendable, Equatable {
     public var time: Date
     public var text: String

@@ -44,14 +44,13 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
 
     private struct State {
         var records: [String: Record] = [:]
-        var subscribers: [Int: AsyncStream<WorkloadStatus>.Continuation] = [:]
-        var nextSubscriber = 0
     }
 
     public let name = "local"
     public let root: String
     public let network: NetworkMode
     private let state = Mutex(State())
+    private let broadcaster = StatusBroadcaster()
     private let logger: Logger
 
     /// - Parameters:
@@ -221,17 +220,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         }
     }
 
-    public func changes() -> AsyncStream<WorkloadStatus> {
-        let (stream, continuation) = AsyncStream<WorkloadStatus>.makeStream()
-        let n = state.withLock { s in
-            let n = s.nextSubscriber
-            s.nextSubscriber += 1
-            s.subscribers[n] = continuation
-            return n
-        }
-        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: n) } }
-        return stream
-    }
+    public func changes() -> AsyncStream<WorkloadStatus> { broadcaster.subscribe() }
 
     /// The workload's output; with `follow`, new lines as they are written, until it ends.
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
@@ -320,10 +309,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         announce(record)
     }
 
-    private func announce(_ record: Record) {
-        let status = Self.status(record)
-        for s in state.withLock({ Array($0.subscribers.values) }) { s.yield(status) }
-    }
+    private func announce(_ record: Record) { broadcaster.announce(Self.status(record)) }
 
     /// Reads the workloads a previous server left: running ones are watched again, ended ones
     /// keep their exit status.

@@ -1,6 +1,32 @@
 import Foundation
 import SetpointConfiguration
 
+/// Capacity a backend offers, shown by `setpoint offer` and the apply plan (also the API's JSON).
+public struct Offer: Sendable, Equatable, Codable {
+    public var backend: String
+    public var region: String
+    public var instance: String
+    public var cpus: Int
+    public var memoryGB: Double
+    public var diskGB: Double
+    public var gpus: [String]
+    public var spot: Bool
+    public var price: Double
+
+    public init(backend: String, region: String, instance: String, cpus: Int, memoryGB: Double, diskGB: Double,
+                gpus: [String] = [], spot: Bool = false, price: Double = 0) {
+        self.backend = backend
+        self.region = region
+        self.instance = instance
+        self.cpus = cpus
+        self.memoryGB = memoryGB
+        self.diskGB = diskGB
+        self.gpus = gpus
+        self.spot = spot
+        self.price = price
+    }
+}
+
 /// The JSON bodies of the REST API (`/api/v1`, docs/api.md and the served OpenAPI file), shared
 /// by the server and the client so the two cannot drift apart.
 public enum API {
@@ -49,30 +75,7 @@ public enum API {
         }
     }
 
-    public struct OfferInfo: Codable, Sendable, Equatable {
-        public var backend: String
-        public var region: String
-        public var instance: String
-        public var cpus: Int
-        public var memoryGB: Double
-        public var diskGB: Double
-        public var gpus: [String]
-        public var spot: Bool
-        public var price: Double
-
-        public init(backend: String, region: String, instance: String, cpus: Int, memoryGB: Double, diskGB: Double,
-                    gpus: [String], spot: Bool, price: Double) {
-            self.backend = backend
-            self.region = region
-            self.instance = instance
-            self.cpus = cpus
-            self.memoryGB = memoryGB
-            self.diskGB = diskGB
-            self.gpus = gpus
-            self.spot = spot
-            self.price = price
-        }
-    }
+    public typealias OfferInfo = Offer
 
     public struct Plan: Codable, Sendable {
         /// `create`, `update` or `none` (nothing changed).

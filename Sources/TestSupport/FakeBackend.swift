@@ -23,8 +23,6 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
         var failCreates: [(match: @Sendable (WorkloadRequest) -> Bool, error: BackendError)] = []
         var ignoreGracefulStop = false
         var healthRule: (@Sendable (WorkloadRequest) -> Bool)?
-        var subscribers: [Int: AsyncStream<WorkloadStatus>.Continuation] = [:]
-        var nextSubscriber = 0
         var creates = 0
         var deletes = 0
     }
@@ -32,6 +30,7 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
     public let name = "fake"
     private let clock: any ControllerClock
     private let state: Mutex<State>
+    private let broadcaster = StatusBroadcaster()
 
     public init(clock: any ControllerClock, startDelay: TimeInterval = 0, capacity: Int? = nil) {
         self.clock = clock
@@ -147,17 +146,7 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
         }
     }
 
-    public func changes() -> AsyncStream<WorkloadStatus> {
-        let (stream, continuation) = AsyncStream<WorkloadStatus>.makeStream()
-        let id = state.withLock { s in
-            let id = s.nextSubscriber
-            s.nextSubscriber += 1
-            s.subscribers[id] = continuation
-            return id
-        }
-        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
-        return stream
-    }
+    public func changes() -> AsyncStream<WorkloadStatus> { broadcaster.subscribe() }
 
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
         AsyncThrowingStream { c in
@@ -206,8 +195,5 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
         if let status { announce(status) }
     }
 
-    private func announce(_ status: WorkloadStatus) {
-        let subs = state.withLock { Array($0.subscribers.values) }
-        for s in subs { s.yield(status) }
-    }
+    private func announce(_ status: WorkloadStatus) { broadcaster.announce(status) }
 }
