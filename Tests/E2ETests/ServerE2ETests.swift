@@ -141,6 +141,16 @@ import Testing
         let json = try server.cli(["ps", "-o", "json"])
         #expect(json.output.contains("\"readyReplicas\" : 2"))
 
+        // Logs, the watch stream, offers and YAML output.
+        let logs = try server.cli(["logs", "web", "--replica", "0"])
+        #expect(logs.status == 0 && logs.output.contains("GET / HTTP/1.1"), "\(logs.output)")
+        let watch = try await firstLine(server.url + "/api/v1/projects/main/watch", token: server.token)
+        #expect(watch.contains("\"kind\":\"Run\"") && watch.contains("\"name\":\"web\""))
+        let offers = try server.cli(["offer", "-o", "yaml"])
+        #expect(offers.status == 0 && offers.output.contains("backend: local"))
+        let yaml = try server.cli(["describe", "web", "-o", "yaml"])
+        #expect(yaml.output.contains("phase: running"))
+
         // A user without a role in the project: 403 on the API and the proxy.
         let created = try server.cli(["user", "create", "viewer", "--role", "other=user"])
         #expect(created.status == 0, "\(created.output)")
@@ -245,6 +255,21 @@ import Testing
         #expect(live == 2)
         #expect(try await server.get("/proxy/services/main/web/", token: server.token).status == 200)
     }
+}
+
+/// The first line of a streamed (NDJSON) response, read for at most two seconds (with curl:
+/// the stream does not end by itself).
+func firstLine(_ url: String, token: String) async throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["curl", "-sN", "--max-time", "2", "-H", "Authorization: Bearer \(token)", url]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
 }
 
 final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
