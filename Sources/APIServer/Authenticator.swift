@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Model
+import SetpointConfiguration
 import Store
 import Synchronization
 
@@ -74,7 +75,7 @@ public final class Authenticator: Sendable {
 
     /// Creates a user with a new token (returned once); names follow the run-name rule.
     public func createUser(_ request: API.UserRequest) async throws -> API.UserInfo {
-        guard RunService.isRunName(request.name) else {
+        guard ResourceName.isValid(request.name) else {
             throw RunService.Failure.invalid("invalid user name `\(request.name)`: it must match `^[a-z][a-z0-9-]{1,40}$`")
         }
         let global = request.globalRole ?? "user"
@@ -83,7 +84,7 @@ public final class Authenticator: Sendable {
             guard Self.roles.contains(role) else {
                 throw RunService.Failure.invalid("role `\(role)` for project \(project): use one of \(Self.roles.joined(separator: ", "))")
             }
-            guard RunService.isRunName(project) else { throw RunService.Failure.invalid("invalid project name `\(project)`") }
+            guard ResourceName.isValid(project) else { throw RunService.Failure.invalid("invalid project name `\(project)`") }
         }
         let token = Self.newToken()
         do {

@@ -70,7 +70,7 @@ public struct RunService: Sendable {
         }
         var resolved = config
         if let name = request.name {
-            guard Self.isRunName(name) else {
+            guard ResourceName.isValid(name) else {
                 throw Failure.invalid("invalid run name `\(name)`: it must match `^[a-z][a-z0-9-]{1,40}$`")
             }
             resolved.name = name
@@ -95,11 +95,6 @@ public struct RunService: Sendable {
         }
         resolved.env = env
         return (resolved, secret)
-    }
-
-    static func isRunName(_ s: String) -> Bool {
-        guard let f = s.unicodeScalars.first, ("a"..."z").contains(f), (2...41).contains(s.unicodeScalars.count) else { return false }
-        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
     }
 
     public func plan(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Plan {

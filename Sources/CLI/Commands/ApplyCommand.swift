@@ -29,7 +29,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
         for file in files {
             let results = ConfigurationFiles.validate(file)
-            let texts = Self.documentTexts(String(decoding: ConfigurationFilesRead.bytes(file), as: UTF8.self))
+            let texts = Self.documentTexts(String(decoding: results.first?.source ?? [], as: UTF8.self))
             for (i, result) in results.enumerated() {
                 switch result.outcome {
                 case .success(let c): documents.append((file, i < texts.count ? texts[i] : texts.last ?? "", c))
@@ -185,11 +185,6 @@ struct ApplyCommand: AsyncParsableCommand {
 
 extension String {
     var nonEmpty: String? { isEmpty ? nil : self }
-}
-
-/// Reading a file's bytes for `apply` (the same reader `validate` uses).
-enum ConfigurationFilesRead {
-    static func bytes(_ path: String) -> [UInt8] { ConfigurationFiles.read(path) ?? [] }
 }
 
 struct ServerCommand: AsyncParsableCommand {

@@ -153,10 +153,7 @@ extension Reader {
         }
     }
 
-    /// dstack's resource names: `^[a-z][a-z0-9-]{1,40}$`.
-    static func isResourceName(_ s: String) -> Bool {
-        matches(s, first: { $0.isLowercase }, rest: { $0.isLowercaseAlnum || $0 == "-" }, min: 2, max: 41)
-    }
+    static func isResourceName(_ s: String) -> Bool { ResourceName.isValid(s) }
 
     /// Checks `${{ name }}` references in text: only the `allowed` names may appear.
     static func interpolationProblem(_ text: String, allowed: [String]) -> String? {
@@ -169,3 +166,10 @@ extension Reader {
 }
 
 import Foundation
+
+/// dstack's names for runs, gateways, users and projects: `^[a-z][a-z0-9-]{1,40}$`.
+public enum ResourceName {
+    public static func isValid(_ s: String) -> Bool {
+        Reader.matches(s, first: { $0.isLowercase }, rest: { $0.isLowercaseAlnum || $0 == "-" }, min: 2, max: 41)
+    }
+}
