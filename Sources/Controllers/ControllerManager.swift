@@ -13,13 +13,16 @@ public final class ControllerManager: Service, Sendable {
     public let replicaInformer: Informer
     public let runController: Controller<RunReconciler>
     public let replicaController: Controller<ReplicaReconciler>
+    /// ProxyRoute objects, kept by `routeController` when routes are enabled.
+    public let routeInformer: Informer
+    public let routeController: Controller<RouteReconciler>?
     let store: any ObjectStore
     let backend: any ComputeBackend
     let logger: Logger
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
-                runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: TimeInterval = 0,
-                metrics: (any ControllerMetrics)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
+                runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
+                routes: Bool = false, metrics: (any ControllerMetrics)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
         self.store = store
         self.backend = backend
         self.logger = logger
@@ -31,16 +34,30 @@ public final class ControllerManager: Service, Sendable {
         replicaController = Controller(name: "replica",
                                        reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, clock: clock, drain: drain),
                                        clock: clock, workers: replicaWorkers, metrics: metrics, logger: logger)
+        routeInformer = Informer(store: store, kind: ProxyRouteKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
+        let routeController = routes ? Controller(
+            name: "route",
+            reconciler: RouteReconciler(store: store, runs: runInformer, replicas: InformerReplicaSource(replicaInformer), routes: routeInformer),
+            clock: clock, workers: 2, metrics: metrics, logger: logger) : nil
+        self.routeController = routeController
         let runs = runController
         let replicas = replicaController
-        runInformer.addHandler { change in runs.enqueue(change.object.key) }
+        runInformer.addHandler { change in
+            runs.enqueue(change.object.key)
+            routeController?.enqueue(change.object.key)
+        }
         replicaInformer.addHandler { change in
             let o = change.object
             replicas.enqueue(o.key)
-            // A replica's change is its run's business too (owner mapping).
+            // A replica's change is its run's business too (owner mapping), and its route's.
             if let run = o.meta.labels[Labels.run] {
-                runs.enqueue(ObjectKey(kind: RunKind.name, project: o.meta.project, name: run))
+                let key = ObjectKey(kind: RunKind.name, project: o.meta.project, name: run)
+                runs.enqueue(key)
+                routeController?.enqueue(key)
             }
+        }
+        routeInformer.addHandler { change in
+            routeController?.enqueue(ObjectKey(kind: RunKind.name, project: change.object.meta.project, name: change.object.meta.name))
         }
     }
 
@@ -54,12 +71,15 @@ public final class ControllerManager: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.runInformer.run() }
             group.addTask { try await self.replicaInformer.run() }
+            group.addTask { try await self.routeInformer.run() }
             group.addTask { await self.watchBackend() }
             await runInformer.waitUntilSynced()
             await replicaInformer.waitUntilSynced()
+            await routeInformer.waitUntilSynced()
             await collectGarbage()
             group.addTask { try await self.runController.run() }
             group.addTask { try await self.replicaController.run() }
+            if let routes = self.routeController { group.addTask { try await routes.run() } }
         }
     }
 

@@ -16,12 +16,11 @@ public struct ReplicaReconciler: Reconciler {
     let prober: any ReadinessProber
     let clock: any ControllerClock
     let events: EventRecorder
-    /// How long a serving replica stays out of rotation before it is stopped, so that the proxy
-    /// has stopped sending it requests (bounded by `stop_duration`).
-    let drain: TimeInterval
+    /// How a serving replica leaves rotation before it is stopped.
+    let drain: Drain
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
-                drain: TimeInterval = 0) {
+                drain: Drain = .fixed(0)) {
         self.store = store
         self.backend = backend
         self.prober = prober
@@ -181,17 +180,17 @@ public struct ReplicaReconciler: Reconciler {
             break
         }
         let bound = replica.spec.template.stopDuration
-        // A serving replica leaves rotation first and is stopped after the drain period.
-        let drainFor = bound >= 0 ? min(drain, TimeInterval(bound)) : drain
-        if termination.graceful, drainFor > 0, status.stopRequestedAt == nil {
+        // A serving replica leaves rotation first; it is stopped once the proxy has no request in
+        // flight to it (or after the fixed drain period), within `stop_duration`.
+        if termination.graceful, drain.isEnabled, status.stopRequestedAt == nil {
             if status.drainStartedAt == nil, status.ready {
                 status.drainStartedAt = now
                 status.phase = .terminating
                 status.ready = false
-                return .requeue(after: drainFor)
+                return .requeue(after: drain.remaining(since: now, now: now, stopDuration: bound, endpoint: status.endpoint) ?? 0)
             }
-            if let started = status.drainStartedAt, now.timeIntervalSince(started) < drainFor {
-                return .requeue(after: drainFor - now.timeIntervalSince(started))
+            if let started = status.drainStartedAt, let wait = drain.remaining(since: started, now: now, stopDuration: bound, endpoint: status.endpoint) {
+                return .requeue(after: wait)
             }
         }
         status.phase = .terminating
@@ -235,5 +234,40 @@ extension Optional {
         case .some(let w): return try await transform(w)
         case .none: return nil
         }
+    }
+}
+
+/// How a serving replica leaves the proxy's rotation before it is stopped (scale down, rollout,
+/// stop): out of the route first, then wait.
+public struct Drain: Sendable {
+    /// At least this long out of rotation (the route change reaching the proxy).
+    public var minimum: TimeInterval
+    /// Requests still owed to an endpoint (in flight, plus one while it is still in the proxy's
+    /// rotation); nil = no proxy to ask, so only `minimum` is waited.
+    public var pending: (@Sendable (String) -> Int)?
+    public var pollInterval: TimeInterval
+
+    public init(minimum: TimeInterval, pollInterval: TimeInterval = 0.1, pending: (@Sendable (String) -> Int)?) {
+        self.minimum = minimum
+        self.pollInterval = pollInterval
+        self.pending = pending
+    }
+
+    /// Out of rotation for `seconds`, nothing else.
+    public static func fixed(_ seconds: TimeInterval) -> Drain {
+        Drain(minimum: seconds, pollInterval: seconds, pending: nil)
+    }
+
+    var isEnabled: Bool { minimum > 0 || pending != nil }
+
+    /// How much longer to wait before stopping, or nil to stop now. The whole drain is bounded
+    /// by `stop_duration` (0 or less: no bound beyond the minimum).
+    func remaining(since started: Date, now: Date, stopDuration: Int, endpoint: String?) -> TimeInterval? {
+        let elapsed = now.timeIntervalSince(started)
+        let bound = stopDuration > 0 ? TimeInterval(stopDuration) : .infinity
+        let minimum = Swift.min(self.minimum, bound)
+        if elapsed < minimum { return Swift.min(minimum - elapsed, pollInterval) }
+        guard let pending, let endpoint, elapsed < bound, pending(endpoint) > 0 else { return nil }
+        return Swift.min(pollInterval, bound - elapsed)
     }
 }

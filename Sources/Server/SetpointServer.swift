@@ -1,5 +1,4 @@
 import APIServer
-import AsyncHTTPClient
 import Backend
 import Controllers
 import Foundation
@@ -7,6 +6,8 @@ import Hummingbird
 import LocalBackend
 import Logging
 import Model
+import SetpointConfiguration
+import NIOCore
 import Proxy
 import Reconcile
 import ServiceLifecycle
@@ -22,6 +23,7 @@ public struct ServerSettings: Sendable {
     public var adminToken: String?
     /// Write `~/.setpoint/config.yml` for the admin when the token is created.
     public var writeClientConfig: Bool
+    public var proxy = ProxySettings()
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String, adminToken: String? = nil,
                 writeClientConfig: Bool = true) {
@@ -60,40 +62,67 @@ public enum SetpointServer {
         }
 
         let clock = SystemClock()
-        // Replicas leave the proxy's rotation 2 s before they are stopped (scale down, rollout, stop).
-        let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: 2, logger: logger)
+        let metrics = PrometheusMetrics()
         let routes = RouteTable()
-        let updater = RouteUpdater(table: routes, runs: manager.runInformer, replicas: manager.replicaInformer)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60)), decompression: .disabled))
+        // A replica leaving (scale down, rollout, stop) is out of its route first; it is
+        // stopped once the proxy has no request in flight to it, within `stop_duration`.
+        let drain = Drain(minimum: 0.05, pollInterval: 0.1) { address in routes.pending(address: address) }
+        let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
+                                        routes: true, metrics: metrics, logger: logger)
+        routes.follow(manager.routeInformer)
+        let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
+            routes.route(project: project, run: run).map { Self.demand($0.stats) }
+        }
+        routes.setDemandHandler { project, run in autoscaler.poke(project: project, run: run) }
 
         let router = Router()
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
                                    codeDirectory: settings.dataDirectory + "/code"), auth: auth, store: store,
                   backend: backend, logger: logger).register(on: router)
-        ServiceProxy(table: routes, client: client, logger: logger) { header, project in
-            switch auth.authorize(authorization: header, project: project) {
-            case .allowed: return .allowed
-            case .unauthenticated: return .unauthenticated
-            case .forbidden: return .forbidden
-            }
-        }.register(on: router)
-
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "setpoint"),
-            services: [manager],
-            onServerRunning: { channel in
-                await onListening(channel.localAddress?.port ?? settings.port)
+        // The API listens on a Unix socket in the data directory; the proxy in front of it
+        // owns the public address.
+        let apiSocket = settings.dataDirectory + "/api.sock"
+        unlink(apiSocket)
+        let api = Application(router: router, configuration: .init(address: .unixDomainSocket(path: apiSocket), serverName: "setpoint"),
+                              logger: logger)
+        let runInformer = manager.runInformer
+        let front = ProxyServer(
+            host: settings.host, port: settings.port, table: routes, settings: settings.proxy, api: .unix(apiSocket), logger: logger,
+            authorize: { header, project in
+                switch auth.authorize(authorization: header, project: project) {
+                case .allowed: return .allowed
+                case .unauthenticated: return .unauthenticated
+                case .forbidden: return .forbidden
+                }
             },
-            logger: logger)
-        _ = updater
-        do {
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-        } catch {
-            try? await client.shutdown()
-            throw error
+            metrics: {
+                let replicas = runInformer.list().compactMap { try? TypedStore<RunKind>.decode($0) }
+                    .filter { !$0.status.phase.isFinished }
+                    .map { PrometheusMetrics.ServiceReplicas(project: $0.meta.project, run: $0.meta.name,
+                                                              desired: $0.status.desiredReplicas, ready: $0.status.readyReplicas) }
+                    .sorted { ($0.project, $0.run) < ($1.project, $1.run) }
+                return metrics.render(routes: routes.routes, replicas: replicas)
+            },
+            onListening: onListening)
+
+        let group = ServiceGroup(configuration: .init(services: [
+            .init(service: manager), .init(service: autoscaler), .init(service: api), .init(service: front),
+        ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        unlink(apiSocket)
+    }
+}
+
+extension SetpointServer {
+    /// The proxy's counts for a service, as the autoscaler reads them.
+    static func demand(_ stats: ServiceStats) -> Demand {
+        var requests: [Int: Int] = [:]
+        for window in ScalingSpec.windows {
+            requests[window] = stats.requests(last: window)
+            let panic = AutoscalePolicy.panicWindow(window)
+            requests[panic] = stats.requests(last: panic)
         }
-        try await client.shutdown()
+        let snapshot = stats.snapshot
+        return Demand(requests: requests, inFlight: snapshot.inFlight, held: snapshot.held, observed: stats.observed())
     }
 }

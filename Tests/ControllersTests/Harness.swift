@@ -16,7 +16,7 @@ struct Harness {
     let runReconciler: RunReconciler
     let replicaReconciler: ReplicaReconciler
 
-    init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock(), drain: TimeInterval = 0) {
+    init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock(), drain: Drain = .fixed(0)) {
         self.clock = clock
         let c = clock
         self.store = store ?? MemoryStore(now: { c.now() })

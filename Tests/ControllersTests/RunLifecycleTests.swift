@@ -275,7 +275,7 @@ import TestSupport
     }
 
     @Test func servingReplicasLeaveRotationBeforeTheyAreStopped() async throws {
-        let h = Harness(drain: 5)
+        let h = Harness(drain: .fixed(5))
         try await h.apply(http2)
         try await h.converge()
         try await h.stop("web")
@@ -288,7 +288,7 @@ import TestSupport
         #expect(replicas.allSatisfy { $0.status.phase == .terminated })
         #expect(h.backend.workloads.isEmpty)
         // Abort skips the drain.
-        let fast = Harness(drain: 5)
+        let fast = Harness(drain: .fixed(5))
         try await fast.apply(http2)
         try await fast.converge()
         try await fast.stop("web", abort: true)

@@ -1,0 +1,110 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The proxy's limits and timeouts (`setpoint server` flags; docs/server.md lists them).
+public struct ProxySettings: Sendable {
+    /// Connecting to a replica (502 past it).
+    public var connectTimeout: TimeAmount = .seconds(5)
+    /// Longest silence from a replica once the request is sent (504 past it before the
+    /// response starts), dstack's 60 s.
+    public var readTimeout: TimeAmount = .seconds(60)
+    /// Largest request body (413 past it), dstack's gateway default of 64 MiB.
+    public var maxBodySize: Int = 64 << 20
+    /// How long a request waits for a first ready replica (503 with `Retry-After` past it).
+    public var holdTimeout: TimeAmount = .seconds(300)
+    /// How many requests may wait per service (503 with `Retry-After` past it).
+    public var holdQueue: Int = 1000
+    /// Idle keep-alive connections kept per replica and event loop.
+    public var maxIdlePerEndpoint: Int = 64
+    /// A request this idempotent is retried on another replica when it could not be sent; its
+    /// body is kept for that only up to this size.
+    public var retryBodyLimit: Int = 1 << 20
+
+    public init() {}
+}
+
+/// Whether a token may reach a project's services.
+public enum Access: Sendable { case allowed, unauthenticated, forbidden }
+
+/// What every proxy connection shares.
+final class ProxyShared: Sendable {
+    let table: RouteTable
+    let settings: ProxySettings
+    let authorize: @Sendable (_ authorization: String?, _ project: String) -> Access
+    let metrics: @Sendable () -> String
+    /// Where requests that are not for `/proxy/…` or `/metrics` go: the API server.
+    let api: UpstreamAddress?
+    let logger: Logger
+    private let pools: [ObjectIdentifier: ConnectionPool]
+
+    init(table: RouteTable, settings: ProxySettings, group: EventLoopGroup, api: UpstreamAddress?, logger: Logger,
+         authorize: @escaping @Sendable (String?, String) -> Access, metrics: @escaping @Sendable () -> String) {
+        self.table = table
+        self.settings = settings
+        self.api = api
+        self.logger = logger
+        self.authorize = authorize
+        self.metrics = metrics
+        var pools: [ObjectIdentifier: ConnectionPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = ConnectionPool(eventLoop: loop, connectTimeout: settings.connectTimeout,
+                                                           maxIdle: settings.maxIdlePerEndpoint)
+        }
+        self.pools = pools
+    }
+
+    func pool(_ loop: EventLoop) -> ConnectionPool {
+        if let p = pools[ObjectIdentifier(loop)] { return p }
+        preconditionFailure("proxy connection on an event loop outside the proxy's group")
+    }
+}
+
+extension ConnectionPool: @unchecked Sendable {}
+extension UpstreamConnection: @unchecked Sendable {}
+
+/// HTTP header handling shared by the forwarding paths (RFC 9110 §7.6.1).
+enum Headers {
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding",
+                                        "upgrade", "proxy-authorization", "proxy-authenticate", "trailer"]
+
+    /// `headers` minus hop-by-hop fields and the fields the `Connection` header names.
+    static func endToEnd(_ headers: HTTPHeaders, keeping: Set<String> = []) -> HTTPHeaders {
+        var named = Set<String>()
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") { named.insert(token.trimmingCharacters(in: .whitespaces).lowercased()) }
+        }
+        var out = HTTPHeaders()
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if keeping.contains(lower) || (!hopByHop.contains(lower) && !named.contains(lower)) {
+                out.add(name: name, value: value)
+            }
+        }
+        return out
+    }
+
+    /// The request's headers as a replica gets them: end-to-end fields only, the Setpoint token
+    /// removed, `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set unless a proxy
+    /// in front set them, `X-Forwarded-Prefix` set to what `strip_prefix` removed.
+    static func forwarded(_ head: HTTPRequestHead, clientIP: String, dropAuthorization: Bool, prefix: String?,
+                          keeping: Set<String> = []) -> HTTPHeaders {
+        var headers = endToEnd(head.headers, keeping: keeping)
+        if dropAuthorization { headers.remove(name: "authorization") }
+        if head.headers.first(name: "transfer-encoding")?.lowercased().contains("chunked") == true {
+            headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        }
+        headers.remove(name: "expect")
+        let forwardedFor = head.headers["x-forwarded-for"].joined(separator: ", ")
+        headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? clientIP : forwardedFor + ", " + clientIP)
+        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: "http") }
+        if !headers.contains(name: "x-forwarded-host"), let host = head.headers.first(name: "host") {
+            headers.add(name: "X-Forwarded-Host", value: host)
+        }
+        if let prefix { headers.replaceOrAdd(name: "X-Forwarded-Prefix", value: prefix) }
+        return headers
+    }
+
+    static let idempotent: [HTTPMethod] = [.GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE]
+}
