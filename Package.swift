@@ -120,6 +120,10 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
         .testTarget(name: "E2ETests", dependencies: ["setpoint"]),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: ["Proxy", "Model", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -144,6 +144,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // The upgrade handler reports a refused WebSocket upgrade this way before it hands the
+        // request to this handler as an ordinary one.
+        if error is TunnelUpgrader.NotUpgrading { return }
         context.close(promise: nil)
     }
 

@@ -52,9 +52,13 @@ public final class ProxyServer: Service, Sendable {
             throw ProxyServerError(message: "cannot listen on \(host):\(port): \(error)")
         }
         await onListening(channel.localAddress?.port ?? port)
-        try? await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onGracefulShutdown: {
+        try? await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await channel.closeFuture.get()
+            } onGracefulShutdown: {
+                channel.close(promise: nil)
+            }
+        } onCancel: {
             channel.close(promise: nil)
         }
     }

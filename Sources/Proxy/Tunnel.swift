@@ -36,7 +36,7 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
         route.stats.arrived()
         let promise = loop.makePromise(of: HTTPHeaders.self)
         let started = NIODeadline.now()
-        attempt(route, head, loop: loop, promise: promise, started: started)
+        attempt(route, head, initialHeaders: initialResponseHeaders, loop: loop, promise: promise, started: started)
         return promise.futureResult.map { headers in
             route.stats.finished(status: 101, seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
             return headers
@@ -44,9 +44,9 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     }
 
     /// A replica now, or when one is ready (bounded by the hold timeout, as for any request).
-    private func attempt(_ route: ServiceRoute, _ head: HTTPRequestHead, loop: EventLoop, promise: EventLoopPromise<HTTPHeaders>, started: NIODeadline) {
+    private func attempt(_ route: ServiceRoute, _ head: HTTPRequestHead, initialHeaders: HTTPHeaders, loop: EventLoop, promise: EventLoopPromise<HTTPHeaders>, started: NIODeadline) {
         if let (_, endpoint) = shared.table.pick(route.key) {
-            return connect(route, endpoint, head, loop: loop, promise: promise)
+            return connect(route, endpoint, head, initialHeaders: initialHeaders, loop: loop, promise: promise)
         }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let done = NIOLoopBound(Box(false), eventLoop: loop)
@@ -56,11 +56,11 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
                 done.value.value = true
                 route.stats.holding(-1)
                 guard ready != nil else { return promise.fail(NotUpgrading()) }
-                bound.value.attempt(route, head, loop: loop, promise: promise, started: started)
+                bound.value.attempt(route, head, initialHeaders: initialHeaders, loop: loop, promise: promise, started: started)
             }
         }
         switch outcome {
-        case .ready: attempt(route, head, loop: loop, promise: promise, started: started)
+        case .ready: attempt(route, head, initialHeaders: initialHeaders, loop: loop, promise: promise, started: started)
         case .gone, .full: promise.fail(NotUpgrading())
         case .waiting(let id):
             route.stats.holding(1)
@@ -78,7 +78,7 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
         }
     }
 
-    private func connect(_ route: ServiceRoute, _ endpoint: Endpoint, _ head: HTTPRequestHead, loop: EventLoop,
+    private func connect(_ route: ServiceRoute, _ endpoint: Endpoint, _ head: HTTPRequestHead, initialHeaders: HTTPHeaders, loop: EventLoop,
                          promise: EventLoopPromise<HTTPHeaders>) {
         let reader = UpgradeResponseReader()
         let bootstrap = ClientBootstrap(group: loop)
@@ -110,7 +110,7 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
                         return promise.fail(NotUpgrading())
                     }
                     self.upstream = (channel, reader, endpoint, route)
-                    var reply = HTTPHeaders()
+                    var reply = initialHeaders
                     for (name, value) in headers where !["connection", "upgrade", "content-length", "transfer-encoding"].contains(name.lowercased()) {
                         reply.add(name: name, value: value)
                     }

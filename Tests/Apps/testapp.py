@@ -74,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/delay":
             time.sleep(int(q.get("ms", ["100"])[0]) / 1000)
             return self.send_body(200, ARGS.name)
-        if url.path == "/headers":
+        if url.path.endswith("/headers"):
             return self.send_body(200, json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}),
                                   "application/json")
         if url.path == "/stream":
