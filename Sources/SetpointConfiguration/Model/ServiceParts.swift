@@ -68,6 +68,14 @@ public struct ScalingSpec: Sendable, Equatable {
     public var scaleUpDelay: Int = 300
     public var scaleDownDelay: Int = 600
 
+    public init(metric: String = "rps", target: Double, window: Int? = nil, scaleUpDelay: Int = 300, scaleDownDelay: Int = 600) {
+        self.metric = metric
+        self.target = target
+        self.window = window
+        self.scaleUpDelay = scaleUpDelay
+        self.scaleDownDelay = scaleDownDelay
+    }
+
     var json: JSONValue {
         .object([("metric", .string(metric)), ("target", .double(target)), ("window", .num(window)),
                  ("scale_up_delay", .int(scaleUpDelay)), ("scale_down_delay", .int(scaleDownDelay))])

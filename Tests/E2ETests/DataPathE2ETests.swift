@@ -1,0 +1,137 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// The data path end to end with the real binary: a service that scales from zero holds and
+/// serves concurrent requests and goes back to zero when idle; a scale-down under load fails no
+/// request although the app dies at once on SIGTERM (the drain keeps it until its requests end).
+@Suite(.serialized) struct DataPathE2ETests {
+    static let appScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Apps/testapp.py")
+
+    /// `<dir>/<name>/<name>.dstack.yml` with the test app beside it.
+    static func writeService(_ dir: URL, name: String, body: String) throws -> URL {
+        let project = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
+        let app = project.appendingPathComponent("testapp.py")
+        try? FileManager.default.removeItem(at: app)
+        try FileManager.default.copyItem(at: appScript, to: app)
+        let file = project.appendingPathComponent("\(name).dstack.yml")
+        try ("type: service\nname: \(name)\nport: 8000\n" + body).write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    static let session: URLSession = {
+        let c = URLSessionConfiguration.ephemeral
+        c.httpMaximumConnectionsPerHost = 64
+        c.timeoutIntervalForRequest = 120
+        return URLSession(configuration: c)
+    }()
+
+    static func get(_ url: String, token: String) async -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 120
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        guard let (data, response) = try? await session.data(for: request) else { return (0, "") }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func scaleFromZeroHoldsAndServesConcurrentRequestsThenReturnsToZero() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = try Self.writeService(server.home, name: "cold", body: """
+            commands:
+              - python3 testapp.py --port 8000 --name cold
+            replicas: 0..2
+            scaling:
+              metric: rps
+              target: 50
+              window: 30s
+              scale_down_delay: 0s
+            probes:
+              - type: http
+                url: /name
+                interval: 1
+            """)
+        let applied = try server.cli(["apply", "-f", file.path, "-y", "-d"])
+        #expect(applied.status == 0, "\(applied.output)")
+        let workloads = { processes(matching: "testapp.py", prefix: "python3", in: server.dataDir.path) }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        #expect(workloads().isEmpty, "a 0..2 service starts with no replica")
+
+        // Ten requests at zero: held (not 503), counted as demand, all served once a replica is ready.
+        let url = server.url + "/proxy/services/main/cold/name"
+        let token = server.token
+        let started = Date()
+        let results = await withTaskGroup(of: (Int, String).self) { group in
+            for _ in 0..<10 { group.addTask { await Self.get(url, token: token) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0 == (200, "cold") }, "\(results)")
+        #expect(!workloads().isEmpty)
+        let events = try server.cli(["describe", "cold"])
+        #expect(events.output.contains("Autoscaled") || events.output.contains("scale up from zero"), "\(events.output)")
+        print("scale from zero: 10 held requests served in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+
+        // Idle for the 30 s window: back to zero replicas.
+        try await waitFor(timeout: 90) { workloads().isEmpty }
+        let run = try await server.get("/api/v1/projects/main/runs/cold", token: server.token)
+        #expect(run.body.contains("\"desiredReplicas\":0"), "\(run.body)")
+    }
+
+    @Test func scaleDownUnderLoadFailsNoRequest() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        func service(_ replicas: Int) throws -> URL {
+            try Self.writeService(server.home, name: "slow", body: """
+                commands:
+                  - python3 testapp.py --port 8000 --name slow --delay-ms 400
+                replicas: \(replicas)
+                probes:
+                  - type: http
+                    url: /name
+                    interval: 1
+                """)
+        }
+        #expect(try server.cli(["apply", "-f", try service(3).path, "-y"]).status == 0)
+        let workloads = { processes(matching: "testapp.py", prefix: "python3", in: server.dataDir.path) }
+        #expect(workloads().count == 3)
+        let url = server.url + "/proxy/services/main/slow/work"
+        let token = server.token
+        let stop = StopFlag()
+        // Four clients keep requests in flight on every replica while two of them go.
+        let loop = Task {
+            await withTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var statuses: [Int] = []
+                        while !stop.isSet, statuses.count < 2000 { statuses.append(await Self.get(url, token: token).0) }
+                        return statuses
+                    }
+                }
+                return await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let scaled = try server.cli(["apply", "-f", try service(1).path, "-y"])
+        #expect(scaled.status == 0, "\(scaled.output)")
+        try await waitFor(timeout: 60) { workloads().count == 1 }
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        stop.set()
+        let statuses = await loop.value
+        let failed = statuses.filter { $0 != 200 }
+        #expect(statuses.count > 10)
+        #expect(failed.isEmpty, "\(failed.count) of \(statuses.count) requests failed: \(Set(failed))")
+    }
+}
+
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.lock(); flag = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+}
