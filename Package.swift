@@ -67,7 +67,9 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The data path: no runtime exclusivity checks in release builds (they showed in profiles).
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .target(
             name: "APIServer",
@@ -100,7 +102,8 @@ let package = Package(
         .target(
             name: "CLI",
             dependencies: [
-                "SetpointConfiguration", "Model", "APIClient", "Server",
+                "SetpointConfiguration", "Model", "APIClient", "Server", "Proxy",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -411,6 +411,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func connect(_ ex: Exchange, _ target: UpstreamAddress) {
         let pool = shared.pool(context.eventLoop)
+        if let conn = pool.idleConnection(target) { return attach(ex, conn) }
         pool.acquire(target, readTimeout: ex.readTimeout).assumeIsolated().whenComplete { [weak self] result in
             guard let self, !ex.finished, self.exchange === ex else {
                 if case .success(let conn) = result { pool.release(conn) }
@@ -456,13 +457,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func attach(_ ex: Exchange, _ conn: UpstreamConnection) {
         ex.upstream = conn
         conn.handler.delegate = ex
-        pause(.held, false)
-        conn.channel.setAutoRead(context.channel.isWritable)
+        if paused != 0 { pause(.held, false) }
+        if !context.channel.isWritable { conn.channel.setAutoRead(false) } else if conn.reused { conn.channel.setAutoRead(true) }
         conn.channel.write(HTTPClientRequestPart.head(ex.head), promise: nil)
         for part in ex.pending { write(ex, conn, part) }
         ex.pending = []
         conn.channel.flush()
-        pause(.upstreamFull, !conn.channel.isWritable)
+        if !conn.channel.isWritable { pause(.upstreamFull, true) }
     }
 
     private func write(_ ex: Exchange, _ conn: UpstreamConnection, _ part: HTTPClientRequestPart) {
@@ -571,12 +572,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func end(_ ex: Exchange, trailers: HTTPHeaders?) {
         finish(ex, status: ex.status)
-        let close = !ex.keepAlive
-        let written = context.writeAndFlushPromise(wrapOutboundOut(.end(trailers)))
-        if close {
-            let channel = context.channel
-            written.whenComplete { _ in channel.close(promise: nil) }
-        }
+        guard !ex.keepAlive else { return context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlushPromise(wrapOutboundOut(.end(trailers))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func finish(_ ex: Exchange, status: Int) {
@@ -586,8 +584,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         ex.holdID = nil
         ex.holdTimer?.cancel()
         if exchange === ex { exchange = nil }
-        pause(.held, false)
-        pause(.upstreamFull, false)
+        if paused != 0 {
+            pause(.held, false)
+            pause(.upstreamFull, false)
+        }
         if let endpoint = ex.endpoint { shared.table.release(endpoint) }
         if let route = ex.route {
             if ex.wasHeld { route.stats.holding(-1) }

@@ -41,7 +41,8 @@ public final class ProxyServer: Service, Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true,
                                                          withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
-                                                         withErrorHandling: true)
+                                                         withErrorHandling: true,
+                                                         withOutboundHeaderValidation: false)
                     try sync.addHandler(handler)
                 }
             }

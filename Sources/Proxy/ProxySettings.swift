@@ -66,23 +66,47 @@ extension UpstreamConnection: @unchecked Sendable {}
 
 /// HTTP header handling shared by the forwarding paths (RFC 9110 §7.6.1).
 enum Headers {
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding",
-                                        "upgrade", "proxy-authorization", "proxy-authenticate", "trailer"]
-
     /// `headers` minus hop-by-hop fields and the fields the `Connection` header names.
     static func endToEnd(_ headers: HTTPHeaders, keeping: Set<String> = []) -> HTTPHeaders {
-        var named = Set<String>()
-        for value in headers["connection"] {
-            for token in value.split(separator: ",") { named.insert(token.trimmingCharacters(in: .whitespaces).lowercased()) }
+        // Usually nothing is removed: keep the same storage and drop only what must go.
+        var named: [Substring] = []
+        var drop: [String] = []
+        for (name, value) in headers where isHopByHop(name) {
+            if equalsIgnoringCase(name, "connection") {
+                named += value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces)[...] }
+            }
+            if !keeping.contains(name.lowercased()) { drop.append(name) }
         }
-        var out = HTTPHeaders()
-        for (name, value) in headers {
-            let lower = name.lowercased()
-            if keeping.contains(lower) || (!hopByHop.contains(lower) && !named.contains(lower)) {
-                out.add(name: name, value: value)
+        if !named.isEmpty {
+            for (name, _) in headers where named.contains(where: { equalsIgnoringCase(name, $0) }) && !keeping.contains(name.lowercased()) {
+                drop.append(name)
             }
         }
+        guard !drop.isEmpty else { return headers }
+        var out = headers
+        for name in drop { out.remove(name: name) }
         return out
+    }
+
+    /// ASCII case-insensitive equality, without allocating.
+    static func equalsIgnoringCase<S: StringProtocol>(_ a: String, _ lower: S) -> Bool {
+        let x = a.utf8, y = lower.utf8
+        guard x.count == y.count else { return false }
+        return zip(x, y).allSatisfy { p in p.0 == p.1 || (p.0 | 0x20 == p.1 | 0x20 && (p.0 | 0x20) >= 97 && (p.0 | 0x20) <= 122) }
+    }
+
+    /// RFC 9110 §7.6.1's connection-specific fields, plus the proxy authentication ones.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return equalsIgnoringCase(name, "te")
+        case 7: return equalsIgnoringCase(name, "upgrade") || equalsIgnoringCase(name, "trailer")
+        case 10: return equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
+        case 16: return equalsIgnoringCase(name, "proxy-connection")
+        case 17: return equalsIgnoringCase(name, "transfer-encoding")
+        case 18: return equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: return equalsIgnoringCase(name, "proxy-authorization")
+        default: return false
+        }
     }
 
     /// The request's headers as a replica gets them: end-to-end fields only, the Setpoint token

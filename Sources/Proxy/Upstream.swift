@@ -91,16 +91,21 @@ final class ConnectionPool {
 
     /// An idle connection to `target`, or a new one. `readTimeout`: the longest silence while
     /// waiting for the upstream (nil: none, for long-lived API streams).
-    func acquire(_ target: UpstreamAddress, readTimeout: TimeAmount?) -> EventLoopFuture<UpstreamConnection> {
-        eventLoop.preconditionInEventLoop()
-        while var list = idle[target], let conn = list.popLast() {
-            idle[target] = list
+    /// An idle keep-alive connection to `target`, if there is one.
+    func idleConnection(_ target: UpstreamAddress) -> UpstreamConnection? {
+        while let conn = idle[target]?.popLast() {
             if conn.channel.isActive && !conn.handler.closed {
                 conn.handler.onClose = nil
                 conn.reused = true
-                return eventLoop.makeSucceededFuture(conn)
+                return conn
             }
         }
+        return nil
+    }
+
+    func acquire(_ target: UpstreamAddress, readTimeout: TimeAmount?) -> EventLoopFuture<UpstreamConnection> {
+        eventLoop.preconditionInEventLoop()
+        if let conn = idleConnection(target) { return eventLoop.makeSucceededFuture(conn) }
         let handler = UpstreamHandler()
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
@@ -108,7 +113,8 @@ final class ConnectionPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHTTPClientHandlers()
+                    // Headers were validated by the server side's parser on the way in.
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     if let readTimeout { try sync.addHandler(IdleStateHandler(readTimeout: readTimeout)) }
                     try sync.addHandler(handler)
                 }

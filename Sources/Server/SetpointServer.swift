@@ -51,7 +51,9 @@ public enum SetpointServer {
         try fm.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         chmod(settings.dataDirectory, 0o700)
         let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
-        let backend = try LocalBackend(root: settings.dataDirectory + "/local", logger: logger)
+        // SETPOINT_LOCAL_NETWORK=host|namespace forces the local backend's network mode.
+        let network = ProcessInfo.processInfo.environment["SETPOINT_LOCAL_NETWORK"].flatMap(LocalBackend.NetworkMode.init(rawValue:))
+        let backend = try LocalBackend(root: settings.dataDirectory + "/local", network: network, logger: logger)
         logger.info("local backend ready", metadata: ["network": "\(backend.network.rawValue)"])
 
         let auth = Authenticator(store: store)

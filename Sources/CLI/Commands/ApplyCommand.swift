@@ -3,6 +3,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import Model
+import NIOCore
+import Proxy
 import Server
 import SetpointConfiguration
 
@@ -196,15 +198,35 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port = 3000
     @Option(name: .customLong("data-dir"), help: "Where state, workloads and the admin token live (default ~/.setpoint).")
     var dataDir: String?
+    @Option(name: .customLong("proxy-timeout"), help: "Seconds a replica may stay silent before the proxy answers 504.")
+    var proxyTimeout = 60
+    @Option(name: .customLong("max-body-size"), help: "Largest request body the proxy accepts, in MiB (413 past it).")
+    var maxBodySize = 64
+    @Option(name: .customLong("hold-timeout"), help: "Seconds a request waits for a first ready replica (503 past it).")
+    var holdTimeout = 300
+    @Option(name: .customLong("hold-queue"), help: "Requests that may wait for a first ready replica, per service.")
+    var holdQueue = 1000
+
+    func validate() throws {
+        for (name, value) in [("--proxy-timeout", proxyTimeout), ("--max-body-size", maxBodySize), ("--hold-timeout", holdTimeout),
+                              ("--hold-queue", holdQueue)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(value)")
+        }
+    }
 
     func run() async throws {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
         let dataDirectory = dataDir ?? home + "/.setpoint"
         var logger = Logger(label: "setpoint")
         logger.logLevel = ProcessInfo.processInfo.environment["SETPOINT_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        let settings = ServerSettings(host: host, port: port, dataDirectory: dataDirectory,
+        var settings = ServerSettings(host: host, port: port, dataDirectory: dataDirectory,
                                       adminToken: ProcessInfo.processInfo.environment["SETPOINT_ADMIN_TOKEN"])
+        settings.proxy.readTimeout = .seconds(Int64(proxyTimeout))
+        settings.proxy.maxBodySize = maxBodySize << 20
+        settings.proxy.holdTimeout = .seconds(Int64(holdTimeout))
+        settings.proxy.holdQueue = holdQueue
         let url = settings.publicURL
+        let host = settings.host
         try await SetpointServer.run(settings, logger: logger, onToken: { token, generated in
             var out = generated ? "The admin token is \(token)\n(also in \(dataDirectory)/admin-token)\n"
                                 : "The admin token is the one in SETPOINT_ADMIN_TOKEN (also in \(dataDirectory)/admin-token)\n"
@@ -214,7 +236,7 @@ struct ServerCommand: AsyncParsableCommand {
             }
             Terminal.standardOutput.write(out)
         }, onListening: { port in
-            Terminal.standardOutput.write("The server is running at http://\(settings.host):\(port)\n")
+            Terminal.standardOutput.write("The server is running at http://\(host):\(port)\n")
         })
     }
 }
