@@ -110,4 +110,11 @@ public protocol ComputeBackend: Sendable {
 /// Checks a replica's readiness probe.
 public protocol ReadinessProber: Sendable {
     func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool
+    /// Whether the app answers HTTP at all (any status): readiness when no probe is configured,
+    /// so that a replica is not in rotation before its app listens.
+    func answers(endpoint: String) async -> Bool
+}
+
+extension ReadinessProber {
+    public func answers(endpoint: String) async -> Bool { true }
 }

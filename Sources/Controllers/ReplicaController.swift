@@ -140,8 +140,15 @@ public struct ReplicaReconciler: Reconciler {
     private func probe(_ replica: Replica, _ endpoint: String, _ status: inout ReplicaStatus, _ now: Date) async -> ReconcileResult {
         let probes = replica.spec.template.probes
         if probes.isEmpty {
-            status.ready = true
-            return .done
+            // No probe: ready once the app answers HTTP at all, checked often at first and
+            // then about once a second (a model server may take minutes to listen).
+            if status.ready { return .done }
+            if await prober.answers(endpoint: endpoint) {
+                status.ready = true
+                return .done
+            }
+            let elapsed = status.startedAt.map { now.timeIntervalSince($0) } ?? 0
+            return .requeue(after: min(1, 0.02 + elapsed / 20))
         }
         if status.probeStreaks.count != probes.count { status.probeStreaks = Array(repeating: 0, count: probes.count) }
         let interval = TimeInterval(probes.map(\.interval).min() ?? ProbeSpec.defaultInterval)

@@ -262,6 +262,14 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         }
     }
 
+    public func answers(endpoint: String) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: SocketHTTPProbe.probe(endpoint: endpoint, ProbeTemplate(url: "/", timeout: 2), anyStatus: true))
+            }
+        }
+    }
+
     // MARK: internals
 
     static func workloadID(project: String, name: String) -> String { "\(project)--\(name)" }

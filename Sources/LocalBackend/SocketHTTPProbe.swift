@@ -7,7 +7,8 @@ import Glibc
 /// A minimal HTTP/1.1 request over a Unix socket (`unix:/path`) or TCP (`host:port`), for
 /// readiness probes of local replicas: success is a 2xx status line within the timeout.
 enum SocketHTTPProbe {
-    static func probe(endpoint: String, _ probe: ProbeTemplate) -> Bool {
+    /// - Parameter anyStatus: any HTTP status line counts (the app listens and speaks HTTP).
+    static func probe(endpoint: String, _ probe: ProbeTemplate, anyStatus: Bool = false) -> Bool {
         let deadline = Date().addingTimeInterval(TimeInterval(probe.timeout))
         guard let fd = connect(endpoint, deadline: deadline) else { return false }
         defer { close(fd) }
@@ -33,7 +34,7 @@ enum SocketHTTPProbe {
         let line = String(decoding: response.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
         let parts = line.split(separator: " ")
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let code = Int(parts[1]) else { return false }
-        return (200..<300).contains(code)
+        return anyStatus || (200..<300).contains(code)
     }
 
     private static func wait(_ fd: Int32, events: Int16, deadline: Date) -> Bool {
