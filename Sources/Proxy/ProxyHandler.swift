@@ -261,9 +261,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                           readTimeout: shared.settings.readTimeout, retriable: retriable)
         exchange = ex
         route.stats.arrived()
-        if original.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: original.version, status: .continue))), promise: nil)
-        }
+        if body == nil { continueIfExpected(original) }
         if let body {
             send(ex, .body(.byteBuffer(body)))
             ex.requestDone = true
@@ -301,9 +299,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return openAIError(.payloadTooLarge, "request body is larger than \(shared.settings.maxBodySize) bytes", type: "invalid_request_error", head: head)
         }
         collecting = (head, project, operation, context.channel.allocator.buffer(capacity: 1024))
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-        }
+        continueIfExpected(head)
+    }
+
+    /// The client waits for `100 Continue` before it sends the body: the proxy answers it
+    /// itself (`Expect` is not forwarded).
+    private func continueIfExpected(_ head: HTTPRequestHead) {
+        guard head.headers.first(name: "expect")?.lowercased() == "100-continue" else { return }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
     }
 
     private func routeModel(_ head: HTTPRequestHead, project: String, operation: String, body: ByteBuffer) {

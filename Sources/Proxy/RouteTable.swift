@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import NIOCore
+import NIOPosix
 import Reconcile
 import Store
 import Synchronization
@@ -20,6 +21,13 @@ public enum UpstreamAddress: Sendable, Hashable {
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         self = .tcp(host: host, port: port)
+    }
+
+    func connect(_ bootstrap: ClientBootstrap) -> EventLoopFuture<Channel> {
+        switch self {
+        case .unix(let path): return bootstrap.connect(unixDomainSocketPath: path)
+        case .tcp(let host, let port): return bootstrap.connect(host: host, port: port)
+        }
     }
 }
 

@@ -86,13 +86,8 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }
-        let connecting: EventLoopFuture<Channel>
-        switch endpoint.target {
-        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
-        case .tcp(let host, let port): connecting = bootstrap.connect(host: host, port: port)
-        }
         let table = shared.table
-        connecting.assumeIsolated().whenComplete { result in
+        endpoint.target.connect(bootstrap).assumeIsolated().whenComplete { result in
             switch result {
             case .failure:
                 table.release(endpoint)

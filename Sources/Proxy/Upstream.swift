@@ -119,12 +119,7 @@ final class ConnectionPool {
                     try sync.addHandler(handler)
                 }
             }
-        let connecting: EventLoopFuture<Channel>
-        switch target {
-        case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
-        case .tcp(let host, let port): connecting = bootstrap.connect(host: host, port: port)
-        }
-        return connecting.map { UpstreamConnection(channel: $0, handler: handler, target: target) }
+        return target.connect(bootstrap).map { UpstreamConnection(channel: $0, handler: handler, target: target) }
     }
 
     /// Back to the pool after a complete exchange.
