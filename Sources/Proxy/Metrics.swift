@@ -62,6 +62,17 @@ public final class PrometheusMetrics: ControllerMetrics, Sendable {
             v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
         }
         func num(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d) }
+        /// One histogram series: cumulative buckets, `+Inf`, sum and count.
+        func histogram(_ name: String, _ labels: String, bounds: [Double], counts: [Int], sum: Double, count: Int) {
+            var cumulative = 0
+            for (i, bound) in bounds.enumerated() {
+                cumulative += counts[i]
+                line("\(name)_bucket{\(labels),le=\"\(num(bound))\"} \(cumulative)")
+            }
+            line("\(name)_bucket{\(labels),le=\"+Inf\"} \(count)")
+            line("\(name)_sum{\(labels)} \(sum)")
+            line("\(name)_count{\(labels)} \(count)")
+        }
 
         line("# HELP setpoint_reconcile_total Reconciles by controller and outcome.")
         line("# TYPE setpoint_reconcile_total counter")
@@ -73,14 +84,8 @@ public final class PrometheusMetrics: ControllerMetrics, Sendable {
         line("# HELP setpoint_reconcile_duration_seconds How long reconciles take.")
         line("# TYPE setpoint_reconcile_duration_seconds histogram")
         for (c, h) in s.durations.sorted(by: { $0.key < $1.key }) {
-            var cumulative = 0
-            for (i, bound) in Self.reconcileBuckets.enumerated() {
-                cumulative += h.counts[i]
-                line("setpoint_reconcile_duration_seconds_bucket{controller=\"\(esc(c))\",le=\"\(num(bound))\"} \(cumulative)")
-            }
-            line("setpoint_reconcile_duration_seconds_bucket{controller=\"\(esc(c))\",le=\"+Inf\"} \(h.count)")
-            line("setpoint_reconcile_duration_seconds_sum{controller=\"\(esc(c))\"} \(h.sum)")
-            line("setpoint_reconcile_duration_seconds_count{controller=\"\(esc(c))\"} \(h.count)")
+            histogram("setpoint_reconcile_duration_seconds", "controller=\"\(esc(c))\"", bounds: Self.reconcileBuckets,
+                      counts: h.counts, sum: h.sum, count: h.count)
         }
         line("# HELP setpoint_workqueue_depth Keys waiting in a controller's work queue.")
         line("# TYPE setpoint_workqueue_depth gauge")
@@ -100,15 +105,8 @@ public final class PrometheusMetrics: ControllerMetrics, Sendable {
         line("# HELP setpoint_proxy_request_duration_seconds Time from a request's head to the end of its response.")
         line("# TYPE setpoint_proxy_request_duration_seconds histogram")
         for (r, snap) in snapshots {
-            let labels = "project=\"\(esc(r.project))\",service=\"\(esc(r.run))\""
-            var cumulative = 0
-            for (i, bound) in ServiceStats.buckets.enumerated() {
-                cumulative += snap.histogram[i]
-                line("setpoint_proxy_request_duration_seconds_bucket{\(labels),le=\"\(num(bound))\"} \(cumulative)")
-            }
-            line("setpoint_proxy_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(snap.latencyCount)")
-            line("setpoint_proxy_request_duration_seconds_sum{\(labels)} \(snap.latencySum)")
-            line("setpoint_proxy_request_duration_seconds_count{\(labels)} \(snap.latencyCount)")
+            histogram("setpoint_proxy_request_duration_seconds", "project=\"\(esc(r.project))\",service=\"\(esc(r.run))\"",
+                      bounds: ServiceStats.buckets, counts: snap.histogram, sum: snap.latencySum, count: snap.latencyCount)
         }
         line("# HELP setpoint_proxy_in_flight Requests in flight per service (held ones included).")
         line("# TYPE setpoint_proxy_in_flight gauge")
