@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
     ],
     targets: [
         .target(
@@ -50,6 +51,22 @@ let package = Package(
             dependencies: ["Backend", "Model", "CProcess", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
+            name: "Kubernetes",
+            dependencies: [
+                "Backend", "Model", "SetpointConfiguration",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "Controllers",
             dependencies: [
                 "Model", "Store", "Reconcile", "Backend",
@@ -57,7 +74,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["Model", "Store", "Reconcile", "Backend"]),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Model", "Store", "Reconcile", "Backend", "SetpointConfiguration",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "Proxy",
             dependencies: [
@@ -123,6 +149,10 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
         .testTarget(name: "E2ETests", dependencies: ["setpoint"]),
+        .testTarget(
+            name: "KubernetesTests",
+            dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "ProxyTests",
             dependencies: ["Proxy", "Model", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]

@@ -105,6 +105,30 @@ public protocol ComputeBackend: Sendable {
     func inventory(labels: [String: String]) async throws -> [WorkloadStatus]
     func changes() -> AsyncStream<WorkloadStatus>
     func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error>
+    /// What the backend tells about workloads beyond their state (a cluster's Pod events).
+    func events() -> AsyncStream<WorkloadEvent>
+    /// Whether a workload ID is this backend's (a set of backends asks each in turn).
+    func owns(_ id: WorkloadID) -> Bool
+}
+
+/// A remark about a workload for the replica's events (`setpoint describe`).
+public struct WorkloadEvent: Sendable, Equatable {
+    public var labels: [String: String]
+    public var warning: Bool
+    public var reason: String
+    public var message: String
+
+    public init(labels: [String: String], warning: Bool, reason: String, message: String) {
+        self.labels = labels
+        self.warning = warning
+        self.reason = reason
+        self.message = message
+    }
+}
+
+extension ComputeBackend {
+    public func events() -> AsyncStream<WorkloadEvent> { AsyncStream { $0.finish() } }
+    public func owns(_ id: WorkloadID) -> Bool { true }
 }
 
 /// Checks a replica's readiness probe.
@@ -113,8 +137,12 @@ public protocol ReadinessProber: Sendable {
     /// Whether the app answers HTTP at all (any status): readiness when no probe is configured,
     /// so that a replica is not in rotation before its app listens.
     func answers(endpoint: String) async -> Bool
+    /// Readiness the backend already observes for the workload at `endpoint` (a kubelet's
+    /// readiness probe, through the Pod watch), or nil when Setpoint probes itself.
+    func observedReadiness(endpoint: String) -> Bool?
 }
 
 extension ReadinessProber {
     public func answers(endpoint: String) async -> Bool { true }
+    public func observedReadiness(endpoint: String) -> Bool? { nil }
 }

@@ -18,6 +18,7 @@ public final class ControllerManager: Service, Sendable {
     public let routeController: Controller<RouteReconciler>?
     let store: any ObjectStore
     let backend: any ComputeBackend
+    let clock: any ControllerClock
     let logger: Logger
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
@@ -25,6 +26,7 @@ public final class ControllerManager: Service, Sendable {
                 routes: Bool = false, metrics: (any ControllerMetrics)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
         self.store = store
         self.backend = backend
+        self.clock = clock
         self.logger = logger
         runInformer = Informer(store: store, kind: RunKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
         replicaInformer = Informer(store: store, kind: ReplicaKind.name, clock: clock, resyncPeriod: resyncPeriod,
@@ -73,6 +75,7 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.replicaInformer.run() }
             group.addTask { try await self.routeInformer.run() }
             group.addTask { await self.watchBackend() }
+            group.addTask { await self.recordBackendEvents() }
             await runInformer.waitUntilSynced()
             await replicaInformer.waitUntilSynced()
             await routeInformer.waitUntilSynced()
@@ -89,6 +92,15 @@ public final class ControllerManager: Service, Sendable {
         for await change in backend.changes() {
             guard let key = Self.replicaKey(change.labels) else { continue }
             replicas.enqueue(key)
+        }
+    }
+
+    /// The backend's remarks (a Pod's events) become the replica's events.
+    private func recordBackendEvents() async {
+        let recorder = EventRecorder(store: store, clock: clock, component: backend.name)
+        for await event in backend.events() {
+            guard let key = Self.replicaKey(event.labels) else { continue }
+            await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message)
         }
     }
 

@@ -110,9 +110,11 @@ public struct ReplicaReconciler: Reconciler {
         case .pending(let message):
             status.phase = .provisioning
             status.message = message
+            leaveRotation(&status)
             return .done
         case .pulling:
             status.phase = .pulling
+            leaveRotation(&status)
             return .done
         case .stopping:
             status.phase = .terminating
@@ -136,9 +138,22 @@ public struct ReplicaReconciler: Reconciler {
         }
     }
 
+    /// A workload that went back to pending (a Pod recreated by its backend) serves nothing.
+    private func leaveRotation(_ status: inout ReplicaStatus) {
+        status.ready = false
+        status.endpoint = nil
+        status.probeStreaks = []
+        status.lastProbeAt = nil
+    }
+
     /// Runs the probes that are due; ready when every probe reached `ready_after` successes.
     private func probe(_ replica: Replica, _ endpoint: String, _ status: inout ReplicaStatus, _ now: Date) async -> ReconcileResult {
         let probes = replica.spec.template.probes
+        if let observed = prober.observedReadiness(endpoint: endpoint) {
+            // The backend runs the probe (a kubelet) and announces readiness changes.
+            status.ready = observed
+            return .done
+        }
         if probes.isEmpty {
             // No probe: ready once the app answers HTTP at all, checked often at first and
             // then about once a second (a model server may take minutes to listen).

@@ -38,7 +38,8 @@ public enum ReplicaTemplates {
             privileged: group.privileged ?? (config.privileged || (group.docker ?? config.docker) == true),
             env: env, port: config.port.containerPort, resources: group.resources.jsonText, probes: probes,
             stopDuration: stop, registryUsername: config.registryAuth?.username, registryPassword: config.registryAuth?.password,
-            code: code)
+            code: code, nvcc: group.nvcc ?? config.nvcc, spotPolicy: group.spotPolicy ?? config.spotPolicy,
+            backends: config.backends, regions: config.regions)
     }
 }
 

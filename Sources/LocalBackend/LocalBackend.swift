@@ -274,6 +274,9 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
 
     static func workloadID(project: String, name: String) -> String { "\(project)--\(name)" }
 
+    /// Local IDs are `<project>--<replica>`; other backends' IDs carry a `type:` prefix.
+    public func owns(_ id: WorkloadID) -> Bool { !id.rawValue.contains(":") }
+
     static func status(_ r: Record) -> WorkloadStatus {
         let state: WorkloadState
         if let code = r.exitCode {

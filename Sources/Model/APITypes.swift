@@ -12,6 +12,8 @@ public struct Offer: Sendable, Equatable, Codable {
     public var gpus: [String]
     public var spot: Bool
     public var price: Double
+    /// CPU architecture (`amd64`, `arm64`) when the backend knows it.
+    public var arch: String?
 
     public init(backend: String, region: String, instance: String, cpus: Int, memoryGB: Double, diskGB: Double,
                 gpus: [String] = [], spot: Bool = false, price: Double = 0) {

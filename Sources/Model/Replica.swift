@@ -83,11 +83,19 @@ public struct ReplicaTemplate: Codable, Equatable, Sendable, Hashable {
     public var registryPassword: String?
     /// The code to unpack in the working directory before the commands run.
     public var code: CodeArchive?
+    /// `nvcc`: a default image with the CUDA compiler (container backends).
+    public var nvcc: Bool?
+    /// `spot_policy`: `spot`, `on-demand` or `auto`.
+    public var spotPolicy: String?
+    /// `backends` and `regions`: where the replica may run (nil: anywhere).
+    public var backends: [String]?
+    public var regions: [String]?
 
     public init(image: String? = nil, python: String? = nil, commands: [String] = [], entrypoint: String? = nil,
                 workingDir: String? = nil, user: String? = nil, shell: String? = nil, privileged: Bool = false,
                 env: [String: String] = [:], port: Int = 8000, resources: String = "{}", probes: [ProbeTemplate] = [],
-                stopDuration: Int = 300, registryUsername: String? = nil, registryPassword: String? = nil, code: CodeArchive? = nil) {
+                stopDuration: Int = 300, registryUsername: String? = nil, registryPassword: String? = nil, code: CodeArchive? = nil,
+                nvcc: Bool? = nil, spotPolicy: String? = nil, backends: [String]? = nil, regions: [String]? = nil) {
         self.image = image
         self.python = python
         self.commands = commands
@@ -104,6 +112,10 @@ public struct ReplicaTemplate: Codable, Equatable, Sendable, Hashable {
         self.registryUsername = registryUsername
         self.registryPassword = registryPassword
         self.code = code
+        self.nvcc = nvcc
+        self.spotPolicy = spotPolicy
+        self.backends = backends
+        self.regions = regions
     }
 
     /// A stable digest of everything a rollout must replace (FNV-1a over canonical JSON).

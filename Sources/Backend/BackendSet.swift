@@ -1,0 +1,110 @@
+import Foundation
+import Model
+
+/// Several backends behind one: a replica goes to the first member its `backends` / `regions`
+/// allow that has room (members are tried in order; `noCapacity` moves on to the next), and
+/// every other call goes to the member that owns the workload ID.
+public final class BackendSet: ComputeBackend, ReadinessProber {
+    public struct Member: Sendable {
+        public var backend: any ComputeBackend
+        /// The backend type as `backends:` names it (`local`, `kubernetes`).
+        public var type: String
+        /// As `regions:` names it (for Kubernetes: the kubeconfig context).
+        public var region: String
+        public var prober: (any ReadinessProber)?
+
+        public init(backend: any ComputeBackend, type: String, region: String, prober: (any ReadinessProber)? = nil) {
+            self.backend = backend
+            self.type = type
+            self.region = region
+            self.prober = prober
+        }
+    }
+
+    public let members: [Member]
+    /// Probes HTTP for members that do not observe readiness themselves.
+    private let fallbackProber: any ReadinessProber
+    public let name = "set"
+
+    public init(_ members: [Member], prober: any ReadinessProber) {
+        self.members = members
+        self.fallbackProber = prober
+    }
+
+    /// Members a template may use, in order.
+    public func candidates(_ template: ReplicaTemplate) -> [Member] {
+        members.filter { m in
+            (template.backends.map { $0.contains(m.type) } ?? true) && (template.regions.map { $0.contains(m.region) } ?? true)
+        }
+    }
+
+    private func owner(_ id: WorkloadID) -> (any ComputeBackend)? { members.first { $0.backend.owns(id) }?.backend }
+
+    public func offers() async throws -> [Offer] {
+        var all: [Offer] = []
+        for m in members {
+            do { all += try await m.backend.offers() } catch {
+                // One unreachable cluster does not hide the others' offers.
+                continue
+            }
+        }
+        return all
+    }
+
+    public func create(_ request: WorkloadRequest) async throws -> WorkloadID {
+        let candidates = candidates(request.template)
+        guard !candidates.isEmpty else {
+            let configured = members.map { "\($0.type) (region \($0.region))" }.joined(separator: ", ")
+            throw BackendError(.noCapacity, "no configured backend matches backends \(request.template.backends ?? ["any"]) and regions \(request.template.regions ?? ["any"]); configured: \(configured)")
+        }
+        var last: BackendError?
+        for m in candidates {
+            do { return try await m.backend.create(request) } catch let e as BackendError where e.code == .noCapacity {
+                last = e
+            }
+        }
+        throw last ?? BackendError(.noCapacity, "no backend has capacity")
+    }
+
+    public func status(_ id: WorkloadID) async throws -> WorkloadStatus? { try await owner(id)?.status(id) }
+    public func stop(_ id: WorkloadID, graceful: Bool) async throws { try await owner(id)?.stop(id, graceful: graceful) }
+    public func delete(_ id: WorkloadID) async throws { try await owner(id)?.delete(id) }
+
+    public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
+        var all: [WorkloadStatus] = []
+        for m in members { all += try await m.backend.inventory(labels: labels) }
+        return all
+    }
+
+    public func changes() -> AsyncStream<WorkloadStatus> { merge(members.map { $0.backend.changes() }) }
+    public func events() -> AsyncStream<WorkloadEvent> { merge(members.map { $0.backend.events() }) }
+
+    public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
+        guard let owner = owner(id) else { return AsyncThrowingStream { $0.finish() } }
+        return owner.logs(id, follow: follow)
+    }
+
+    public func owns(_ id: WorkloadID) -> Bool { owner(id) != nil }
+
+    // MARK: ReadinessProber
+
+    public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool { await fallbackProber.probe(endpoint: endpoint, probe) }
+    public func answers(endpoint: String) async -> Bool { await fallbackProber.answers(endpoint: endpoint) }
+    public func observedReadiness(endpoint: String) -> Bool? {
+        for m in members { if let r = m.prober?.observedReadiness(endpoint: endpoint) { return r } }
+        return nil
+    }
+
+    private func merge<T: Sendable>(_ streams: [AsyncStream<T>]) -> AsyncStream<T> {
+        if streams.count == 1 { return streams[0] }
+        return AsyncStream { continuation in
+            let task = Task {
+                await withDiscardingTaskGroup { group in
+                    for s in streams { group.addTask { for await item in s { continuation.yield(item) } } }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+import Backend
+import Foundation
+import Logging
+import Model
+import Synchronization
+
+/// Replicas as Pods on a Kubernetes cluster (one kubeconfig context, one namespace).
+///
+/// It reads the cluster only through watches: Pods it manages (by label), Nodes (offers) and
+/// Pod events, each kept by a `Reflector`. At steady state it sends no list or get; writes are
+/// a create per Pod (and per Secret), a delete per Pod (and per Secret).
+public final class KubernetesBackend: ComputeBackend, ReadinessProber {
+    public enum Access: String, Sendable, Codable {
+        /// Pod IP inside the cluster, the API server's pod proxy outside.
+        case auto
+        case podIP = "pod-ip"
+        case apiProxy = "api-proxy"
+    }
+
+    public struct Settings: Sendable {
+        public var template: PodTemplate.Settings
+        public var access: Access = .auto
+        /// How long an unschedulable Pod waits (for a cluster autoscaler) before the replica fails
+        /// with no capacity.
+        public var unschedulableTimeout: TimeInterval = 600
+        /// Create the namespace when it is missing.
+        public var createNamespace = true
+
+        public init(template: PodTemplate.Settings) { self.template = template }
+    }
+
+    public let name = "kubernetes"
+    public let client: KubeClient
+    public let settings: Settings
+    public var region: String { client.connection.context }
+    var namespace: String { settings.template.namespace }
+    private let logger: Logger
+    private let broadcaster = StatusBroadcaster()
+    private let eventStream: (stream: AsyncStream<WorkloadEvent>, continuation: AsyncStream<WorkloadEvent>.Continuation)
+    private let pods: Reflector<Pod>
+    private let nodes: Reflector<Node>
+    private let podEvents: Reflector<Event>
+    /// Lets the reflectors (made before `self` exists) call back into the backend.
+    private let callbacks = Callbacks()
+
+    private final class Callbacks: Sendable {
+        private struct Weak { weak var backend: KubernetesBackend? }
+        private let target = Mutex(Weak())
+        var backend: KubernetesBackend? {
+            get { target.withLock { $0.backend } }
+            set { target.withLock { $0.backend = newValue } }
+        }
+    }
+
+    private struct State {
+        /// Pods Setpoint is deleting (their disappearance is expected).
+        var deleting: Set<String> = []
+        /// Pods whose last event is `Pulling`.
+        var pulling: Set<String> = []
+        var relays: [String: PodRelay] = [:]
+        var relayStarting: Set<String> = []
+        /// Endpoint → Pod, for readiness.
+        var endpoints: [String: String] = [:]
+        var eventCounts: [String: Int] = [:]
+        var timers: [String: Task<Void, Never>] = [:]
+        var task: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+    private let startedAt = Date()
+
+    public init(client: KubeClient, settings: Settings, logger: Logger) {
+        self.client = client
+        self.settings = settings
+        self.logger = logger
+        eventStream = AsyncStream<WorkloadEvent>.makeStream(bufferingPolicy: .bufferingNewest(1000))
+        let selector = "\(PodTemplate.managedBy)=setpoint,\(PodTemplate.installationLabel)=\(PodTemplate.labelValue(settings.template.installation))"
+        let callbacks = self.callbacks
+        pods = Reflector<Pod>(client: client, namespace: settings.template.namespace, labelSelector: selector, logger: logger) { change in
+            callbacks.backend?.podChanged(change)
+        }
+        nodes = Reflector<Node>(client: client, namespace: nil, labelSelector: nil, logger: logger) { _ in }
+        podEvents = Reflector<Event>(client: client, namespace: settings.template.namespace, labelSelector: nil,
+                                     fieldSelector: "involvedObject.kind=Pod", logger: logger) { change in
+            if case .upsert(let event) = change { callbacks.backend?.podEvent(event) }
+        }
+        callbacks.backend = self
+    }
+
+    /// Ensures the namespace, starts the watches and waits until the Pod cache is filled.
+    public func start() async throws {
+        if settings.createNamespace, !client.connection.inCluster {
+            if try await client.get(Namespace.self, name: namespace) == nil {
+                do {
+                    _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace, labels: [PodTemplate.managedBy: "setpoint"])))
+                } catch let e as KubeAPIError where e.isAlreadyExists {}
+            }
+        }
+        let (pods, nodes, events) = (self.pods, self.nodes, self.podEvents)
+        let task = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await pods.run() }
+                group.addTask { await nodes.run() }
+                group.addTask { await events.run() }
+            }
+        }
+        state.withLock { $0.task = task }
+        await pods.waitUntilSynced()
+    }
+
+    public func shutdown() async {
+        let (task, relays, timers) = state.withLock { s in (s.task, Array(s.relays.values), Array(s.timers.values)) }
+        task?.cancel()
+        relays.forEach { $0.close() }
+        timers.forEach { $0.cancel() }
+        eventStream.continuation.finish()
+        await client.shutdown()
+    }
+
+    /// The reflectors' list and watch counts (request efficiency).
+    public var watchCounts: [String: (lists: Int, watches: Int)] {
+        ["pods": pods.counts, "nodes": nodes.counts, "events": podEvents.counts]
+    }
+
+    // MARK: IDs
+
+    static let idPrefix = "k8s:"
+
+    func workloadID(_ pod: String) -> WorkloadID { WorkloadID("\(Self.idPrefix)\(region):\(namespace)/\(pod)") }
+
+    func podName(_ id: WorkloadID) -> String? {
+        let prefix = "\(Self.idPrefix)\(region):\(namespace)/"
+        guard id.rawValue.hasPrefix(prefix) else { return nil }
+        return String(id.rawValue.dropFirst(prefix.count))
+    }
+
+    public func owns(_ id: WorkloadID) -> Bool { podName(id) != nil }
+
+    // MARK: ComputeBackend
+
+    public func offers() async throws -> [Offer] {
+        await nodes.waitUntilSynced()
+        return NodeOffers.offers(nodes.items, backend: name, region: region)
+    }
+
+    public func create(_ request: WorkloadRequest) async throws -> WorkloadID {
+        let name = PodTemplate.podName(request.name)
+        let id = workloadID(name)
+        if pods.get(name) != nil { return id }   // adopted or created before: never a duplicate
+        var templateSettings = settings.template
+        templateSettings.gpuProducts = nodes.items.compactMap { $0.metadata.labels?["nvidia.com/gpu.product"] }
+        var archive: Data?
+        if let code = request.template.code, code.size <= templateSettings.maxInlineCode {
+            archive = FileManager.default.contents(atPath: code.path)
+        }
+        var objects = try PodTemplate.make(request, settings: templateSettings, codeArchive: archive)
+        objects.pod.metadata.annotations?["setpoint.dev/secrets"] = objects.secrets.compactMap(\.metadata.name).joined(separator: ",")
+        do {
+            for secret in objects.secrets {
+                do { _ = try await client.create(secret, namespace: namespace) } catch let e as KubeAPIError where e.isAlreadyExists {}
+            }
+            let created = try await client.create(objects.pod, namespace: namespace)
+            pods.seed(created)
+        } catch let e as KubeAPIError where e.isAlreadyExists {
+            return id
+        } catch let e as KubeAPIError {
+            switch e.code {
+            case 400, 422: throw BackendError(.invalid, "the cluster refused the Pod: \(e.message)")
+            case 403: throw BackendError(.invalid, "not allowed to create Pods in namespace \(namespace): \(e.message)")
+            default: throw BackendError(.unavailable, e.description)
+            }
+        }
+        return id
+    }
+
+    public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
+        guard let name = podName(id), let pod = pods.get(name) else { return nil }
+        return WorkloadStatus(id: id, labels: pod.metadata.labels ?? [:], state: await state(of: pod))
+    }
+
+    public func stop(_ id: WorkloadID, graceful: Bool) async throws {
+        guard let name = podName(id), let pod = pods.get(name) else { return }
+        let grace = graceful ? Int(pod.spec?.terminationGracePeriodSeconds ?? 30) : 1
+        // Deleting a Pod is how Kubernetes stops it: SIGTERM, then SIGKILL after the grace period.
+        if pod.metadata.deletionTimestamp != nil, graceful { return }
+        state.withLock { _ = $0.deleting.insert(name) }
+        try await deleteOrThrow(name, grace: grace, uid: pod.metadata.uid)
+    }
+
+    public func delete(_ id: WorkloadID) async throws {
+        guard let name = podName(id) else { return }
+        state.withLock { _ = $0.deleting.insert(name) }
+        if let pod = pods.get(name) {
+            if pod.metadata.deletionTimestamp == nil || pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed" {
+                try await deleteOrThrow(name, grace: 0, uid: pod.metadata.uid)
+            }
+            if pod.metadata.deletionTimestamp == nil { return }
+        }
+    }
+
+    private func deleteOrThrow(_ name: String, grace: Int, uid: String?) async throws {
+        do {
+            try await client.delete(Pod.self, namespace: namespace, name: name, gracePeriodSeconds: grace, preconditionUID: uid)
+        } catch let e as KubeAPIError where e.isConflict {
+            // A different Pod of that name (recreated since): it is not ours to delete.
+        } catch let e as KubeAPIError {
+            throw BackendError(.unavailable, e.description)
+        }
+    }
+
+    public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
+        await pods.waitUntilSynced()
+        var result: [WorkloadStatus] = []
+        for pod in pods.items {
+            let l = pod.metadata.labels ?? [:]
+            guard labels.allSatisfy({ l[$0.key] == $0.value }), let name = pod.metadata.name else { continue }
+            result.append(WorkloadStatus(id: workloadID(name), labels: l, state: await state(of: pod)))
+        }
+        return result
+    }
+
+    public func changes() -> AsyncStream<WorkloadStatus> { broadcaster.subscribe() }
+    public func events() -> AsyncStream<WorkloadEvent> { eventStream.stream }
+
+    public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
+        guard let name = podName(id) else { return AsyncThrowingStream { $0.finish() } }
+        let lines = client.logs(namespace: namespace, pod: name, container: "service", follow: follow)
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await line in lines {
+                        // `timestamps=true`: "2026-01-02T03:04:05.123456789Z text".
+                        let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                        let time = parts.first.flatMap { KubeTime.parse(String($0).replacingOccurrences(of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)) }
+                        continuation.yield(LogLine(time: time ?? Date(), text: time != nil && parts.count == 2 ? String(parts[1]) : line))
+                    }
+                    continuation.finish()
+                } catch let e as KubeAPIError where e.isNotFound {
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    // MARK: ReadinessProber (readiness the kubelet probes, through the watch)
+
+    public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool { false }
+
+    public func observedReadiness(endpoint: String) -> Bool? {
+        guard let name = state.withLock({ $0.endpoints[endpoint] }), let pod = pods.get(name),
+              pod.metadata.annotations?[PodTemplate.kubeletProbeAnnotation] == "true" else { return nil }
+        return PodObservation.isReady(pod)
+    }
+
+    // MARK: observation
+
+    var useAPIProxy: Bool {
+        switch settings.access {
+        case .auto: return !client.connection.inCluster
+        case .podIP: return false
+        case .apiProxy: return true
+        }
+    }
+
+    private func state(of pod: Pod) async -> WorkloadState {
+        guard let name = pod.metadata.name else { return .pending(nil) }
+        let port = pod.spec?.containers.first?.ports?.first?.containerPort ?? 8000
+        var endpoint: String?
+        if pod.status?.phase == "Running", pod.metadata.deletionTimestamp == nil {
+            if useAPIProxy {
+                endpoint = await relay(for: name, port: port)
+            } else if let ip = pod.status?.podIP {
+                endpoint = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+            }
+            if let endpoint { state.withLock { $0.endpoints[endpoint] = name } }
+        }
+        let pulling = state.withLock { $0.pulling.contains(name) }
+        let now = Date()
+        let observed = PodObservation.state(pod, endpoint: endpoint, pulling: pulling, now: now, unschedulableTimeout: settings.unschedulableTimeout)
+        if case .pending(let message?) = observed, message.hasPrefix("unschedulable"), let created = pod.metadata.creationTimestamp.flatMap(KubeTime.parse) {
+            scheduleRecheck(name, at: created.addingTimeInterval(settings.unschedulableTimeout))
+        }
+        return observed
+    }
+
+    private func relay(for name: String, port: Int) async -> String? {
+        if let existing = state.withLock({ $0.relays[name]?.address }) { return existing }
+        guard state.withLock({ $0.relayStarting.insert(name).inserted }) else { return nil }
+        defer { state.withLock { _ = $0.relayStarting.remove(name) } }
+        do {
+            let relay = try await PodRelay.start(client: client, namespace: namespace, pod: name, port: port, logger: logger)
+            state.withLock { $0.relays[name] = relay }
+            return relay.address
+        } catch {
+            logger.warning("cannot relay to pod", metadata: ["pod": "\(name)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Announces the Pod again when the unschedulable bound passes, so the replica fails then.
+    private func scheduleRecheck(_ name: String, at deadline: Date) {
+        let delay = deadline.timeIntervalSinceNow + 0.05
+        guard delay > 0 else { return }
+        state.withLock { s in
+            guard s.timers[name] == nil else { return }
+            s.timers[name] = Task { [weak self] in
+                try? await Task.sleep(for: .seconds(delay))
+                guard let self, !Task.isCancelled else { return }
+                self.state.withLock { _ = $0.timers.removeValue(forKey: name) }
+                if let pod = self.pods.get(name) { self.podChanged(.upsert(pod)) }
+            }
+        }
+    }
+
+    private func podChanged(_ change: Reflector<Pod>.Change) {
+        switch change {
+        case .upsert(let pod):
+            guard let name = pod.metadata.name else { return }
+            Task { await self.announce(pod, name: name) }
+        case .deleted(let pod):
+            guard let name = pod.metadata.name else { return }
+            let (expected, relay, timer) = state.withLock { s -> (Bool, PodRelay?, Task<Void, Never>?) in
+                let expected = s.deleting.remove(name) != nil
+                s.pulling.remove(name)
+                let relay = s.relays.removeValue(forKey: name)
+                if let relay { s.endpoints[relay.address] = nil }
+                s.endpoints = s.endpoints.filter { $0.value != name }
+                return (expected, relay, s.timers.removeValue(forKey: name))
+            }
+            relay?.close()
+            timer?.cancel()
+            let finished = pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed"
+            if expected || finished {
+                Task { await self.deleteSecrets(of: pod) }
+                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: pod.metadata.labels ?? [:], state: .stopping))
+            } else {
+                // Deleted by someone else (a drain, `kubectl delete`): submitted again, as a
+                // ReplicaSet would, until Setpoint itself ends the replica.
+                Task { await self.resubmit(pod) }
+            }
+        }
+    }
+
+    private func announce(_ pod: Pod, name: String) async {
+        broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: pod.metadata.labels ?? [:], state: await state(of: pod)))
+    }
+
+    private func resubmit(_ old: Pod) async {
+        guard let name = old.metadata.name, let spec = old.spec else { return }
+        var spec2 = spec
+        spec2.nodeName = nil
+        var meta = ObjectMeta(name: name, namespace: namespace, labels: old.metadata.labels, annotations: old.metadata.annotations)
+        meta.finalizers = nil
+        let labels = old.metadata.labels ?? [:]
+        eventStream.continuation.yield(WorkloadEvent(labels: labels, warning: true, reason: "PodRecreated",
+                                                     message: "Pod \(name) was deleted outside Setpoint; submitted again"))
+        var backoff = 0.5
+        while !Task.isCancelled {
+            if state.withLock({ $0.deleting.contains(name) }) { return }
+            do {
+                pods.seed(try await client.create(Pod(metadata: meta, spec: spec2), namespace: namespace))
+                return
+            } catch let e as KubeAPIError where e.isAlreadyExists {
+                // The old Pod is still terminating: try again shortly.
+            } catch {
+                logger.warning("cannot submit the pod again", metadata: ["pod": "\(name)", "error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, 10)
+        }
+    }
+
+    private func deleteSecrets(of pod: Pod) async {
+        let names = (pod.metadata.annotations?["setpoint.dev/secrets"] ?? "").split(separator: ",").map(String.init)
+        for secret in names {
+            do { try await client.delete(Secret.self, namespace: namespace, name: secret) } catch {
+                logger.warning("cannot delete secret", metadata: ["secret": "\(secret)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func podEvent(_ event: Event) {
+        guard let podName = event.involvedObject.name, let pod = pods.get(podName), let key = event.metadata.name else { return }
+        let count = event.count ?? 1
+        let isNew = state.withLock { s -> Bool in
+            if s.eventCounts[key] == count { return false }
+            s.eventCounts[key] = count
+            return true
+        }
+        guard isNew else { return }
+        let reason = event.reason ?? ""
+        let changedPulling = state.withLock { s -> Bool in
+            switch reason {
+            case "Pulling": return s.pulling.insert(podName).inserted
+            case "Pulled", "Failed", "BackOff", "Started", "Created": return s.pulling.remove(podName) != nil
+            default: return false
+            }
+        }
+        if changedPulling { Task { await self.announce(pod, name: podName) } }
+        // Events from before this server started were recorded by its predecessor.
+        if let time = event.lastTimestamp.flatMap(KubeTime.parse), time < startedAt.addingTimeInterval(-1) { return }
+        eventStream.continuation.yield(WorkloadEvent(labels: pod.metadata.labels ?? [:], warning: event.type == "Warning",
+                                                     reason: reason, message: event.message ?? ""))
+    }
+
+    /// Deletes managed Secrets whose Pod is gone (left by a crash between the two deletes).
+    public func collectSecrets() async {
+        do {
+            let selector = "\(PodTemplate.managedBy)=setpoint,\(PodTemplate.installationLabel)=\(PodTemplate.labelValue(settings.template.installation))"
+            let secrets = try await client.list(Secret.self, namespace: namespace, labelSelector: selector)
+            for secret in secrets.items {
+                guard let name = secret.metadata.name, let owner = secret.metadata.labels?["app.kubernetes.io/instance"] else { continue }
+                if pods.get(owner) == nil { try await client.delete(Secret.self, namespace: namespace, name: name) }
+            }
+        } catch {
+            logger.warning("cannot collect secrets", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Reaches a Pod from outside its cluster: a listener on loopback that sends each HTTP request
+/// through the API server's pod proxy (`pods/<name>:<port>/proxy/…`) with the backend's
+/// credentials, streaming bodies both ways. The replica's endpoint is the listener's address,
+/// so the proxy and probes need not know. WebSocket upgrades are not relayed.
+final class PodRelay: Sendable {
+    let address: String
+    private let task: Task<Void, Never>
+
+    private init(address: String, task: Task<Void, Never>) {
+        self.address = address
+        self.task = task
+    }
+
+    func close() { task.cancel() }
+
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+                                        "host", "content-length", "authorization"]
+
+    static func start(client: KubeClient, namespace: String, pod: String, port: Int, logger: Logger) async throws -> PodRelay {
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            var outbound = try await client.podProxyRequest(namespace: namespace, pod: pod, port: port, pathAndQuery: request.uri.description)
+            outbound.method = .init(rawValue: request.method.rawValue)
+            for field in request.headers where !hopByHop.contains(field.name.canonicalName) {
+                outbound.headers.add(name: field.name.rawName, value: field.value)
+            }
+            if let length = request.headers[.contentLength].flatMap(Int.init) {
+                outbound.body = .stream(request.body, length: .known(Int64(length)))
+            } else if request.headers[.transferEncoding] != nil {
+                outbound.body = .stream(request.body, length: .unknown)
+            }
+            let response: HTTPClientResponse
+            do {
+                response = try await client.http.execute(outbound, timeout: .hours(24))
+            } catch {
+                return Response(status: .badGateway, headers: [.contentType: "text/plain"],
+                                body: .init(byteBuffer: ByteBuffer(string: "cannot reach pod \(pod) through the API server: \(error)\n")))
+            }
+            var headers = HTTPFields()
+            for (name, value) in response.headers where !["connection", "keep-alive", "transfer-encoding"].contains(name.lowercased()) {
+                if let n = HTTPField.Name(name) { headers.append(HTTPField(name: n, value: value)) }
+            }
+            return Response(status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
+                            headers: headers, body: ResponseBody(asyncSequence: response.body))
+        }
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        var relayLogger = logger
+        relayLogger.logLevel = .critical   // its own shutdown on cancellation is not news
+        let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0); continuation.finish() },
+                              logger: relayLogger)
+        let task = Task {
+            do { try await app.runService() } catch { logger.warning("pod relay stopped", metadata: ["pod": "\(pod)", "error": "\(error)"]) }
+            continuation.finish()
+        }
+        var iterator = stream.makeAsyncIterator()
+        guard let bound = await iterator.next(), bound > 0 else {
+            task.cancel()
+            throw KubeAPIError(code: 0, reason: "RelayFailed", message: "could not listen on loopback for pod \(pod)", verb: "LISTEN", path: pod)
+        }
+        return PodRelay(address: "127.0.0.1:\(bound)", task: task)
+    }
+}

@@ -1,0 +1,85 @@
+import Backend
+import Foundation
+import Kubernetes
+import Logging
+import Model
+import TestSupport
+
+/// Polls `condition` until it holds or the deadline passes.
+func eventually(_ what: String, timeout: TimeInterval = 10, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    struct Timeout: Error, CustomStringConvertible { var description: String }
+    throw Timeout(description: "timed out after \(timeout)s waiting for \(what)")
+}
+
+func temporaryDirectory() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-k8s-\(UUID().uuidString.prefix(8))").path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+var quietLogger: Logger {
+    var l = Logger(label: "test")
+    l.logLevel = .critical
+    return l
+}
+
+func makeClient(_ fake: FakeKubernetes, namespace: String = "setpoint", token: String? = nil) throws -> KubeClient {
+    let config = try KubeConfig.parse(fake.kubeconfig(namespace: namespace, token: token))
+    return try KubeClient(connection: try config.connection(), logger: quietLogger)
+}
+
+func makeBackend(_ fake: FakeKubernetes, installation: String = "test", access: KubernetesBackend.Access = .apiProxy,
+                 unschedulableTimeout: TimeInterval = 600) async throws -> KubernetesBackend {
+    let client = try makeClient(fake)
+    var settings = KubernetesBackend.Settings(template: PodTemplate.Settings(namespace: "setpoint", installation: installation))
+    settings.access = access
+    settings.unschedulableTimeout = unschedulableTimeout
+    let backend = KubernetesBackend(client: client, settings: settings, logger: quietLogger)
+    try await backend.start()
+    return backend
+}
+
+func request(_ name: String = "web-0-0-0", run: String = "web", template: ReplicaTemplate = ReplicaTemplate(commands: ["python -m http.server 8000"])) -> WorkloadRequest {
+    WorkloadRequest(name: name, project: "main",
+                    labels: [Labels.run: run, Labels.group: "0", Labels.replica: "0", Labels.submission: "0", Labels.deployment: "1", Labels.project: "main"],
+                    template: template,
+                    systemEnvironment: ["DSTACK_RUN_NAME": run, "DSTACK_REPLICA_NUM": "0", "DSTACK_REPO_ID": "main", "DSTACK_GPUS_NUM": "0"])
+}
+
+/// Runs a process to its end (with a deadline) and returns status and output.
+@discardableResult
+func run(_ argv: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = argv
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    let data = Mutex2()
+    let reader = Thread { data.set(out.fileHandleForReading.readDataToEndOfFile()) }
+    reader.start()
+    while p.isRunning, Date() < deadline { usleep(10_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    while !data.done, Date() < deadline.addingTimeInterval(5) { usleep(10_000) }
+    return (p.terminationStatus, String(decoding: data.value, as: UTF8.self))
+}
+
+final class Mutex2: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var finished = false
+    func set(_ d: Data) { lock.lock(); data = d; finished = true; lock.unlock() }
+    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
+}
