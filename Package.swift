@@ -82,6 +82,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -117,7 +118,8 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Backend", "Reconcile",
+                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Kubernetes", "Backend", "Reconcile",
+                .product(name: "Yams", package: "Yams"),
                 "SetpointConfiguration", "Model",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -148,7 +150,7 @@ let package = Package(
             dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "SetpointConfiguration"]
         ),
         .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
-        .testTarget(name: "E2ETests", dependencies: ["setpoint"]),
+        .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration"]),
         .testTarget(
             name: "KubernetesTests",
             dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", .product(name: "Logging", package: "swift-log")]

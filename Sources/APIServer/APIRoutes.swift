@@ -33,6 +33,17 @@ public struct APIRoutes: Sendable {
         api.get("openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
+        // The code archive by its SHA-256, for Pods that fetch their code from the server (the
+        // hash is the capability: it names content the caller must already know of).
+        api.get("code/:hash") { _, context in
+            let name = context.parameters.get("hash") ?? ""
+            let hash = name.hasSuffix(".tar.gz") ? String(name.dropLast(7)) : name
+            guard hash.count == 64, hash.allSatisfy(\.isHexDigit),
+                  let data = FileManager.default.contents(atPath: runs.codeDirectory + "/" + hash.lowercased() + ".tar.gz") else {
+                return Response(status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "no code archive \(hash.prefix(64))\n")))
+            }
+            return Response(status: .ok, headers: [.contentType: "application/gzip"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
         api.get("offers") { request, _ in
             try await handle(request, project: nil) { _ in try await backend.offers() }
         }

@@ -71,8 +71,13 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
     public func delete(_ id: WorkloadID) async throws { try await owner(id)?.delete(id) }
 
     public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
+        // A member that cannot answer now is left out (its garbage waits for the next pass).
         var all: [WorkloadStatus] = []
-        for m in members { all += try await m.backend.inventory(labels: labels) }
+        var failure: (any Error)?
+        for m in members {
+            do { all += try await m.backend.inventory(labels: labels) } catch { failure = error }
+        }
+        if let failure, all.isEmpty, members.count == 1 { throw failure }
         return all
     }
 

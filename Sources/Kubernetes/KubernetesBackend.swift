@@ -87,13 +87,18 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         callbacks.backend = self
     }
 
-    /// Ensures the namespace, starts the watches and waits until the Pod cache is filled.
-    public func start() async throws {
+    /// Ensures the namespace and starts the watches; waits up to `syncTimeout` for the Pod cache
+    /// (an unreachable cluster does not hold the server up: its replicas wait until it answers).
+    public func start(syncTimeout: TimeInterval = 10) async {
         if settings.createNamespace, !client.connection.inCluster {
-            if try await client.get(Namespace.self, name: namespace) == nil {
-                do {
-                    _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace, labels: [PodTemplate.managedBy: "setpoint"])))
-                } catch let e as KubeAPIError where e.isAlreadyExists {}
+            do {
+                if try await client.get(Namespace.self, name: namespace) == nil {
+                    do {
+                        _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace, labels: [PodTemplate.managedBy: "setpoint"])))
+                    } catch let e as KubeAPIError where e.isAlreadyExists {}
+                }
+            } catch {
+                logger.warning("cannot ensure the namespace", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
             }
         }
         let (pods, nodes, events) = (self.pods, self.nodes, self.podEvents)
@@ -102,10 +107,33 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
                 group.addTask { await pods.run() }
                 group.addTask { await nodes.run() }
                 group.addTask { await events.run() }
+                group.addTask { [weak self] in
+                    await pods.waitUntilSynced()
+                    await self?.collectSecrets()
+                }
             }
         }
         state.withLock { $0.task = task }
-        await pods.waitUntilSynced()
+        _ = await waitForPods(timeout: syncTimeout)
+    }
+
+    /// Waits until the Pod cache is filled; false after `timeout`.
+    func waitForPods(timeout: TimeInterval) async -> Bool {
+        if pods.isSynced { return true }
+        let pods = self.pods
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await pods.waitUntilSynced(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(timeout)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Reads from the Pod cache are only answers once it is filled: before, a missing Pod may
+    /// just not be listed yet.
+    private func requireSynced() throws {
+        guard pods.isSynced else { throw BackendError(.unavailable, "the Kubernetes API server of context \(region) has not answered yet") }
     }
 
     public func shutdown() async {
@@ -139,16 +167,21 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     // MARK: ComputeBackend
 
     public func offers() async throws -> [Offer] {
-        await nodes.waitUntilSynced()
+        guard nodes.isSynced else {
+            throw BackendError(.unavailable, "the nodes of context \(region) are not known yet (is `list`/`watch` on nodes allowed?)")
+        }
         return NodeOffers.offers(nodes.items, backend: name, region: region)
     }
 
     public func create(_ request: WorkloadRequest) async throws -> WorkloadID {
+        try requireSynced()
         let name = PodTemplate.podName(request.name)
         let id = workloadID(name)
         if pods.get(name) != nil { return id }   // adopted or created before: never a duplicate
         var templateSettings = settings.template
-        templateSettings.gpuProducts = nodes.items.compactMap { $0.metadata.labels?["nvidia.com/gpu.product"] }
+        templateSettings.gpuProducts = nodes.items.compactMap { node in
+            node.metadata.labels?["nvidia.com/gpu.product"].map { GPUProduct(product: $0, memoryMiB: node.metadata.labels?["nvidia.com/gpu.memory"]) }
+        }
         var archive: Data?
         if let code = request.template.code, code.size <= templateSettings.maxInlineCode {
             archive = FileManager.default.contents(atPath: code.path)
@@ -174,6 +207,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     }
 
     public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
+        try requireSynced()
         guard let name = podName(id), let pod = pods.get(name) else { return nil }
         return WorkloadStatus(id: id, labels: pod.metadata.labels ?? [:], state: await state(of: pod))
     }
@@ -209,7 +243,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     }
 
     public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
-        await pods.waitUntilSynced()
+        guard await waitForPods(timeout: 10) else { try requireSynced(); return [] }
         var result: [WorkloadStatus] = []
         for pod in pods.items {
             let l = pod.metadata.labels ?? [:]
@@ -257,7 +291,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
 
     // MARK: observation
 
-    var useAPIProxy: Bool {
+    public var useAPIProxy: Bool {
         switch settings.access {
         case .auto: return !client.connection.inCluster
         case .podIP: return false

@@ -109,17 +109,34 @@ public struct ContainerPort: Codable, Sendable, Equatable {
     public var name: String?
     public var containerPort: Int
     public var `protocol`: String?
+
+    public init(name: String? = nil, containerPort: Int, protocol: String? = nil) {
+        self.name = name
+        self.containerPort = containerPort
+        self.protocol = `protocol`
+    }
 }
 
 public struct ResourceRequirements: Codable, Sendable, Equatable {
     public var requests: [String: String]?
     public var limits: [String: String]?
+
+    public init(requests: [String: String]? = nil, limits: [String: String]? = nil) {
+        self.requests = requests
+        self.limits = limits
+    }
 }
 
 public struct VolumeMount: Codable, Sendable, Equatable {
     public var name: String
     public var mountPath: String
     public var readOnly: Bool?
+
+    public init(name: String, mountPath: String, readOnly: Bool? = nil) {
+        self.name = name
+        self.mountPath = mountPath
+        self.readOnly = readOnly
+    }
 }
 
 public struct Volume: Codable, Sendable, Equatable {
@@ -131,6 +148,11 @@ public struct Volume: Codable, Sendable, Equatable {
 public struct EmptyDirVolumeSource: Codable, Sendable, Equatable {
     public var medium: String?
     public var sizeLimit: String?
+
+    public init(medium: String? = nil, sizeLimit: String? = nil) {
+        self.medium = medium
+        self.sizeLimit = sizeLimit
+    }
 }
 
 public struct SecretVolumeSource: Codable, Sendable, Equatable {
@@ -191,6 +213,12 @@ public struct NodeSelectorRequirement: Codable, Sendable, Equatable {
     /// `In`, `NotIn`, `Exists`, `DoesNotExist`.
     public var `operator`: String
     public var values: [String]?
+
+    public init(key: String, operator: String, values: [String]? = nil) {
+        self.key = key
+        self.operator = `operator`
+        self.values = values
+    }
 }
 
 public struct Toleration: Codable, Sendable, Equatable {
@@ -198,6 +226,13 @@ public struct Toleration: Codable, Sendable, Equatable {
     public var `operator`: String?
     public var value: String?
     public var effect: String?
+
+    public init(key: String? = nil, operator: String? = nil, value: String? = nil, effect: String? = nil) {
+        self.key = key
+        self.operator = `operator`
+        self.value = value
+        self.effect = effect
+    }
 }
 
 public struct PodStatus: Codable, Sendable, Equatable {

@@ -12,14 +12,16 @@ import ServiceLifecycle
 /// so the proxy and probes need not know. WebSocket upgrades are not relayed.
 final class PodRelay: Sendable {
     let address: String
-    private let task: Task<Void, Never>
+    private let group: ServiceGroup
 
-    private init(address: String, task: Task<Void, Never>) {
+    private init(address: String, group: ServiceGroup) {
         self.address = address
-        self.task = task
+        self.group = group
     }
 
-    func close() { task.cancel() }
+    /// A graceful shutdown: cancelling the serving task could drop a just-accepted connection
+    /// unserved, which NIO treats as a programming error (apple/swift-nio#3481).
+    func close() { Task { await group.triggerGracefulShutdown() } }
 
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
                                         "host", "content-length", "authorization"]
@@ -56,15 +58,16 @@ final class PodRelay: Sendable {
         let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
                               onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0); continuation.finish() },
                               logger: relayLogger)
-        let task = Task {
-            do { try await app.runService() } catch { logger.warning("pod relay stopped", metadata: ["pod": "\(pod)", "error": "\(error)"]) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: relayLogger))
+        Task {
+            do { try await group.run() } catch { logger.warning("pod relay stopped", metadata: ["pod": "\(pod)", "error": "\(error)"]) }
             continuation.finish()
         }
         var iterator = stream.makeAsyncIterator()
         guard let bound = await iterator.next(), bound > 0 else {
-            task.cancel()
+            await group.triggerGracefulShutdown()
             throw KubeAPIError(code: 0, reason: "RelayFailed", message: "could not listen on loopback for pod \(pod)", verb: "LISTEN", path: pod)
         }
-        return PodRelay(address: "127.0.0.1:\(bound)", task: task)
+        return PodRelay(address: "127.0.0.1:\(bound)", group: group)
     }
 }

@@ -22,8 +22,9 @@ public struct PodTemplate: Sendable {
         public var maxInlineCode = 512 * 1024
         /// `<server>/api/v1/code/<sha256>` must be reachable from Pods for larger archives.
         public var codeURL: String?
-        /// `nvidia.com/gpu.product` values of the cluster's nodes, for GPU name affinity.
-        public var gpuProducts: [String] = []
+        /// GPU models of the cluster's nodes (`nvidia.com/gpu.product`, `nvidia.com/gpu.memory`),
+        /// for GPU name affinity.
+        public var gpuProducts: [GPUProduct] = []
         public var serviceAccountName: String?
 
         public init(namespace: String, installation: String) {
@@ -190,19 +191,19 @@ public struct PodTemplate: Sendable {
     }
 
     /// Required node affinity (GPU product, spot or on-demand) and the tolerations that go with it.
-    static func placement(resources: ResourceRequest, spotPolicy: String?, gpuProducts: [String]) throws -> (Affinity?, [Toleration]?) {
+    static func placement(resources: ResourceRequest, spotPolicy: String?, gpuProducts: [GPUProduct]) throws -> (Affinity?, [Toleration]?) {
         var gpuTerm: [NodeSelectorRequirement] = []
         var tolerations: [Toleration] = []
         if resources.gpuCount > 0 {
             tolerations.append(Toleration(key: resources.gpuResource, operator: "Exists", effect: "NoSchedule"))
             if resources.gpuVendor != "amd", !resources.gpuNames.isEmpty || resources.gpuMemoryGB != nil {
-                let matching = gpuProducts.filter { product in
-                    guard let gpu = GPULabel.parse(product) else { return false }
+                let matching = gpuProducts.filter { p in
+                    guard let gpu = GPULabel.parse(p.product, memoryMiB: p.memoryMiB) else { return false }
                     return resources.accepts(gpu)
-                }
+                }.map(\.product)
                 guard !matching.isEmpty else {
                     let wanted = resources.gpuNames.isEmpty ? "with \(resources.gpuMemoryGB.map { "\($0.min ?? 0)GB" } ?? "")" : resources.gpuNames.joined(separator: ", ")
-                    throw BackendError(.noCapacity, "no node of the cluster has a GPU \(wanted) (node label nvidia.com/gpu.product; known: \(gpuProducts.isEmpty ? "none" : Set(gpuProducts).sorted().joined(separator: ", ")))")
+                    throw BackendError(.noCapacity, "no node of the cluster has a GPU \(wanted) (node label nvidia.com/gpu.product; known: \(gpuProducts.isEmpty ? "none" : Set(gpuProducts.map(\.product)).sorted().joined(separator: ", ")))")
                 }
                 gpuTerm.append(NodeSelectorRequirement(key: "nvidia.com/gpu.product", operator: "In", values: Set(matching).sorted()))
             }
@@ -296,11 +297,24 @@ public struct ResourceRequest: Sendable, Equatable {
 
     func accepts(_ gpu: GPULabel) -> Bool {
         if !gpuNames.isEmpty, !gpuNames.contains(where: { $0.lowercased() == gpu.name.lowercased() }) { return false }
-        if let m = gpuMemoryGB, let memory = gpu.memoryGB {
+        if let m = gpuMemoryGB {
+            // Memory asked for and not known from the labels: not a match.
+            guard let memory = gpu.memoryGB else { return false }
             if let lo = m.min, memory < lo { return false }
             if let hi = m.max, memory > hi { return false }
         }
         return true
+    }
+}
+
+/// A node's GPU labels (GPU Feature Discovery).
+public struct GPUProduct: Sendable, Equatable, Hashable {
+    public var product: String
+    public var memoryMiB: String?
+
+    public init(product: String, memoryMiB: String? = nil) {
+        self.product = product
+        self.memoryMiB = memoryMiB
     }
 }
 
@@ -309,6 +323,11 @@ public struct ResourceRequest: Sendable, Equatable {
 public struct GPULabel: Sendable, Equatable {
     public var name: String
     public var memoryGB: Double?
+
+    public init(name: String, memoryGB: Double?) {
+        self.name = name
+        self.memoryGB = memoryGB
+    }
 
     public static func parse(_ product: String, memoryMiB: String? = nil) -> GPULabel? {
         var parts = product.split(separator: "-").map(String.init)

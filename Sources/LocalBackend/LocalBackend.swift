@@ -254,21 +254,8 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
 
     // MARK: ReadinessProber
 
-    public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: SocketHTTPProbe.probe(endpoint: endpoint, probe))
-            }
-        }
-    }
-
-    public func answers(endpoint: String) async -> Bool {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: SocketHTTPProbe.probe(endpoint: endpoint, ProbeTemplate(url: "/", timeout: 2), anyStatus: true))
-            }
-        }
-    }
+    public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool { await SocketProber().probe(endpoint: endpoint, probe) }
+    public func answers(endpoint: String) async -> Bool { await SocketProber().answers(endpoint: endpoint) }
 
     // MARK: internals
 

@@ -1,4 +1,5 @@
 import Foundation
+import Backend
 import Model
 #if canImport(Glibc)
 import Glibc
@@ -75,5 +76,27 @@ enum SocketHTTPProbe {
         if rc != 0 { close(fd); return nil }
         _ = deadline
         return fd
+    }
+}
+
+/// HTTP readiness over a TCP (`host:port`) or Unix (`unix:PATH`) endpoint, on a blocking
+/// socket off the cooperative pool: the prober of every backend whose endpoints Setpoint reaches.
+public struct SocketProber: ReadinessProber {
+    public init() {}
+
+    public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: SocketHTTPProbe.probe(endpoint: endpoint, probe))
+            }
+        }
+    }
+
+    public func answers(endpoint: String) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: SocketHTTPProbe.probe(endpoint: endpoint, ProbeTemplate(url: "/", timeout: 2), anyStatus: true))
+            }
+        }
     }
 }

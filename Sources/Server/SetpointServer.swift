@@ -3,6 +3,7 @@ import Backend
 import Controllers
 import Foundation
 import Hummingbird
+import Kubernetes
 import LocalBackend
 import Logging
 import Model
@@ -24,6 +25,10 @@ public struct ServerSettings: Sendable {
     /// Write `~/.setpoint/config.yml` for the admin when the token is created.
     public var writeClientConfig: Bool
     public var proxy = ProxySettings()
+    /// `--kubeconfig`: run replicas on this cluster (its current context, or `kubeContexts`)
+    /// instead of what `<data-dir>/config.yml` lists.
+    public var kubeconfig: String?
+    public var kubeContexts: [String]?
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String, adminToken: String? = nil,
                 writeClientConfig: Bool = true) {
@@ -51,10 +56,7 @@ public enum SetpointServer {
         try fm.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         chmod(settings.dataDirectory, 0o700)
         let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
-        // SETPOINT_LOCAL_NETWORK=host|namespace forces the local backend's network mode.
-        let network = ProcessInfo.processInfo.environment["SETPOINT_LOCAL_NETWORK"].flatMap(LocalBackend.NetworkMode.init(rawValue:))
-        let backend = try LocalBackend(root: settings.dataDirectory + "/local", network: network, logger: logger)
-        logger.info("local backend ready", metadata: ["network": "\(backend.network.rawValue)"])
+        let (backend, clusters) = try await makeBackends(settings, logger: logger)
 
         let auth = Authenticator(store: store)
         if let (token, generated) = try await auth.bootstrap(adminToken: settings.adminToken) {
@@ -111,7 +113,71 @@ public enum SetpointServer {
             .init(service: manager), .init(service: autoscaler), .init(service: api), .init(service: front),
         ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        for cluster in clusters { await cluster.shutdown() }
         unlink(apiSocket)
+    }
+
+    /// The backends of `<data-dir>/config.yml` (or `--kubeconfig`), in the order replicas try them.
+    static func makeBackends(_ settings: ServerSettings, logger: Logger) async throws -> (BackendSet, [KubernetesBackend]) {
+        let configuration: BackendConfiguration
+        if let kubeconfig = settings.kubeconfig {
+            var k = BackendConfiguration.Kubernetes()
+            k.kubeconfig = kubeconfig
+            k.contexts = settings.kubeContexts
+            configuration = BackendConfiguration(backends: [.kubernetes(k)])
+        } else {
+            configuration = try BackendConfiguration.load(path: settings.dataDirectory + "/config.yml")
+        }
+        var members: [BackendSet.Member] = []
+        var clusters: [KubernetesBackend] = []
+        for entry in configuration.backends {
+            switch entry {
+            case .local:
+                // SETPOINT_LOCAL_NETWORK=host|namespace forces the local backend's network mode.
+                let network = ProcessInfo.processInfo.environment["SETPOINT_LOCAL_NETWORK"].flatMap(LocalBackend.NetworkMode.init(rawValue:))
+                let local = try LocalBackend(root: settings.dataDirectory + "/local", network: network, logger: logger)
+                logger.info("local backend ready", metadata: ["network": "\(local.network.rawValue)"])
+                members.append(.init(backend: local, type: "local", region: "local"))
+            case .kubernetes(let k):
+                for connection in try k.connections() {
+                    var options = KubeClient.Options()
+                    options.qps = k.qps
+                    options.burst = k.burst
+                    let client = try KubeClient(connection: connection, options: options, logger: logger)
+                    var template = PodTemplate.Settings(namespace: connection.namespace, installation: try installationID(settings.dataDirectory))
+                    template.codeURL = k.codeURL
+                    if let image = k.image { template.defaultImage = image }
+                    if let image = k.nvccImage { template.nvccImage = image }
+                    if let image = k.helperImage { template.helperImage = image }
+                    template.serviceAccountName = k.serviceAccount
+                    var backendSettings = KubernetesBackend.Settings(template: template)
+                    backendSettings.access = k.access
+                    backendSettings.unschedulableTimeout = TimeInterval(k.unschedulableTimeout)
+                    let cluster = KubernetesBackend(client: client, settings: backendSettings, logger: logger)
+                    await cluster.start()
+                    logger.info("kubernetes backend ready", metadata: [
+                        "context": "\(connection.context)", "server": "\(connection.server.absoluteString)", "namespace": "\(connection.namespace)",
+                        "access": "\(cluster.useAPIProxy ? "api-proxy" : "pod-ip")",
+                    ])
+                    clusters.append(cluster)
+                    members.append(.init(backend: cluster, type: "kubernetes", region: connection.context, prober: cluster))
+                }
+            }
+        }
+        return (BackendSet(members, prober: SocketProber()), clusters)
+    }
+
+    /// A stable name for this server's data (the `setpoint.dev/installation` label), so two
+    /// servers sharing a namespace never adopt or collect each other's Pods.
+    static func installationID(_ dataDirectory: String) throws -> String {
+        let path = dataDirectory + "/installation-id"
+        if let data = FileManager.default.contents(atPath: path) {
+            let id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !id.isEmpty { return id }
+        }
+        let id = "sp-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        try (id + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return id
     }
 }
 

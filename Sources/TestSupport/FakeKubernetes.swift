@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 import SetpointConfiguration
 import Synchronization
@@ -80,7 +81,7 @@ public final class FakeKubernetes: Sendable {
     }
 
     let state = Mutex(State())
-    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+    private let group: Mutex<ServiceGroup?> = Mutex(nil)
     private let boundPort = Mutex(0)
     public var port: Int { boundPort.withLock { $0 } }
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -187,8 +188,9 @@ public final class FakeKubernetes: Sendable {
         let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
                               onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0); continuation.finish() },
                               logger: logger)
-        let t = Task { _ = try? await app.runService() }
-        task.withLock { $0 = t }
+        let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        group.withLock { $0 = serviceGroup }
+        Task { try? await serviceGroup.run() }
         var it = stream.makeAsyncIterator()
         let bound = await it.next() ?? 0
         boundPort.withLock { $0 = bound }
@@ -205,10 +207,12 @@ public final class FakeKubernetes: Sendable {
     private let kubeletTicker: Mutex<Task<Void, Never>?> = Mutex(nil)
     private let lastBookmark = Mutex(Date())
 
+    /// Ends open watches, then shuts the server down gracefully (cancelling its task could leave
+    /// a just-accepted connection unserved, which NIO traps on).
     public func stop() {
         dropWatches()
         kubeletTicker.withLock { $0?.cancel() }
-        task.withLock { $0?.cancel() }
+        if let g = group.withLock({ $0 }) { Task { await g.triggerGracefulShutdown() } }
     }
 
     /// A kubeconfig for this server (`token` as the user's bearer token).

@@ -24,23 +24,39 @@ import Testing
         let token = "e2e-" + UUID().uuidString.lowercased()
         var url: String { "http://127.0.0.1:\(port)" }
 
-        init() throws {
+        /// More `setpoint server` arguments (`--kubeconfig …`).
+        let extraArguments: [String]
+        /// The server's output, when kept (`logPath`).
+        var logPath: String { dataDir.deletingLastPathComponent().appendingPathComponent("server.log").path }
+        let keepLog: Bool
+
+        init(extraArguments: [String] = [], keepLog: Bool = false, start: Bool = true) throws {
+            self.extraArguments = extraArguments
+            self.keepLog = keepLog
             port = try freePort()
             let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-e2e-\(UUID().uuidString)")
             dataDir = base.appendingPathComponent("data")
             home = base.appendingPathComponent("home")
             try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-            try start()
+            if start { try self.start() }
         }
 
         func start() throws {
             let p = process.isRunning || process.processIdentifier != 0 ? Process() : process
             p.executableURL = ServerE2ETests.binary
-            p.arguments = ["server", "--port", String(port), "--data-dir", dataDir.path]
+            p.arguments = ["server", "--port", String(port), "--data-dir", dataDir.path] + extraArguments
             p.environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                              "SETPOINT_ADMIN_TOKEN": token]
-            p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            if keepLog {
+                if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+                let log = FileHandle(forWritingAtPath: logPath)
+                log?.seekToEndOfFile()
+                p.standardOutput = log
+                p.standardError = log
+            } else {
+                p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+                p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            }
             try p.run()
             current = p
         }

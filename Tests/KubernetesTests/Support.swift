@@ -40,7 +40,7 @@ func makeBackend(_ fake: FakeKubernetes, installation: String = "test", access: 
     settings.access = access
     settings.unschedulableTimeout = unschedulableTimeout
     let backend = KubernetesBackend(client: client, settings: settings, logger: quietLogger)
-    try await backend.start()
+    await backend.start()
     return backend
 }
 
@@ -51,9 +51,10 @@ func request(_ name: String = "web-0-0-0", run: String = "web", template: Replic
                     systemEnvironment: ["DSTACK_RUN_NAME": run, "DSTACK_REPLICA_NUM": "0", "DSTACK_REPO_ID": "main", "DSTACK_GPUS_NUM": "0"])
 }
 
-/// Runs a process to its end (with a deadline) and returns status and output.
+/// Runs a process to its end (with a deadline) and returns status and output. It waits on a
+/// thread of its own, so the test's cooperative threads stay free for the servers under test.
 @discardableResult
-func run(_ argv: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> (Int32, String) {
+func run(_ argv: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> (Int32, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = argv
@@ -64,22 +65,27 @@ func run(_ argv: [String], environment: [String: String] = [:], timeout: TimeInt
     p.standardOutput = out
     p.standardError = out
     try p.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    let data = Mutex2()
-    let reader = Thread { data.set(out.fileHandleForReading.readDataToEndOfFile()) }
-    reader.start()
-    while p.isRunning, Date() < deadline { usleep(10_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    while !data.done, Date() < deadline.addingTimeInterval(5) { usleep(10_000) }
-    return (p.terminationStatus, String(decoding: data.value, as: UTF8.self))
+    let pid = p.processIdentifier
+    return await withCheckedContinuation { continuation in
+        let exited = Flag()
+        Thread.detachNewThread {
+            // Past the deadline the process is killed (only while it is surely still ours).
+            let deadline = Date().addingTimeInterval(timeout)
+            while !exited.isSet, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if !exited.isSet { kill(pid, SIGKILL) }
+        }
+        Thread.detachNewThread {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            exited.set()
+            continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
+        }
+    }
 }
 
-final class Mutex2: @unchecked Sendable {
+final class Flag: @unchecked Sendable {
     private let lock = NSLock()
-    private var data = Data()
-    private var finished = false
-    func set(_ d: Data) { lock.lock(); data = d; finished = true; lock.unlock() }
-    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
-    var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -192,7 +192,8 @@ extension String {
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
-        abstract: "Run the Setpoint server: API, controllers, the local backend and the proxy.")
+        abstract: "Run the Setpoint server: API, controllers, backends and the proxy.",
+        discussion: "Backends come from <data-dir>/config.yml (default: local processes); --kubeconfig runs replicas on a Kubernetes cluster instead.")
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 3000
@@ -206,8 +207,13 @@ struct ServerCommand: AsyncParsableCommand {
     var holdTimeout = 300
     @Option(name: .customLong("hold-queue"), help: "Requests that may wait for a first ready replica, per service.")
     var holdQueue = 1000
+    @Option(name: .customLong("kubeconfig"), help: "Run replicas as Pods on this cluster (its current context) instead of <data-dir>/config.yml's backends.")
+    var kubeconfig: String?
+    @Option(name: .customLong("kube-context"), help: "With --kubeconfig: a context to use, each one a region (repeatable).")
+    var kubeContexts: [String] = []
 
     func validate() throws {
+        if !kubeContexts.isEmpty, kubeconfig == nil { throw ValidationError("--kube-context needs --kubeconfig") }
         for (name, value) in [("--proxy-timeout", proxyTimeout), ("--max-body-size", maxBodySize), ("--hold-timeout", holdTimeout),
                               ("--hold-queue", holdQueue)] where value < 1 {
             throw ValidationError("\(name) must be at least 1, got \(value)")
@@ -225,6 +231,8 @@ struct ServerCommand: AsyncParsableCommand {
         settings.proxy.maxBodySize = maxBodySize << 20
         settings.proxy.holdTimeout = .seconds(Int64(holdTimeout))
         settings.proxy.holdQueue = holdQueue
+        settings.kubeconfig = kubeconfig
+        settings.kubeContexts = kubeContexts.isEmpty ? nil : kubeContexts
         let url = settings.publicURL
         let host = settings.host
         try await SetpointServer.run(settings, logger: logger, onToken: { token, generated in

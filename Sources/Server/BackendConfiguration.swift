@@ -1,0 +1,159 @@
+import Foundation
+import Kubernetes
+import Yams
+
+/// `<data-dir>/config.yml`: the backends replicas may run on, in the order they are tried.
+///
+/// ```yaml
+/// backends:
+///   - type: local
+///   - type: kubernetes
+///     kubeconfig: ~/.kube/config      # default: KUBECONFIG or ~/.kube/config; in a Pod: in-cluster
+///     contexts: [prod, staging]       # default: the current context (each context is a region)
+///     namespace: setpoint             # default: the context's namespace
+/// ```
+public struct BackendConfiguration: Sendable, Equatable {
+    public struct Kubernetes: Sendable, Equatable {
+        /// nil: `KUBECONFIG` or `~/.kube/config`, or the in-cluster service account in a Pod.
+        public var kubeconfig: String?
+        /// Use the Pod's service account (`in_cluster: true`).
+        public var inCluster: Bool = false
+        /// nil: the current context.
+        public var contexts: [String]?
+        public var namespace: String?
+        public var access: KubernetesBackend.Access = .auto
+        public var unschedulableTimeout: Int = 600
+        /// Where Pods fetch code archives too large for a Secret (`http://setpoint.setpoint.svc:3000`).
+        public var codeURL: String?
+        public var image: String?
+        public var nvccImage: String?
+        public var helperImage: String?
+        public var qps: Double = 20
+        public var burst: Int = 40
+        public var serviceAccount: String?
+        public init() {}
+    }
+
+    public enum Backend: Sendable, Equatable {
+        case local
+        case kubernetes(Kubernetes)
+    }
+
+    public var backends: [Backend]
+
+    public init(backends: [Backend]) { self.backends = backends }
+
+    /// No file: the local backend only.
+    public static let `default` = BackendConfiguration(backends: [.local])
+
+    public struct Error: Swift.Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    public static func load(path: String) throws -> BackendConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else { return .default }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> BackendConfiguration {
+        func fail(_ node: Yams.Node?, _ property: String, _ message: String) -> Error {
+            let line = node?.mark.map { ":\($0.line)" } ?? ""
+            return Error(description: "\(file)\(line): \(property): \(message)")
+        }
+        let root: Yams.Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw Error(description: "\(file): not valid YAML: \(error)")
+        }
+        guard let root, let map = root.mapping else {
+            if root == nil { return .default }
+            throw fail(root, "(top level)", "expected a mapping with `backends`")
+        }
+        for (key, _) in map where key.string != "backends" {
+            throw fail(key, key.string ?? "?", "unknown property; the server configuration has `backends`")
+        }
+        guard let list = map["backends"] else { return .default }
+        guard let items = list.sequence else { throw fail(list, "backends", "expected a list of backends") }
+        var backends: [Backend] = []
+        for (i, item) in items.enumerated() {
+            let at = "backends[\(i)]"
+            guard let m = item.mapping else { throw fail(item, at, "expected a mapping with `type`") }
+            switch m["type"]?.string {
+            case "local":
+                for (key, _) in m where key.string != "type" { throw fail(key, "\(at).\(key.string ?? "?")", "unknown property of the local backend") }
+                backends.append(.local)
+            case "kubernetes":
+                var k = Kubernetes()
+                for (key, value) in m {
+                    let name = key.string ?? "?"
+                    let p = "\(at).\(name)"
+                    func string() throws -> String {
+                        guard let s = value.string, value.scalar != nil, !s.isEmpty else { throw fail(value, p, "expected a string") }
+                        return s
+                    }
+                    func number() throws -> Double {
+                        guard let d = value.float ?? value.int.map(Double.init), d > 0 else { throw fail(value, p, "expected a positive number") }
+                        return d
+                    }
+                    switch name {
+                    case "type": break
+                    case "kubeconfig":
+                        // dstack's form `{filename: PATH}` is accepted too.
+                        if let f = value.mapping?["filename"] { guard let s = f.string else { throw fail(f, p + ".filename", "expected a path") }; k.kubeconfig = s } else { k.kubeconfig = try string() }
+                    case "in_cluster":
+                        guard let b = value.bool else { throw fail(value, p, "expected true or false") }
+                        k.inCluster = b
+                    case "contexts":
+                        guard let seq = value.sequence, !seq.isEmpty else { throw fail(value, p, "expected a list of context names") }
+                        k.contexts = try seq.map { c in
+                            if let s = c.string, c.scalar != nil { return s }
+                            if let n = c.mapping?["name"]?.string { return n }
+                            throw fail(c, p, "expected a context name")
+                        }
+                    case "namespace": k.namespace = try string()
+                    case "access":
+                        guard let a = KubernetesBackend.Access(rawValue: try string()) else {
+                            throw fail(value, p, "expected `auto`, `pod-ip` or `api-proxy`")
+                        }
+                        k.access = a
+                    case "unschedulable_timeout": k.unschedulableTimeout = Int(try number())
+                    case "code_url": k.codeURL = try string()
+                    case "image": k.image = try string()
+                    case "nvcc_image": k.nvccImage = try string()
+                    case "helper_image": k.helperImage = try string()
+                    case "qps": k.qps = try number()
+                    case "burst": k.burst = Int(try number())
+                    case "service_account": k.serviceAccount = try string()
+                    default:
+                        throw fail(key, p, "unknown property of the kubernetes backend (kubeconfig, in_cluster, contexts, namespace, access, unschedulable_timeout, code_url, image, nvcc_image, helper_image, qps, burst, service_account)")
+                    }
+                }
+                backends.append(.kubernetes(k))
+            case let other:
+                throw fail(m["type"] ?? item, "\(at).type", other == nil ? "required: `local` or `kubernetes`" : "unknown backend `\(other!)`: use `local` or `kubernetes`")
+            }
+        }
+        if backends.isEmpty { throw fail(list, "backends", "at least one backend is required") }
+        return BackendConfiguration(backends: backends)
+    }
+}
+
+extension BackendConfiguration.Kubernetes {
+    /// The cluster connections this entry names: one per context, or the in-cluster one.
+    public func connections(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [ClusterConnection] {
+        if inCluster || (kubeconfig == nil && environment["KUBECONFIG"] == nil && ClusterConnection.inCluster(environment: environment) != nil) {
+            guard var c = ClusterConnection.inCluster(environment: environment) else {
+                throw KubeConfigError("in_cluster: not running in a Pod (no KUBERNETES_SERVICE_HOST or service-account token)")
+            }
+            if let namespace { c.namespace = namespace }
+            return [c]
+        }
+        let paths = kubeconfig.map { [($0 as NSString).expandingTildeInPath] } ?? KubeConfig.defaultPaths(environment: environment)
+        let config = try KubeConfig.load(paths: paths)
+        let names: [String?] = contexts ?? [nil]
+        return try names.map { name in
+            var c = try config.connection(context: name)
+            if let namespace { c.namespace = namespace }
+            return c
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import SetpointConfiguration
+import Testing
+import TestSupport
+
+/// The real binary with `--kubeconfig` against the fake API server: apply a service, reach it
+/// through the proxy (and the API server's pod proxy), restart the server without duplicating
+/// a Pod, stop it and find nothing left.
+@Suite(.serialized) struct KubernetesE2ETests {
+    @Test func serviceOnKubernetesFromApplyToCleanup() async throws {
+        let fake = FakeKubernetes()
+        try await fake.start()
+        defer { fake.stop() }
+        fake.addNode("node-1", cpu: "16", memory: "64Gi", disk: "500Gi")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-k8s-e2e-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kubeconfig = dir.appendingPathComponent("kubeconfig")
+        try fake.kubeconfig(context: "fake-cluster", namespace: "apps", token: "k8s-token").write(to: kubeconfig, atomically: true, encoding: .utf8)
+        fake.requireToken("k8s-token")
+
+        let server = try Server(kubeconfig: kubeconfig.path)
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("web.dstack.yml")
+        try """
+            type: service
+            name: web
+            image: ghcr.io/acme/web:1
+            commands:
+              - python3 -m http.server 8000
+            port: 8000
+            replicas: 2
+            registry_auth:
+              username: bot
+              password: hunter2-registry-secret
+            resources:
+              cpu: 1..2
+              memory: 1GB..2GB
+              disk: 1GB
+            """.write(to: file, atomically: true, encoding: .utf8)
+
+        let offers = try server.cli(["offer"])
+        #expect(offers.output.contains("kubernetes") && offers.output.contains("fake-cluster") && offers.output.contains("node-1"), "\(offers.output)")
+        let applied = try server.cli(["apply", "-f", file.path, "-y", "-d"])
+        #expect(applied.status == 0, "\(applied.output)")
+        #expect(applied.output.contains("node-1"), "the plan shows the cluster's offers: \(applied.output)")
+
+        // Two Pods, reached through the proxy and the API server's pod proxy.
+        try await waitFor(timeout: 60) {
+            let r = try await server.get("/proxy/services/main/web/hello?q=1", token: server.token)
+            return r.status == 200 && r.body.contains(#""path":"/hello?q=1""#)
+        }
+        let pods = fake.objects("pods")
+        #expect(pods.count == 2)
+        let pod = try #require(pods.first)
+        let container = try #require(pod.value(at: ["spec", "containers"]).flatMap { if case .array(let a) = $0 { return a.first } else { return nil } })
+        #expect(container["image"]?.stringValue == "ghcr.io/acme/web:1")
+        // Requests are the lower bounds, limits the upper ones (`disk: 1GB` is 1GB..1GB).
+        #expect(container["resources"]?.serialized == #"{"limits":{"cpu":"2","ephemeral-storage":"1024Mi","memory":"2048Mi"},"requests":{"cpu":"1","ephemeral-storage":"1024Mi","memory":"1024Mi"}}"#)
+        #expect(container["env"]?.serialized.contains(#"{"name":"DSTACK_RUN_NAME","value":"web"}"#) == true)
+        let labels = pod.value(at: ["metadata", "labels"])?.stringMap ?? [:]
+        #expect(labels["app.kubernetes.io/managed-by"] == "setpoint" && labels["setpoint.dev/run"] == "web" && labels["setpoint.dev/project"] == "main")
+        // Per Pod: the registry credentials and the uploaded code (the CLI sends the directory).
+        let secrets = fake.objects("secrets").compactMap { $0.value(at: ["metadata", "name"])?.stringValue }.sorted()
+        #expect(secrets.count == 4 && secrets.filter { $0.hasSuffix("-registry") }.count == 2 && secrets.filter { $0.hasSuffix("-code") }.count == 2, "\(secrets)")
+        // The cluster's Pod events show in `describe`.
+        let podName = try #require(pod.value(at: ["metadata", "name"])?.stringValue)
+        fake.recordEvent(namespace: "apps", pod: podName, reason: "Pulled", message: "Successfully pulled image \"ghcr.io/acme/web:1\"")
+        try await waitFor(timeout: 20) { try server.cli(["describe", "web"]).output.contains("Successfully pulled image") }
+        let ps = try server.cli(["ps"])
+        #expect(ps.output.contains("running") && ps.output.contains("2/2"), "\(ps.output)")
+
+        // Killed and started again: the Pods are adopted, none is created.
+        let uids = Set(fake.objects("pods").compactMap { $0.value(at: ["metadata", "uid"])?.stringValue })
+        let creates = fake.requests["create", default: 0]
+        server.kill(signal: SIGKILL)
+        try server.start()
+        try await server.waitHealthy()
+        try await waitFor(timeout: 30) { try await server.get("/proxy/services/main/web/", token: server.token).status == 200 }
+        #expect(Set(fake.objects("pods").compactMap { $0.value(at: ["metadata", "uid"])?.stringValue }) == uids)
+        #expect(fake.requests["create", default: 0] == creates, "no Pod or Secret created after the restart")
+
+        // Stopped: Pods and Secrets go.
+        #expect(try server.cli(["stop", "web", "-y"]).status == 0)
+        try await waitFor(timeout: 30) { fake.objects("pods").isEmpty && fake.objects("secrets").isEmpty }
+
+        // The registry password reached the cluster only inside the Secret.
+        let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
+        #expect(!log.contains("hunter2-registry-secret"))
+        #expect(!log.isEmpty)
+    }
+
+    @Test func badServerConfigurationIsRefusedWithFileLineAndProperty() async throws {
+        let server = try Server(start: false)
+        defer { server.stop() }
+        try FileManager.default.createDirectory(at: server.dataDir, withIntermediateDirectories: true)
+        try "backends:\n  - type: local\n  - type: kubernetes\n    contxts: [prod]\n".write(to: server.dataDir.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
+        try server.start()
+        try await waitFor(timeout: 20) { !(server.current?.isRunning ?? true) }
+        #expect(server.current?.terminationStatus != 0)
+        let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("config.yml:4: backends[1].contxts: unknown property of the kubernetes backend"), "\(log)")
+    }
+}
+
+private typealias Server = ServerE2ETests.Server
+
+extension ServerE2ETests.Server {
+    convenience init(kubeconfig: String) throws {
+        try self.init(extraArguments: ["--kubeconfig", kubeconfig], keepLog: true)
+    }
+
+    convenience init(start: Bool) throws {
+        try self.init(extraArguments: [], keepLog: true, start: start)
+    }
+}
