@@ -91,6 +91,10 @@ extension FakeKubernetes {
                 paths.append(("apis/\(g)/v1", .object([("serverRelativeURL", .string("/openapi/v3/apis/\(g)/v1?hash=fake"))])))
             }
             return Self.json(.object([("paths", .object(paths))]))
+        case "/openapi/v2":
+            // Older kubectl (Debian's 1.20) validates against the v2 schema, in protobuf: an
+            // empty document has no schema for any kind, so nothing is refused client-side.
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init())
         default:
             if path.hasPrefix("/openapi/v3/") { return Self.json(openAPIv3(String(path.dropFirst("/openapi/v3/".count)))) }
         }

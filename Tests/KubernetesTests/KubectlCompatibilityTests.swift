@@ -7,7 +7,9 @@ import TestSupport
 /// creates, deletes and watches against it.
 @Suite struct KubectlCompatibilityTests {
     @Test func kubectlGetCreateDeleteWatch() async throws {
-        let kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        // SETPOINT_KUBECTL picks another kubectl (e.g. Debian's older kubernetes-client).
+        let candidates = [ProcessInfo.processInfo.environment["SETPOINT_KUBECTL"]].compactMap { $0 } + ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
+        let kubectl = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
         let path = try #require(kubectl, "kubectl is not installed (hack/test.sh installs kubernetes-client)")
         let fake = FakeKubernetes()
         try await fake.start()
