@@ -389,7 +389,14 @@ public enum RunPlanner {
         case .pending where totalDesired == 0: status.message = "waiting for requests"
         case .pending: status.message = "retrying"
         case .failed: status.message = "no replica can serve and retry is exhausted"
-        default: status.message = "\(totalReady)/\(totalDesired) replicas ready"
+        default:
+            status.message = "\(totalReady)/\(totalDesired) replicas ready"
+            // Why the rest wait (a backend's word: the scheduler's message, an image pull).
+            if totalReady < totalDesired, let waiting = totalLive.first(where: {
+                ($0.status.phase == .provisioning || $0.status.phase == .pulling) && !($0.status.message ?? "").isEmpty
+            })?.status.message {
+                status.message += "; \(waiting)"
+            }
         }
 
         let ready = totalDesired == 0 || (totalReady >= totalDesired && progressing.isEmpty)

@@ -447,7 +447,9 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             let secrets = try await client.list(Secret.self, namespace: namespace, labelSelector: selector)
             for secret in secrets.items {
                 guard let name = secret.metadata.name, let owner = secret.metadata.labels?["app.kubernetes.io/instance"] else { continue }
-                if pods.get(owner) == nil { try await client.delete(Secret.self, namespace: namespace, name: name) }
+                // A Secret is written just before its Pod: young ones may belong to a create in flight.
+                let age = secret.metadata.creationTimestamp.flatMap(KubeTime.parse).map { Date().timeIntervalSince($0) } ?? 0
+                if pods.get(owner) == nil, age > 300 { try await client.delete(Secret.self, namespace: namespace, name: name) }
             }
         } catch {
             logger.warning("cannot collect secrets", metadata: ["error": "\(error)"])

@@ -29,6 +29,8 @@ public struct ServerSettings: Sendable {
     /// instead of what `<data-dir>/config.yml` lists.
     public var kubeconfig: String?
     public var kubeContexts: [String]?
+    /// The server configuration (backends); nil: `<data-dir>/config.yml`, if it exists.
+    public var configPath: String?
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String, adminToken: String? = nil,
                 writeClientConfig: Bool = true) {
@@ -126,7 +128,10 @@ public enum SetpointServer {
             k.contexts = settings.kubeContexts
             configuration = BackendConfiguration(backends: [.kubernetes(k)])
         } else {
-            configuration = try BackendConfiguration.load(path: settings.dataDirectory + "/config.yml")
+            if let path = settings.configPath, !FileManager.default.fileExists(atPath: path) {
+                throw BackendConfiguration.Error(description: "\(path): no such file (--config)")
+            }
+            configuration = try BackendConfiguration.load(path: settings.configPath ?? settings.dataDirectory + "/config.yml")
         }
         var members: [BackendSet.Member] = []
         var clusters: [KubernetesBackend] = []

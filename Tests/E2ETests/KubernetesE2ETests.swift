@@ -94,6 +94,39 @@ import TestSupport
         #expect(!log.isEmpty)
     }
 
+    @Test func unschedulablePodsShowTheSchedulersMessage() async throws {
+        let fake = FakeKubernetes()
+        try await fake.start()
+        defer { fake.stop() }
+        fake.setKubelet(.unschedulable("0/1 nodes are available: 1 Insufficient cpu."))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-k8s-e2e-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Through --config this time: a kubernetes backend with its own namespace and a short wait.
+        try fake.kubeconfig().write(to: dir.appendingPathComponent("kubeconfig"), atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("config.yml")
+        try """
+            backends:
+              - type: kubernetes
+                kubeconfig: \(dir.appendingPathComponent("kubeconfig").path)
+                namespace: team-a
+                unschedulable_timeout: 600
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let server = try Server(extraArguments: ["--config", config.path], keepLog: true)
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("big.dstack.yml")
+        try "type: service\nname: big\nimage: python:3.12\ncommands: [python3 -m http.server 8000]\nport: 8000\nresources: {cpu: 64}\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(try server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
+        try await waitFor(timeout: 30) { try server.cli(["ps", "-v"]).output.contains("unschedulable: 0/1 nodes are available: 1 Insufficient cpu.") }
+        let described = try server.cli(["describe", "big"])
+        #expect(described.output.contains("provisioning") && described.output.contains("Insufficient cpu"), "\(described.output)")
+        #expect(fake.objects("pods").first?.value(at: ["metadata", "namespace"])?.stringValue == "team-a")
+        #expect(try server.cli(["stop", "big", "-y"]).status == 0)
+        try await waitFor(timeout: 30) { fake.objects("pods").isEmpty }
+    }
+
     @Test func badServerConfigurationIsRefusedWithFileLineAndProperty() async throws {
         let server = try Server(start: false)
         defer { server.stop() }

@@ -207,6 +207,8 @@ struct ServerCommand: AsyncParsableCommand {
     var holdTimeout = 300
     @Option(name: .customLong("hold-queue"), help: "Requests that may wait for a first ready replica, per service.")
     var holdQueue = 1000
+    @Option(name: .customLong("config"), help: "The server configuration: backends (default <data-dir>/config.yml).")
+    var config: String?
     @Option(name: .customLong("kubeconfig"), help: "Run replicas as Pods on this cluster (its current context) instead of <data-dir>/config.yml's backends.")
     var kubeconfig: String?
     @Option(name: .customLong("kube-context"), help: "With --kubeconfig: a context to use, each one a region (repeatable).")
@@ -214,6 +216,7 @@ struct ServerCommand: AsyncParsableCommand {
 
     func validate() throws {
         if !kubeContexts.isEmpty, kubeconfig == nil { throw ValidationError("--kube-context needs --kubeconfig") }
+        if config != nil, kubeconfig != nil { throw ValidationError("--config and --kubeconfig both choose the backends: use one") }
         for (name, value) in [("--proxy-timeout", proxyTimeout), ("--max-body-size", maxBodySize), ("--hold-timeout", holdTimeout),
                               ("--hold-queue", holdQueue)] where value < 1 {
             throw ValidationError("\(name) must be at least 1, got \(value)")
@@ -232,6 +235,7 @@ struct ServerCommand: AsyncParsableCommand {
         settings.proxy.holdTimeout = .seconds(Int64(holdTimeout))
         settings.proxy.holdQueue = holdQueue
         settings.kubeconfig = kubeconfig
+        settings.configPath = config
         settings.kubeContexts = kubeContexts.isEmpty ? nil : kubeContexts
         let url = settings.publicURL
         let host = settings.host

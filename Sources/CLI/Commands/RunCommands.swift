@@ -43,6 +43,7 @@ struct PsCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @Flag(name: .shortAndLong, help: "Include finished runs.") var all = false
     @Flag(name: .shortAndLong, help: "Keep watching and print the list again on every change.") var watch = false
+    @Flag(name: .shortAndLong, help: "Show each run's status message (why replicas wait or fail).") var verbose = false
     @Option(name: [.customShort("o"), .customLong("output")], help: "table, json or yaml.") var output: OutputFormat = .table
 
     func run() async throws {
@@ -68,9 +69,9 @@ struct PsCommand: AsyncParsableCommand {
     func table(_ runs: [API.Run]) -> String {
         let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
         let rows = visible(runs).map { r in
-            [r.name, r.phaseText, r.readyText, String(r.status.deploymentNum), Render.age(r.createdAt), r.url]
+            [r.name, r.phaseText, r.readyText, String(r.status.deploymentNum), Render.age(r.createdAt), r.url] + (verbose ? [r.status.message] : [])
         }
-        return Render.table(["NAME", "STATUS", "READY", "DEPLOYMENT", "AGE", "URL"], rows, style: style)
+        return Render.table(["NAME", "STATUS", "READY", "DEPLOYMENT", "AGE", "URL"] + (verbose ? ["MESSAGE"] : []), rows, style: style)
     }
 
     func render(_ runs: [API.Run]) async throws {
@@ -128,9 +129,9 @@ struct DescribeCommand: AsyncParsableCommand {
             out += Render.table(["TYPE", "STATUS", "REASON", "MESSAGE"],
                                 run.status.conditions.map { [$0.type, $0.status, $0.reason, $0.message] }, style: style)
             out += "\nReplicas:\n"
-            out += Render.table(["NAME", "PHASE", "READY", "DEPLOYMENT", "REASON", "ENDPOINT"], replicas.map { r in
+            out += Render.table(["NAME", "PHASE", "READY", "DEPLOYMENT", "REASON", "ENDPOINT", "MESSAGE"], replicas.map { r in
                 [r.name, r.status.phase.rawValue, r.status.ready ? "yes" : "no", String(r.deploymentNum),
-                 r.status.terminationReason?.rawValue ?? "-", r.status.endpoint ?? "-"]
+                 r.status.terminationReason?.rawValue ?? "-", r.status.endpoint ?? "-", r.status.message ?? "-"]
             }, style: style)
             out += "\nEvents:\n"
             out += Render.table(["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"], events.suffix(20).map { e in
