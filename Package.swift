@@ -79,6 +79,9 @@ let package = Package(
             dependencies: [
                 "Model", "Store", "Reconcile", "Backend", "SetpointConfiguration",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,6 +140,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "setpoint", dependencies: ["CLI"]),
+        .executableTarget(name: "fake-kube-apiserver", dependencies: ["TestSupport"]),
         .executableTarget(
             name: "reconcile-bench",
             dependencies: ["Controllers", "TestSupport", "Store", "Model", "SetpointConfiguration", "Reconcile", "Backend"]

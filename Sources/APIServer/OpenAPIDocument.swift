@@ -118,6 +118,14 @@ enum OpenAPIDocument {
         get: {security: [], responses: {'200': {description: ok}}}
       /openapi.yaml:
         get: {security: [], responses: {'200': {description: this document}}}
+      /code/{sha256}:
+        get:
+          security: []
+          description: A stored code archive by its SHA-256 (the hash is the capability), for Pods that fetch their code.
+          parameters: [{name: sha256, in: path, required: true, schema: {type: string}}]
+          responses:
+            '200': {description: the gzipped tar, content: {application/gzip: {}}}
+            '404': {description: no such archive}
       /offers:
         get:
           responses:

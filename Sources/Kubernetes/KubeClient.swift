@@ -103,13 +103,20 @@ public final class KubeClient: Sendable {
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         if connection.server.scheme == "https" {
             var tls = TLSConfiguration.makeClientConfiguration()
+            func load<T>(_ what: String, _ body: () throws -> T) throws -> T {
+                do { return try body() } catch {
+                    throw KubeConfigError("context `\(connection.context)`: cannot load the \(what) (PEM expected): \(error)")
+                }
+            }
             if let ca = connection.certificateAuthorityPEM {
-                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+                let roots = try load("certificate authority") { try NIOSSLCertificate.fromPEMBytes(ca) }
+                if roots.isEmpty { throw KubeConfigError("context `\(connection.context)`: the certificate authority holds no PEM certificate") }
+                tls.trustRoots = .certificates(roots)
             }
             if connection.insecureSkipTLSVerify { tls.certificateVerification = .none }
             if case .clientCertificate(let cert, let key) = connection.credentials {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+                tls.certificateChain = try load("client certificate") { try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) } }
+                tls.privateKey = .privateKey(try load("client key") { try NIOSSLPrivateKey(bytes: key, format: .pem) })
             }
             config.tlsConfiguration = tls
         }
@@ -248,6 +255,14 @@ public final class KubeClient: Sendable {
     public func create<T: KubeObject>(_ object: T, namespace: String? = nil) async throws -> T {
         let body = try Self.encoder.encode(object)
         return try Self.decoder.decode(T.self, from: try await send(.POST, Self.path(T.self, namespace: namespace), verb: "create", body: body))
+    }
+
+    /// Replaces the object (PUT). With `metadata.resourceVersion` set, the write only succeeds
+    /// if nobody wrote since that version (`409 Conflict` otherwise).
+    public func replace<T: KubeObject>(_ object: T, namespace: String? = nil) async throws -> T {
+        guard let name = object.metadata.name else { throw KubeAPIError(code: 422, reason: "Invalid", message: "metadata.name is required", verb: "PUT", path: T.resource) }
+        let data = try await send(.PUT, Self.path(T.self, namespace: namespace, name: name), verb: "update", body: try Self.encoder.encode(object))
+        return try Self.decoder.decode(T.self, from: data)
     }
 
     /// A JSON merge patch (RFC 7386), optionally of a subresource (`status`).

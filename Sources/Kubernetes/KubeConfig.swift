@@ -260,8 +260,10 @@ extension ClusterConnection {
     public static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
 
     /// The in-cluster configuration (a Pod's service account), or nil outside a cluster.
+    /// `SETPOINT_SERVICE_ACCOUNT_DIR` replaces the service-account directory (for tests).
     public static func inCluster(environment: [String: String] = ProcessInfo.processInfo.environment,
-                                 directory: String = serviceAccountDirectory) -> ClusterConnection? {
+                                 directory: String? = nil) -> ClusterConnection? {
+        let directory = directory ?? environment["SETPOINT_SERVICE_ACCOUNT_DIR"] ?? serviceAccountDirectory
         guard let host = environment["KUBERNETES_SERVICE_HOST"], let port = environment["KUBERNETES_SERVICE_PORT"],
               FileManager.default.fileExists(atPath: directory + "/token") else { return nil }
         let h = host.contains(":") ? "[\(host)]" : host

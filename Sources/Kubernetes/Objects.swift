@@ -430,6 +430,8 @@ public struct Lease: KubeObject, Equatable {
         public var holderIdentity: String?
         public var leaseDurationSeconds: Int?
         public var renewTime: String?
+        public var acquireTime: String?
+        public var leaseTransitions: Int?
 
         public init(holderIdentity: String?, leaseDurationSeconds: Int?, renewTime: String?) {
             self.holderIdentity = holderIdentity

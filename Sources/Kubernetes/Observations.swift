@@ -71,10 +71,14 @@ public enum PodObservation {
 /// Kubernetes timestamps (RFC 3339, seconds or fractions).
 public enum KubeTime {
     public static func parse(_ s: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        if let d = f.date(from: s) { return d }
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: s)
+        // Fractions (MicroTime has 6 digits, logs 9) are read by hand: formatters differ on them.
+        var text = s
+        var fraction = 0.0
+        if let dot = s.firstIndex(of: "."), let end = s[dot...].firstIndex(where: { !$0.isNumber && $0 != "." }) {
+            fraction = Double("0" + s[dot..<end]) ?? 0
+            text = String(s[..<dot]) + String(s[end...])
+        }
+        return ISO8601DateFormatter().date(from: text).map { $0.addingTimeInterval(fraction) }
     }
 
     public static func format(_ d: Date) -> String { ISO8601DateFormatter().string(from: d) }

@@ -59,6 +59,14 @@ public enum SetpointServer {
         chmod(settings.dataDirectory, 0o700)
         let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
         let (backend, clusters) = try await makeBackends(settings, logger: logger)
+        // Inside a cluster, one server of an installation is active at a time (a Lease).
+        var leader: LeaderElector?
+        if let home = clusters.first(where: { $0.client.connection.inCluster }) {
+            let elector = LeaderElector(client: home.client, namespace: home.client.connection.namespace,
+                                        identity: ProcessInfo.processInfo.hostName, logger: logger)
+            try await elector.acquire()
+            leader = elector
+        }
 
         let auth = Authenticator(store: store)
         if let (token, generated) = try await auth.bootstrap(adminToken: settings.adminToken) {
@@ -111,11 +119,16 @@ public enum SetpointServer {
             },
             onListening: onListening)
 
-        let group = ServiceGroup(configuration: .init(services: [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: manager), .init(service: autoscaler), .init(service: api), .init(service: front),
-        ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        ]
+        if let leader { services.append(.init(service: LeaseHolder(elector: leader))) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var failure: (any Error)?
+        do { try await group.run() } catch { failure = error }
+        await leader?.release()
         for cluster in clusters { await cluster.shutdown() }
+        if let failure { throw failure }
         unlink(apiSocket)
     }
 
@@ -197,5 +210,17 @@ extension SetpointServer {
         }
         let snapshot = stats.snapshot
         return Demand(requests: requests, inFlight: snapshot.inFlight, held: snapshot.held, observed: stats.observed())
+    }
+}
+
+/// Keeps the leader lease; losing it ends the server (its supervisor starts it again, as a
+/// candidate).
+struct LeaseHolder: ServiceLifecycle.Service {
+    let elector: LeaderElector
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await elector.holdUntilLost()
+        }
     }
 }

@@ -1,7 +1,10 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import NIOCore
 import SetpointConfiguration
@@ -84,7 +87,21 @@ public final class FakeKubernetes: Sendable {
     private let group: Mutex<ServiceGroup?> = Mutex(nil)
     private let boundPort = Mutex(0)
     public var port: Int { boundPort.withLock { $0 } }
-    public var url: String { "http://127.0.0.1:\(port)" }
+    private let scheme = Mutex("http")
+    public var url: String { "\(scheme.withLock { $0 })://127.0.0.1:\(port)" }
+
+    /// TLS for the fake: its certificate chain and key (PEM), and the CA whose client
+    /// certificates it requires (nil: none required).
+    public struct TLS: Sendable {
+        public var certificatePEM: [UInt8]
+        public var keyPEM: [UInt8]
+        public var clientCAPEM: [UInt8]?
+        public init(certificatePEM: [UInt8], keyPEM: [UInt8], clientCAPEM: [UInt8]? = nil) {
+            self.certificatePEM = certificatePEM
+            self.keyPEM = keyPEM
+            self.clientCAPEM = clientCAPEM
+        }
+    }
     /// Answers pod-proxy requests: `(pod, port, method, path, body) -> (status, body)`.
     let podServer: Mutex<@Sendable (String, Int, String, String, [UInt8]) -> (Int, String)> = Mutex({ pod, port, method, path, _ in
         (200, #"{"pod":"\#(pod)","port":\#(port),"method":"\#(method)","path":"\#(path)"}"#)
@@ -98,6 +115,14 @@ public final class FakeKubernetes: Sendable {
     }
 
     // MARK: knobs
+
+    /// Adds a namespace (as an administrator would before deploying into it).
+    public func addNamespace(_ name: String) {
+        state.withLock { s in
+            guard s.objects["namespaces"]?[name] == nil else { return }
+            notify(Self.insert(&s, "namespaces", nil, Self.namespaceObject(name)), &s)
+        }
+    }
 
     public func setKubelet(_ k: Kubelet) { state.withLock { $0.kubelet = k } }
     /// Requires `Authorization: Bearer <token>` from now on.
@@ -178,21 +203,37 @@ public final class FakeKubernetes: Sendable {
 
     // MARK: serving
 
-    public func start() async throws {
+    public func start(tls: TLS? = nil) async throws {
         let (stream, continuation) = AsyncStream<Int>.makeStream()
+        var server: HTTPServerBuilder = .http1()
+        if let tls {
+            var config = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(tls.certificatePEM).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: tls.keyPEM, format: .pem)))
+            if let ca = tls.clientCAPEM {
+                config.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+                config.certificateVerification = .noHostnameVerification
+            }
+            server = try .tls(.http1(), tlsConfiguration: config)
+            scheme.withLock { $0 = "https" }
+        }
         let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in
             try await self.handle(request)
         }
         var logger = Logger(label: "fake-kubernetes")
         logger.logLevel = .critical
-        let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+        let app = Application(responder: responder, server: server, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
                               onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0); continuation.finish() },
                               logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
         group.withLock { $0 = serviceGroup }
-        Task { try? await serviceGroup.run() }
+        Task {
+            try? await serviceGroup.run()
+            continuation.finish()   // never left waiting for a port that will not come
+        }
         var it = stream.makeAsyncIterator()
         let bound = await it.next() ?? 0
+        guard bound > 0 else { throw TestCertificates.Failure(description: "the fake API server did not start listening") }
         boundPort.withLock { $0 = bound }
         let kubeletTask = Task { [weak self] in
             // The kubelet finishes graceful deletions; bookmarks go out on open watches.

@@ -26,6 +26,15 @@ extension FakeKubernetes {
             }
             return (s.latency, failure, s.token)
         }
+        // Counters for benchmarks (not counted themselves, no token needed).
+        if path == "/debug/requests" {
+            let counts = requests.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int($0.value)) }
+            return Self.json(.object(counts))
+        }
+        if path == "/debug/reset", method == "POST" {
+            resetRequests()
+            return Self.json(.object([]))
+        }
         if latency > 0 { try await Task.sleep(for: .seconds(latency)) }
         if let token, request.headers[.authorization] != "Bearer \(token)" {
             return Self.status(Failure(code: 401, reason: "Unauthorized", message: "Unauthorized"))

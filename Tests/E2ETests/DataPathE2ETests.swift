@@ -56,7 +56,7 @@ import Testing
                 url: /name
                 interval: 1
             """)
-        let applied = try server.cli(["apply", "-f", file.path, "-y", "-d"])
+        let applied = try await server.cli(["apply", "-f", file.path, "-y", "-d"])
         #expect(applied.status == 0, "\(applied.output)")
         let workloads = { processes(matching: "testapp.py", prefix: "python3", in: server.dataDir.path) }
         try await Task.sleep(nanoseconds: 500_000_000)
@@ -72,7 +72,7 @@ import Testing
         }
         #expect(results.allSatisfy { $0 == (200, "cold") }, "\(results)")
         #expect(!workloads().isEmpty)
-        let events = try server.cli(["describe", "cold"])
+        let events = try await server.cli(["describe", "cold"])
         #expect(events.output.contains("Autoscaled") || events.output.contains("scale up from zero"), "\(events.output)")
         print("scale from zero: 10 held requests served in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
 
@@ -97,7 +97,7 @@ import Testing
                     interval: 1
                 """)
         }
-        #expect(try server.cli(["apply", "-f", try service(3).path, "-y"]).status == 0)
+        #expect(try await server.cli(["apply", "-f", try service(3).path, "-y"]).status == 0)
         let workloads = { processes(matching: "testapp.py", prefix: "python3", in: server.dataDir.path) }
         #expect(workloads().count == 3)
         let url = server.url + "/proxy/services/main/slow/work"
@@ -117,7 +117,7 @@ import Testing
             }
         }
         try await Task.sleep(nanoseconds: 1_000_000_000)
-        let scaled = try server.cli(["apply", "-f", try service(1).path, "-y"])
+        let scaled = try await server.cli(["apply", "-f", try service(1).path, "-y"])
         #expect(scaled.status == 0, "\(scaled.output)")
         try await waitFor(timeout: 60) { workloads().count == 1 }
         try await Task.sleep(nanoseconds: 1_000_000_000)

@@ -9,7 +9,7 @@ import TestSupport
 /// The real binary with `--kubeconfig` against the fake API server: apply a service, reach it
 /// through the proxy (and the API server's pod proxy), restart the server without duplicating
 /// a Pod, stop it and find nothing left.
-@Suite(.serialized) struct KubernetesE2ETests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct KubernetesE2ETests {
     @Test func serviceOnKubernetesFromApplyToCleanup() async throws {
         let fake = FakeKubernetes()
         try await fake.start()
@@ -43,9 +43,9 @@ import TestSupport
               disk: 1GB
             """.write(to: file, atomically: true, encoding: .utf8)
 
-        let offers = try server.cli(["offer"])
+        let offers = try await server.cli(["offer"])
         #expect(offers.output.contains("kubernetes") && offers.output.contains("fake-cluster") && offers.output.contains("node-1"), "\(offers.output)")
-        let applied = try server.cli(["apply", "-f", file.path, "-y", "-d"])
+        let applied = try await server.cli(["apply", "-f", file.path, "-y", "-d"])
         #expect(applied.status == 0, "\(applied.output)")
         #expect(applied.output.contains("node-1"), "the plan shows the cluster's offers: \(applied.output)")
 
@@ -70,22 +70,40 @@ import TestSupport
         // The cluster's Pod events show in `describe`.
         let podName = try #require(pod.value(at: ["metadata", "name"])?.stringValue)
         fake.recordEvent(namespace: "apps", pod: podName, reason: "Pulled", message: "Successfully pulled image \"ghcr.io/acme/web:1\"")
-        try await waitFor(timeout: 20) { try server.cli(["describe", "web"]).output.contains("Successfully pulled image") }
-        let ps = try server.cli(["ps"])
+        try await waitFor(timeout: 20) { try await server.cli(["describe", "web"]).output.contains("Successfully pulled image") }
+        let ps = try await server.cli(["ps"])
         #expect(ps.output.contains("running") && ps.output.contains("2/2"), "\(ps.output)")
 
-        // Killed and started again: the Pods are adopted, none is created.
+        // The uploaded code is served by its SHA-256 to Pods that fetch it (no token needed).
+        let codeSecret = try #require(fake.objects("secrets").first { ($0.value(at: ["metadata", "name"])?.stringValue ?? "").hasSuffix("-code") })
+        let archive = try #require(codeSecret.value(at: ["data", "code.tar.gz"])?.stringValue.flatMap { Data(base64Encoded: $0) })
+        let hash = try sha256(archive, in: dir)
+        let served = try await server.get("/api/v1/code/\(hash)")
+        #expect(served.status == 200)
+        #expect(try await server.get("/api/v1/code/\(String(repeating: "0", count: 64))").status == 404)
+
+        // Killed, a stray Pod of this installation appears (its replica does not exist), and the
+        // server starts again: its Pods are adopted (none created), the stray one is deleted.
         let uids = Set(fake.objects("pods").compactMap { $0.value(at: ["metadata", "uid"])?.stringValue })
-        let creates = fake.requests["create", default: 0]
         server.kill(signal: SIGKILL)
+        let installation = try String(contentsOf: server.dataDir.appendingPathComponent("installation-id"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let stray = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"gone-0-0-0","labels":{"app.kubernetes.io/managed-by":"setpoint","setpoint.dev/installation":"\#(installation)","setpoint.dev/project":"main","setpoint.dev/run":"gone","setpoint.dev/group":"0","setpoint.dev/replica":"0","setpoint.dev/submission":"0"}},"spec":{"containers":[{"name":"service","image":"busybox"}]}}"#
+        var post = URLRequest(url: URL(string: fake.url + "/api/v1/namespaces/apps/pods")!)
+        post.httpMethod = "POST"
+        post.setValue("Bearer k8s-token", forHTTPHeaderField: "Authorization")
+        post.httpBody = Data(stray.utf8)
+        #expect((try await URLSession.shared.data(for: post).1 as? HTTPURLResponse)?.statusCode == 201)
+        let creates = fake.requests["create", default: 0]
         try server.start()
         try await server.waitHealthy()
         try await waitFor(timeout: 30) { try await server.get("/proxy/services/main/web/", token: server.token).status == 200 }
+        try await waitFor(timeout: 30) { fake.object("pods", namespace: "apps", name: "gone-0-0-0") == nil }
         #expect(Set(fake.objects("pods").compactMap { $0.value(at: ["metadata", "uid"])?.stringValue }) == uids)
         #expect(fake.requests["create", default: 0] == creates, "no Pod or Secret created after the restart")
 
         // Stopped: Pods and Secrets go.
-        #expect(try server.cli(["stop", "web", "-y"]).status == 0)
+        #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
         try await waitFor(timeout: 30) { fake.objects("pods").isEmpty && fake.objects("secrets").isEmpty }
 
         // The registry password reached the cluster only inside the Secret.
@@ -118,13 +136,60 @@ import TestSupport
         let file = server.home.appendingPathComponent("big.dstack.yml")
         try "type: service\nname: big\nimage: python:3.12\ncommands: [python3 -m http.server 8000]\nport: 8000\nresources: {cpu: 64}\n"
             .write(to: file, atomically: true, encoding: .utf8)
-        #expect(try server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
-        try await waitFor(timeout: 30) { try server.cli(["ps", "-v"]).output.contains("unschedulable: 0/1 nodes are available: 1 Insufficient cpu.") }
-        let described = try server.cli(["describe", "big"])
+        #expect(try await server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
+        try await waitFor(timeout: 30) { try await server.cli(["ps", "-v"]).output.contains("unschedulable: 0/1 nodes are available: 1 Insufficient cpu.") }
+        let described = try await server.cli(["describe", "big"])
         #expect(described.output.contains("provisioning") && described.output.contains("Insufficient cpu"), "\(described.output)")
         #expect(fake.objects("pods").first?.value(at: ["metadata", "namespace"])?.stringValue == "team-a")
-        #expect(try server.cli(["stop", "big", "-y"]).status == 0)
+        #expect(try await server.cli(["stop", "big", "-y"]).status == 0)
         try await waitFor(timeout: 30) { fake.objects("pods").isEmpty }
+    }
+
+    @Test func inClusterServerHoldsTheLeaderLeaseAndRunsReplicas() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-incluster-\(UUID().uuidString.prefix(8))")
+        let sa = dir.appendingPathComponent("serviceaccount")
+        try FileManager.default.createDirectory(at: sa, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The API server speaks TLS with its own CA, as in a cluster; the service account's
+        // token, CA and namespace are files, as the kubelet mounts them.
+        let certs = try await TestCertificates.make(in: dir.path)
+        let fake = FakeKubernetes()
+        try await fake.start(tls: .init(certificatePEM: certs.serverCert, keyPEM: certs.serverKey))
+        defer { fake.stop() }
+        fake.requireToken("sa-token")
+        fake.addNamespace("setpoint")   // the server's own namespace, where its Pod runs
+        try "sa-token".write(to: sa.appendingPathComponent("token"), atomically: true, encoding: .utf8)
+        try Data(certs.ca).write(to: sa.appendingPathComponent("ca.crt"))
+        try "setpoint".write(to: sa.appendingPathComponent("namespace"), atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("config.yml")
+        // The fake's pod IPs are not routable here, so the API server's pod proxy is forced.
+        try "backends:\n  - type: kubernetes\n    in_cluster: true\n    access: api-proxy\n".write(to: config, atomically: true, encoding: .utf8)
+        let port = fake.port
+        let server = try Server(extraArguments: ["--config", config.path], keepLog: true,
+                                environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": String(port),
+                                              "SETPOINT_SERVICE_ACCOUNT_DIR": sa.path])
+        defer { server.stop() }
+        do { try await server.waitHealthy() } catch {
+            Issue.record("the server did not start: \((try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? "")")
+            throw error
+        }
+        let lease = try #require(fake.object("leases", namespace: "setpoint", name: "setpoint-leader"))
+        #expect(lease.value(at: ["spec", "holderIdentity"])?.stringValue == ProcessInfo.processInfo.hostName)
+        #expect(!fake.requestLog.contains { $0.contains("create POST /api/v1/namespaces ") }, "in a cluster the namespace is not created")
+
+        let file = server.home.appendingPathComponent("web.dstack.yml")
+        try "type: service\nname: web\nimage: python:3.12\ncommands: [python3 -m http.server 8000]\nport: 8000\nresources: {cpu: 1, memory: 1GB, disk: 1GB}\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
+        try await waitFor(timeout: 60) {
+            let r = try await server.get("/proxy/services/main/web/x", token: server.token)
+            return r.status == 200 && r.body.contains(#""path":"/x""#)
+        }
+        // A clean stop gives the lease up, so the next server need not wait for it to expire.
+        server.kill(signal: SIGTERM)
+        #expect(server.current?.terminationStatus == 0, "a SIGTERM is a clean stop")
+        let released = try #require(fake.object("leases", namespace: "setpoint", name: "setpoint-leader"))
+        #expect(released.value(at: ["spec", "holderIdentity"]) == nil, "\(released.serialized)")
     }
 
     @Test func badServerConfigurationIsRefusedWithFileLineAndProperty() async throws {
@@ -150,4 +215,19 @@ extension ServerE2ETests.Server {
     convenience init(start: Bool) throws {
         try self.init(extraArguments: [], keepLog: true, start: start)
     }
+}
+
+/// The hex SHA-256 of `data` (with the system's sha256sum).
+func sha256(_ data: Data, in dir: URL) throws -> String {
+    let file = dir.appendingPathComponent("sha-input")
+    try data.write(to: file)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    p.arguments = [file.path]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return String(text.prefix(64))
 }

@@ -30,8 +30,12 @@ import Testing
         var logPath: String { dataDir.deletingLastPathComponent().appendingPathComponent("server.log").path }
         let keepLog: Bool
 
-        init(extraArguments: [String] = [], keepLog: Bool = false, start: Bool = true) throws {
+        /// More environment for the server process.
+        let environment: [String: String]
+
+        init(extraArguments: [String] = [], keepLog: Bool = false, start: Bool = true, environment: [String: String] = [:]) throws {
             self.extraArguments = extraArguments
+            self.environment = environment
             self.keepLog = keepLog
             port = try freePort()
             let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-e2e-\(UUID().uuidString)")
@@ -46,7 +50,7 @@ import Testing
             p.executableURL = ServerE2ETests.binary
             p.arguments = ["server", "--port", String(port), "--data-dir", dataDir.path] + extraArguments
             p.environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                             "SETPOINT_ADMIN_TOKEN": token]
+                             "SETPOINT_ADMIN_TOKEN": token].merging(environment) { _, b in b }
             if keepLog {
                 if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
                 let log = FileHandle(forWritingAtPath: logPath)
@@ -77,8 +81,9 @@ import Testing
             return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "Location"))
         }
 
-        /// Runs the CLI against this server.
-        func cli(_ arguments: [String], env extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        /// Runs the CLI against this server. The wait happens on a thread of its own, so the
+        /// test's cooperative threads stay free (for request loops running meanwhile).
+        func cli(_ arguments: [String], env extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
             let p = Process()
             p.executableURL = ServerE2ETests.binary
             p.arguments = arguments
@@ -90,9 +95,13 @@ import Testing
             p.standardOutput = pipe
             p.standardError = pipe
             try p.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+            return await withCheckedContinuation { continuation in
+                Thread.detachNewThread {
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    p.waitUntilExit()
+                    continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
+                }
+            }
         }
 
         func kill(signal: Int32) {
@@ -137,7 +146,7 @@ import Testing
         try await server.waitHealthy()
         let file = try Self.writeService(server.home)
 
-        let applied = try server.cli(["apply", "-f", file.path, "-y"])
+        let applied = try await server.cli(["apply", "-f", file.path, "-y"])
         #expect(applied.status == 0, "\(applied.output)")
         #expect(applied.output.contains("Service is published at:"))
         #expect(applied.output.contains("\(server.url)/proxy/services/main/web/"))
@@ -152,33 +161,33 @@ import Testing
         #expect(try await server.get("/proxy/services/main/nope/", token: server.token).status == 404)
         #expect(processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).count == 2)
 
-        let ps = try server.cli(["ps"])
+        let ps = try await server.cli(["ps"])
         #expect(ps.output.contains("web") && ps.output.contains("running") && ps.output.contains("2/2"))
-        let json = try server.cli(["ps", "-o", "json"])
+        let json = try await server.cli(["ps", "-o", "json"])
         #expect(json.output.contains("\"readyReplicas\" : 2"))
 
         // Logs, the watch stream, offers and YAML output.
-        let logs = try server.cli(["logs", "web", "--replica", "0"])
+        let logs = try await server.cli(["logs", "web", "--replica", "0"])
         #expect(logs.status == 0 && logs.output.contains("GET / HTTP/1.1"), "\(logs.output)")
         let watch = try await firstLine(server.url + "/api/v1/projects/main/watch", token: server.token)
         #expect(watch.contains("\"kind\":\"Run\"") && watch.contains("\"name\":\"web\""))
-        let offers = try server.cli(["offer", "-o", "yaml"])
+        let offers = try await server.cli(["offer", "-o", "yaml"])
         #expect(offers.status == 0 && offers.output.contains("backend: local"))
-        let yaml = try server.cli(["describe", "web", "-o", "yaml"])
+        let yaml = try await server.cli(["describe", "web", "-o", "yaml"])
         #expect(yaml.output.contains("phase: running"))
 
         // A user without a role in the project: 403 on the API and the proxy.
-        let created = try server.cli(["user", "create", "viewer", "--role", "other=user"])
+        let created = try await server.cli(["user", "create", "viewer", "--role", "other=user"])
         #expect(created.status == 0, "\(created.output)")
         let viewerToken = String(created.output.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try await server.get("/api/v1/projects/main/runs", token: viewerToken).status == 403)
         #expect(try await server.get("/proxy/services/main/web/", token: viewerToken).status == 403)
         #expect(try await server.get("/api/v1/projects/other/runs", token: viewerToken).status == 200)
 
-        let stop = try server.cli(["stop", "web", "-y"])
+        let stop = try await server.cli(["stop", "web", "-y"])
         #expect(stop.status == 0)
         try await waitFor(timeout: 30) { processes(matching: "http.server 8000", prefix: "python3", in: server.dataDir.path).isEmpty }
-        let described = try server.cli(["describe", "web"])
+        let described = try await server.cli(["describe", "web"])
         #expect(described.output.contains("terminated"))
     }
 
@@ -188,7 +197,7 @@ import Testing
         try await server.waitHealthy()
         let file = server.home.appendingPathComponent("bad.dstack.yml")
         try "type: service\nname: bad\ncommands: [x]\nport: 70000\n".write(to: file, atomically: true, encoding: .utf8)
-        let result = try server.cli(["apply", "-f", file.path, "-y"])
+        let result = try await server.cli(["apply", "-f", file.path, "-y"])
         #expect(result.status == 1)
         #expect(result.output.contains("\(file.path):4:7") && result.output.contains("service.port"))
         let runs = try await server.get("/api/v1/projects/main/runs", token: server.token)
@@ -212,32 +221,35 @@ import Testing
         defer { server.stop() }
         try await server.waitHealthy()
         var file = try Self.writeService(server.home)
-        #expect(try server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
         // A bounded request loop runs while the new deployment rolls out.
         let token = server.token
         let url = server.url
+        // Stopped by a flag, never by cancelling: cancelling an in-flight URLSession request
+        // can deadlock FoundationNetworking on Linux (the cancel handler and the completion
+        // wait on each other).
+        let stop = StopFlag()
         let loop = Task {
             var failures: [Int] = []
             var count = 0
             let deadline = Date().addingTimeInterval(60)
-            while !Task.isCancelled, Date() < deadline, count < 20_000 {
+            while !stop.isSet, Date() < deadline, count < 20_000 {
                 var request = URLRequest(url: URL(string: url + "/proxy/services/main/web/")!)
                 request.timeoutInterval = 10
                 request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
                 let status = ((try? await URLSession.shared.data(for: request))?.1 as? HTTPURLResponse)?.statusCode ?? 0
-                if Task.isCancelled { break }  // the request cut short by the end of the loop
                 if status != 200 { failures.append(status) }
                 count += 1
             }
             return (count, failures)
         }
         file = try Self.writeService(server.home, env: "v2")
-        let rolled = try server.cli(["apply", "-f", file.path, "-y"])
+        let rolled = try await server.cli(["apply", "-f", file.path, "-y"])
         #expect(rolled.status == 0, "\(rolled.output)")
         // `apply` returned once the new generation is observed: every replica is of deployment 2.
         let run = try await server.get("/api/v1/projects/main/runs/web", token: server.token)
         #expect(run.body.contains("\"observedGeneration\":2") && run.body.contains("\"deploymentNum\":2"))
-        loop.cancel()
+        stop.set()
         let (count, failures) = await loop.value
         #expect(count > 0)
         #expect(failures.isEmpty, "\(failures.count) of \(count) requests failed: \(Set(failures))")
@@ -248,9 +260,9 @@ import Testing
         defer { server.stop() }
         try await server.waitHealthy()
         var file = try Self.writeService(server.home)
-        #expect(try server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
         file = try Self.writeService(server.home, env: "v2")
-        #expect(try server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
         server.kill(signal: SIGKILL)
         try server.start()
         try await server.waitHealthy()

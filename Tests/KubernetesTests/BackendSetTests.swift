@@ -4,7 +4,7 @@ import Model
 import Testing
 import TestSupport
 
-@Suite struct BackendSetTests {
+@Suite(.timeLimit(.minutes(2))) struct BackendSetTests {
     @Test func backendsAndRegionsChooseTheMemberAndCapacityFallsThrough() async throws {
         let clock = ManualClock()
         let local = FakeBackend(clock: clock)

@@ -3,7 +3,7 @@ import Kubernetes
 import Testing
 import TestSupport
 
-@Suite struct KubeConfigTests {
+@Suite(.timeLimit(.minutes(2))) struct KubeConfigTests {
     @Test func mergesFilesLikeKubectlAndResolvesCredentials() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -5,7 +5,7 @@ import TestSupport
 /// The fake API server is only worth its tests if the real client accepts it: kubectl (the one
 /// on the machine; hack/test.sh installs Debian's kubernetes-client when missing) gets,
 /// creates, deletes and watches against it.
-@Suite struct KubectlCompatibilityTests {
+@Suite(.timeLimit(.minutes(2))) struct KubectlCompatibilityTests {
     @Test func kubectlGetCreateDeleteWatch() async throws {
         // SETPOINT_KUBECTL picks another kubectl (e.g. Debian's older kubernetes-client).
         let candidates = [ProcessInfo.processInfo.environment["SETPOINT_KUBECTL"]].compactMap { $0 } + ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]

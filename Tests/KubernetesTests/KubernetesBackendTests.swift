@@ -9,7 +9,7 @@ import SetpointConfiguration
 import Testing
 import TestSupport
 
-@Suite struct KubernetesBackendTests {
+@Suite(.timeLimit(.minutes(2))) struct KubernetesBackendTests {
     @Test func replicaBecomesAPodAndIsReachedThroughThePodProxy() async throws {
         let fake = FakeKubernetes()
         try await fake.start()
@@ -30,10 +30,11 @@ import TestSupport
         #expect(pod.value(at: ["spec", "containers"])?.serialized.contains(#"["/bin/sh","-c","python -m http.server 8000"]"#) == true)
 
         // Running and reachable: through a loopback relay to the API server's pod proxy.
-        var endpoint = ""
-        for await change in changes where change.id == id {
-            if case .running(let e) = change.state { endpoint = e; break }
+        let seen = try await collect(changes) { seen in
+            seen.contains { if case .running = $0.state { return $0.id == id } else { return false } }
         }
+        var endpoint = ""
+        for change in seen { if case .running(let e) = change.state { endpoint = e } }
         #expect(endpoint.hasPrefix("127.0.0.1:"))
         #expect(backend.observedReadiness(endpoint: endpoint) == true, "readiness comes from the Pod's Ready condition")
         let (data, response) = try await URLSession.shared.data(from: URL(string: "http://\(endpoint)/health?x=1")!)
@@ -132,8 +133,7 @@ import TestSupport
             let pod = fake.object("pods", namespace: "setpoint", name: "web-0-0-0")
             return pod != nil && pod?.value(at: ["metadata", "uid"]) != uid
         }
-        var recorded: WorkloadEvent?
-        for await e in events where e.reason == "PodRecreated" { recorded = e; break }
+        let recorded = try await collect(events) { $0.contains { $0.reason == "PodRecreated" } }.first { $0.reason == "PodRecreated" }
         #expect(recorded?.labels[Labels.run] == "web")
         try await eventually("running again") { if case .running? = try await backend.status(id)?.state { return true } else { return false } }
     }
@@ -148,11 +148,9 @@ import TestSupport
         defer { Task { await backend.shutdown() } }
         let changes = backend.changes()
         let id = try await backend.create(request())
-        var states: [WorkloadState] = []
-        for await change in changes where change.id == id {
-            states.append(change.state)
-            if case .failed = change.state { break }
-        }
+        let states = try await collect(changes) { seen in
+            seen.contains { if case .failed = $0.state { return true } else { return false } }
+        }.filter { $0.id == id }.map(\.state)
         #expect(states.contains(.pending("unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")))
         #expect(states.last == .failed(.failedToStartDueToNoCapacity, "the Pod was not scheduled within 2s: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."))
     }
@@ -171,8 +169,7 @@ import TestSupport
         }
         fake.recordEvent(namespace: "setpoint", pod: "web-0-0-0", reason: "Pulling", message: "Pulling image \"python:3.12-slim\"")
         try await eventually("pulling") { try await backend.status(id)?.state == .pulling }
-        var event: WorkloadEvent?
-        for await e in events { event = e; break }
+        let event = try await collect(events) { !$0.isEmpty }.first
         #expect(event == WorkloadEvent(labels: event?.labels ?? [:], warning: false, reason: "Pulling", message: "Pulling image \"python:3.12-slim\""))
 
         fake.setPodStatus(namespace: "setpoint", name: "web-0-0-0", waiting("ImagePullBackOff", "Back-off pulling image \\\"nope\\\""))

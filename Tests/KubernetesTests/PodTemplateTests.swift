@@ -4,7 +4,7 @@ import Kubernetes
 import Model
 import Testing
 
-@Suite struct PodTemplateTests {
+@Suite(.timeLimit(.minutes(2))) struct PodTemplateTests {
     let settings = PodTemplate.Settings(namespace: "apps", installation: "sp-1")
 
     func resources(gpu: String = "null", shm: String = "null", disk: String = #"{"size":{"min":100.0,"max":null}}"#) -> String {

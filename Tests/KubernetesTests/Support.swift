@@ -89,3 +89,28 @@ final class Flag: @unchecked Sendable {
     func set() { lock.lock(); value = true; lock.unlock() }
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
+
+/// Collects elements of `stream` until `done` says so, failing after `timeout` instead of
+/// waiting forever for an element that does not come.
+func collect<T: Sendable>(_ stream: AsyncStream<T>, timeout: TimeInterval = 15, until done: @escaping @Sendable ([T]) -> Bool) async throws -> [T] {
+    try await withThrowingTaskGroup(of: [T]?.self) { group in
+        group.addTask {
+            var seen: [T] = []
+            for await item in stream {
+                seen.append(item)
+                if done(seen) { return seen }
+            }
+            return seen
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(timeout))
+            return nil
+        }
+        let first = try await group.next() ?? nil
+        group.cancelAll()
+        guard let result = first else { throw CollectTimeout(description: "no matching element within \(timeout)s") }
+        return result
+    }
+}
+
+struct CollectTimeout: Error, CustomStringConvertible { var description: String }
