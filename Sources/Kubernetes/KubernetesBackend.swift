@@ -188,15 +188,19 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         }
         var objects = try PodTemplate.make(request, settings: templateSettings, codeArchive: archive)
         objects.pod.metadata.annotations?["setpoint.dev/secrets"] = objects.secrets.compactMap(\.metadata.name).joined(separator: ",")
+        var written: [String] = []
         do {
             for secret in objects.secrets {
                 do { _ = try await client.create(secret, namespace: namespace) } catch let e as KubeAPIError where e.isAlreadyExists {}
+                written.append(secret.metadata.name ?? "")
             }
             let created = try await client.create(objects.pod, namespace: namespace)
             pods.seed(created)
         } catch let e as KubeAPIError where e.isAlreadyExists {
             return id
         } catch let e as KubeAPIError {
+            // The Pod was refused: its Secrets would be left behind.
+            for secret in written { _ = try? await client.delete(Secret.self, namespace: namespace, name: secret) }
             switch e.code {
             case 400, 422: throw BackendError(.invalid, "the cluster refused the Pod: \(e.message)")
             case 403: throw BackendError(.invalid, "not allowed to create Pods in namespace \(namespace): \(e.message)")
@@ -222,13 +226,15 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     }
 
     public func delete(_ id: WorkloadID) async throws {
-        guard let name = podName(id) else { return }
+        guard let name = podName(id), let pod = pods.get(name) else { return }
         state.withLock { _ = $0.deleting.insert(name) }
-        if let pod = pods.get(name) {
-            if pod.metadata.deletionTimestamp == nil || pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed" {
-                try await deleteOrThrow(name, grace: 0, uid: pod.metadata.uid)
-            }
-            if pod.metadata.deletionTimestamp == nil { return }
+        // A Pod already being stopped is left to finish its grace period; a finished one still
+        // has to go (its object stays until deleted).
+        let finished = pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed"
+        if pod.metadata.deletionTimestamp == nil || finished {
+            // Grace 1 (kubectl's --now) for a live Pod: 0 would be a forced delete, which stops
+            // waiting for the kubelet to confirm the container is gone.
+            try await deleteOrThrow(name, grace: finished ? 0 : 1, uid: pod.metadata.uid)
         }
     }
 
@@ -362,6 +368,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
                 let relay = s.relays.removeValue(forKey: name)
                 if let relay { s.endpoints[relay.address] = nil }
                 s.endpoints = s.endpoints.filter { $0.value != name }
+                // Events are named `<pod>.<suffix>`: forget those of a Pod that is gone.
+                s.eventCounts = s.eventCounts.filter { !$0.key.hasPrefix(name + ".") }
                 return (expected, relay, s.timers.removeValue(forKey: name))
             }
             relay?.close()
@@ -435,7 +443,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         }
         if changedPulling { Task { await self.announce(pod, name: podName) } }
         // Events from before this server started were recorded by its predecessor.
-        if let time = event.lastTimestamp.flatMap(KubeTime.parse), time < startedAt.addingTimeInterval(-1) { return }
+        let stamp = event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp
+        if let time = stamp.flatMap(KubeTime.parse), time < startedAt.addingTimeInterval(-1) { return }
         eventStream.continuation.yield(WorkloadEvent(labels: pod.metadata.labels ?? [:], warning: event.type == "Warning",
                                                      reason: reason, message: event.message ?? ""))
     }

@@ -423,6 +423,8 @@ public struct Event: KubeObject, Equatable {
     public var type: String?
     public var count: Int?
     public var lastTimestamp: String?
+    /// Set instead of `lastTimestamp` by newer components (events.k8s.io, MicroTime).
+    public var eventTime: String?
 }
 
 public struct Lease: KubeObject, Equatable {

@@ -237,6 +237,9 @@ extension FakeKubernetes {
     }
 
     static func body(_ request: Request) async throws -> JSONValue {
+        if let type = request.headers[.contentType], type.contains("protobuf") || type.contains("cbor") {
+            throw Failure(code: 415, reason: "UnsupportedMediaType", message: "the fake API server reads JSON bodies only, not \(type)")
+        }
         var r = request
         let buffer = try await r.collectBody(upTo: 16 << 20)
         let bytes = Array(buffer.readableBytesView)
@@ -288,14 +291,19 @@ extension FakeKubernetes {
         }
     }
 
+    /// A write naming a `resourceVersion` succeeds only on that version (optimistic concurrency).
+    static func requireVersion(of body: JSONValue, matches current: JSONValue, _ r: Resource, _ name: String) throws {
+        if let rv = body.value(at: ["metadata", "resourceVersion"])?.stringValue, rv != current.value(at: ["metadata", "resourceVersion"])?.stringValue {
+            throw Failure(code: 409, reason: "Conflict",
+                          message: "Operation cannot be fulfilled on \(r.name) \"\(name)\": the object has been modified; please apply your changes to the latest version and try again",
+                          name: name, kind: r.name)
+        }
+    }
+
     private func update(_ r: Resource, namespace: String?, name: String, _ body: JSONValue, status: Bool) throws -> Response {
         try state.withLock { s in
             guard let current = s.objects[r.name]?[Self.key(namespace, name)] else { throw notFound(r, name) }
-            if let rv = body.value(at: ["metadata", "resourceVersion"])?.stringValue, rv != current.value(at: ["metadata", "resourceVersion"])?.stringValue {
-                throw Failure(code: 409, reason: "Conflict",
-                              message: "Operation cannot be fulfilled on \(r.name) \"\(name)\": the object has been modified; please apply your changes to the latest version and try again",
-                              name: name, kind: r.name)
-            }
+            try Self.requireVersion(of: body, matches: current, r, name)
             var next: JSONValue
             if status {
                 next = current.setting(["status"], body["status"] ?? .object([]))
@@ -321,11 +329,7 @@ extension FakeKubernetes {
         }
         return try state.withLock { s in
             guard let current = s.objects[r.name]?[Self.key(namespace, name)] else { throw notFound(r, name) }
-            if let rv = body.value(at: ["metadata", "resourceVersion"])?.stringValue, rv != current.value(at: ["metadata", "resourceVersion"])?.stringValue {
-                throw Failure(code: 409, reason: "Conflict",
-                              message: "Operation cannot be fulfilled on \(r.name) \"\(name)\": the object has been modified; please apply your changes to the latest version and try again",
-                              name: name, kind: r.name)
-            }
+            try Self.requireVersion(of: body, matches: current, r, name)
             var next: JSONValue
             if status {
                 next = current.setting(["status"], (current["status"] ?? .object([])).merged(with: body["status"] ?? .object([])))

@@ -291,5 +291,17 @@ import TestSupport
         // A transient 429 is retried after Retry-After.
         fake.failNext(1, matching: "/secrets/s", status: 429)
         #expect(try await client.get(Secret.self, namespace: "default", name: "s") != nil)
+        // A server slower than the request timeout: the request fails, it does not hang.
+        var options = KubeClient.Options()
+        options.requestTimeout = .milliseconds(200)
+        let impatient = try KubeClient(connection: client.connection, options: options, logger: quietLogger)
+        fake.setLatency(2)
+        do {
+            _ = try await impatient.get(Secret.self, namespace: "default", name: "s")
+            Issue.record("the request must time out")
+        } catch let e as KubeAPIError {
+            #expect(e.code == 0 && e.reason == "Unreachable", "\(e)")
+        }
+        fake.setLatency(0)
     }
 }

@@ -2,7 +2,7 @@
 # Request efficiency of the kubernetes backend, against the fake API server (which counts the
 # requests it serves, by verb), with the real server and CLI (release build):
 #  1. reference, measured in the same run: kubectl's requests for one Pod's lifecycle
-#     (`kubectl run` + `kubectl wait --for=condition=Ready` + `kubectl delete --wait`, with a
+#     (`kubectl create -f` + `kubectl wait --for=condition=Ready` + `kubectl delete --wait`, with a
 #     warm discovery cache);
 #  2. Setpoint: a service of N replicas applied until all are ready, then stopped until every
 #     Pod and Secret is gone: requests per replica lifecycle (and the ratio to kubectl's);
@@ -38,13 +38,20 @@ reset() { curl -fsS -X POST "$api/debug/reset" >/dev/null; }
 total() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(v for k,v in d.items() if k!="fault"))'; }
 k() { HOME="$work" kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 
-# 1. kubectl, one Pod.
-k create namespace bench >/dev/null
-k get pods >/dev/null               # warms kubectl's discovery cache
+# 1. kubectl, one Pod (JSON manifests: the fake reads no protobuf, which `kubectl run` sends).
+cat >"$work/ns.json" <<'JSON'
+{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}
+JSON
+cat >"$work/ref.json" <<'JSON'
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ref","namespace":"bench"},
+ "spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox:1.36","command":["sleep","3600"]}]}}
+JSON
+k create -f "$work/ns.json" >/dev/null
+k get pods -n bench >/dev/null      # warms kubectl's discovery cache
 reset
-k run ref --image=busybox:1.36 --restart=Never -- sleep 3600 >/dev/null
-k wait --for=condition=Ready pod/ref --timeout=30s >/dev/null
-k delete pod ref --wait=true >/dev/null
+k create -f "$work/ref.json" >/dev/null
+k wait -n bench --for=condition=Ready pod/ref --timeout=30s >/dev/null
+k delete -n bench pod ref --wait=true >/dev/null
 ref_counts=$(counts)
 ref_total=$(echo "$ref_counts" | total)
 
@@ -63,6 +70,7 @@ resources:
   memory: 1GB
   disk: 1GB
 YAML
+reset
 HOME="$work/home" SETPOINT_ADMIN_TOKEN="$token" "$bin" server --port "$port" --data-dir "$work/data" \
   --kubeconfig "$work/kubeconfig" >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -90,7 +98,6 @@ for _ in $(seq 1 1200); do
   left=$(k get pods,secrets -n bench -o name 2>/dev/null | grep -c . || true)
   [ "$left" = "0" ] && break; sleep 0.1
 done
-reset_counts_note="(kubectl get in this wait loop is not counted: counts are read before it)"
 down_counts=$(curl -fsS "$api/debug/requests")
 # The wait loop's own kubectl requests are lists: take them out.
 down_total=$(echo "$down_counts" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(v for k,v in d.items() if k not in ("list","get","fault")))')
@@ -99,8 +106,8 @@ ratio=$(python3 -c "print(round(($up_total + $down_total) / $replicas / $ref_tot
 
 echo "kubernetes backend request efficiency ($replicas replicas, fake API server, $(nproc) vCPUs)"
 echo "  server start-up: $startup_counts"
-echo "  kubectl, one Pod (run, wait Ready, delete --wait): $ref_total requests $ref_counts"
+echo "  kubectl, one Pod (create -f, wait Ready, delete --wait): $ref_total requests $ref_counts"
 echo "  Setpoint, apply -> $replicas ready: $up_total requests $up_counts"
-echo "  Setpoint, stop -> all Pods and Secrets gone: $down_total requests (creates/deletes/watches) $down_counts"
+echo "  Setpoint, stop -> all Pods and Secrets gone: $down_total requests $down_counts (the lists are this script's kubectl polling for the end)"
 echo "  per replica lifecycle: $lifecycle requests; ratio to kubectl's one-Pod lifecycle: ${ratio}x"
 echo "  steady state, ${steady}s with $replicas ready replicas: $steady_other requests besides watches; $steady_watches watch (re)starts"
