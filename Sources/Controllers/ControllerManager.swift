@@ -97,7 +97,7 @@ public final class ControllerManager: Service, Sendable {
 
     /// The backend's remarks (a Pod's events) become the replica's events.
     private func recordBackendEvents() async {
-        let recorder = EventRecorder(store: store, clock: clock, component: backend.name)
+        let recorder = EventRecorder(store: store, clock: clock, component: "backend")
         for await event in backend.events() {
             guard let key = Self.replicaKey(event.labels) else { continue }
             await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message)

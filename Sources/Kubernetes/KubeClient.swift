@@ -36,25 +36,30 @@ public final class TokenBucket: Sendable {
     private let burst: Double
     private let state: Mutex<State>
 
-    public init(qps: Double, burst: Int) {
+    public init(qps: Double, burst: Int, start: ContinuousClock.Instant = .now) {
         self.qps = qps
         self.burst = Double(burst)
-        state = Mutex(State(tokens: Double(burst), last: .now))
+        state = Mutex(State(tokens: Double(burst), last: start))
     }
 
     /// Waits for a token (reserves it at once, so waiters are served in order).
     public func acquire() async throws {
         guard qps > 0 else { return }
-        let wait: Double = state.withLock { s in
-            let now = ContinuousClock.now
+        let wait = reserve(at: ContinuousClock.now)
+        if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
+    }
+
+    /// Takes a token at `now` and returns how many seconds the caller must wait for it.
+    public func reserve(at now: ContinuousClock.Instant) -> Double {
+        guard qps > 0 else { return 0 }
+        return state.withLock { s in
             let elapsed = now - s.last
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = max(0, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             s.tokens = min(burst, s.tokens + seconds * qps)
-            s.last = now
+            s.last = max(now, s.last)
             s.tokens -= 1
             return s.tokens >= 0 ? 0 : -s.tokens / qps
         }
-        if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
     }
 }
 

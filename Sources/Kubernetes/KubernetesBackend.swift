@@ -57,8 +57,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         var deleting: Set<String> = []
         /// Pods whose last event is `Pulling`.
         var pulling: Set<String> = []
-        var relays: [String: PodRelay] = [:]
-        var relayStarting: Set<String> = []
+        /// One relay per running Pod (outside the cluster); concurrent callers share its start.
+        var relays: [String: Task<PodRelay?, Never>] = [:]
         /// Endpoint → Pod, for readiness.
         var endpoints: [String: String] = [:]
         var eventCounts: [String: Int] = [:]
@@ -139,7 +139,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     public func shutdown() async {
         let (task, relays, timers) = state.withLock { s in (s.task, Array(s.relays.values), Array(s.timers.values)) }
         task?.cancel()
-        relays.forEach { $0.close() }
+        for relay in relays { await relay.value?.close() }
         timers.forEach { $0.cancel() }
         eventStream.continuation.finish()
         await client.shutdown()
@@ -148,6 +148,15 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     /// The reflectors' list and watch counts (request efficiency).
     public var watchCounts: [String: (lists: Int, watches: Int)] {
         ["pods": pods.counts, "nodes": nodes.counts, "events": podEvents.counts]
+    }
+
+    /// The version each watch would resume from (`pods`, `nodes`, `events`).
+    public func bookmarkedVersion(_ watch: String) -> String? {
+        switch watch {
+        case "pods": return pods.resourceVersion
+        case "nodes": return nodes.resourceVersion
+        default: return podEvents.resourceVersion
+        }
     }
 
     // MARK: IDs
@@ -327,17 +336,29 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     }
 
     private func relay(for name: String, port: Int) async -> String? {
-        if let existing = state.withLock({ $0.relays[name]?.address }) { return existing }
-        guard state.withLock({ $0.relayStarting.insert(name).inserted }) else { return nil }
-        defer { state.withLock { _ = $0.relayStarting.remove(name) } }
-        do {
-            let relay = try await PodRelay.start(client: client, namespace: namespace, pod: name, port: port, logger: logger)
-            state.withLock { $0.relays[name] = relay }
-            return relay.address
-        } catch {
-            logger.warning("cannot relay to pod", metadata: ["pod": "\(name)", "error": "\(error)"])
+        let (client, namespace, logger) = (self.client, self.namespace, self.logger)
+        let task = state.withLock { s -> Task<PodRelay?, Never> in
+            if let started = s.relays[name] { return started }
+            let starting = Task { () -> PodRelay? in
+                do { return try await PodRelay.start(client: client, namespace: namespace, pod: name, port: port, logger: logger) } catch {
+                    logger.warning("cannot relay to pod", metadata: ["pod": "\(name)", "error": "\(error)"])
+                    return nil
+                }
+            }
+            s.relays[name] = starting
+            return starting
+        }
+        guard let relay = await task.value else {
+            state.withLock { _ = $0.relays.removeValue(forKey: name) }   // the next look tries again
             return nil
         }
+        // A late look at a Pod that went meanwhile must not leave a listener behind.
+        if pods.get(name) == nil {
+            state.withLock { s in if s.relays[name] == task { s.relays[name] = nil } }
+            relay.close()
+            return nil
+        }
+        return relay.address
     }
 
     /// Announces the Pod again when the unschedulable bound passes, so the replica fails then.
@@ -362,17 +383,16 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             Task { await self.announce(pod, name: name) }
         case .deleted(let pod):
             guard let name = pod.metadata.name else { return }
-            let (expected, relay, timer) = state.withLock { s -> (Bool, PodRelay?, Task<Void, Never>?) in
+            let (expected, relay, timer) = state.withLock { s -> (Bool, Task<PodRelay?, Never>?, Task<Void, Never>?) in
                 let expected = s.deleting.remove(name) != nil
                 s.pulling.remove(name)
                 let relay = s.relays.removeValue(forKey: name)
-                if let relay { s.endpoints[relay.address] = nil }
                 s.endpoints = s.endpoints.filter { $0.value != name }
                 // Events are named `<pod>.<suffix>`: forget those of a Pod that is gone.
                 s.eventCounts = s.eventCounts.filter { !$0.key.hasPrefix(name + ".") }
                 return (expected, relay, s.timers.removeValue(forKey: name))
             }
-            relay?.close()
+            if let relay { Task { await relay.value?.close() } }
             timer?.cancel()
             let finished = pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed"
             if expected || finished {

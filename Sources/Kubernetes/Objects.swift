@@ -166,6 +166,11 @@ public struct LocalObjectReference: Codable, Sendable, Equatable {
 public struct SecurityContext: Codable, Sendable, Equatable {
     public var privileged: Bool?
     public var runAsUser: Int64?
+
+    public init(privileged: Bool? = nil, runAsUser: Int64? = nil) {
+        self.privileged = privileged
+        self.runAsUser = runAsUser
+    }
 }
 
 public struct Probe: Codable, Sendable, Equatable {

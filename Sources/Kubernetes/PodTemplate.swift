@@ -174,7 +174,7 @@ public struct PodTemplate: Sendable {
             env: env.sorted { $0.key < $1.key }.map { EnvVar(name: $0.key, value: $0.value) },
             ports: [ContainerPort(name: "http", containerPort: t.port, protocol: "TCP")],
             resources: resources.requirements, volumeMounts: mounts.isEmpty ? nil : mounts, readinessProbe: readiness,
-            securityContext: t.privileged ? SecurityContext(privileged: true) : nil)
+            securityContext: Self.securityContext(privileged: t.privileged, user: t.user))
 
         var spec = PodSpec(containers: [container])
         spec.initContainers = initContainers.isEmpty ? nil : initContainers
@@ -222,6 +222,14 @@ public struct PodTemplate: Sendable {
         let affinity = terms.isEmpty ? nil : Affinity(nodeAffinity: NodeAffinity(requiredDuringSchedulingIgnoredDuringExecution:
             NodeSelector(nodeSelectorTerms: terms.map { NodeSelectorTerm(matchExpressions: $0) })))
         return (affinity, tolerations.isEmpty ? nil : tolerations)
+    }
+
+    /// `privileged`, and `user` when it is a numeric uid (`1000` or `1000:1000`); a user name
+    /// cannot be resolved before the image runs, so it is left to the image.
+    static func securityContext(privileged: Bool, user: String?) -> SecurityContext? {
+        let uid = user.flatMap { Int64($0.split(separator: ":").first ?? "") }
+        guard privileged || uid != nil else { return nil }
+        return SecurityContext(privileged: privileged ? true : nil, runAsUser: uid)
     }
 
     /// The registry an image reference pulls from (Docker Hub when it names none).

@@ -50,6 +50,8 @@ public final class Reflector<T: KubeObject>: Sendable {
     }
     public var items: [T] { state.withLock { Array($0.items.values) } }
     public var isSynced: Bool { state.withLock { $0.synced } }
+    /// The version a watch resumes from (the last event's or bookmark's).
+    public var resourceVersion: String? { state.withLock { $0.resourceVersion } }
     /// How many lists and watches were started (the restart and efficiency tests read them).
     public var counts: (lists: Int, watches: Int) { state.withLock { ($0.lists, $0.watches) } }
 

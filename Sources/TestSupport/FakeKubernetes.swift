@@ -81,6 +81,7 @@ public final class FakeKubernetes: Sendable {
         var nextIP = 2
         var uid = 0
         var bookmarkInterval: Double = 1
+        var bookmarks = 0
     }
 
     let state = Mutex(State())
@@ -153,6 +154,8 @@ public final class FakeKubernetes: Sendable {
     public var requestLog: [String] { state.withLock { $0.log } }
     public func resetRequests() { state.withLock { $0.requests = [:]; $0.log = [] } }
     public var openWatches: Int { state.withLock { $0.watchers.count } }
+    /// Bookmark events sent so far, over all watches.
+    public var bookmarksSent: Int { state.withLock { $0.bookmarks } }
 
     public func object(_ resource: String, namespace: String?, name: String) -> JSONValue? {
         state.withLock { $0.objects[resource]?[Self.key(namespace, name)] }
@@ -295,7 +298,10 @@ public final class FakeKubernetes: Sendable {
             return false
         }
         if due {
-            let (watchers, rv) = state.withLock { (Array($0.watchers.values), $0.rv) }
+            let (watchers, rv) = state.withLock { s in
+                s.bookmarks += s.watchers.count
+                return (Array(s.watchers.values), s.rv)
+            }
             for w in watchers {
                 let kind = Self.resources.first { $0.name == w.resource }?.kind ?? ""
                 w.continuation.yield(.object([("type", .string("BOOKMARK")), ("object", .object([

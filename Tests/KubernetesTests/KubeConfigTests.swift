@@ -117,3 +117,20 @@ import TestSupport
         #expect(c.credentials == .tokenFile(dir + "/token") && c.certificateAuthorityPEM == Array("CA".utf8))
     }
 }
+
+@Suite struct RateLimitTests {
+    @Test func tokenBucketAllowsTheBurstThenQPS() {
+        let t0 = ContinuousClock.now
+        let bucket = TokenBucket(qps: 10, burst: 3, start: t0)
+        // The burst goes at once; then one request per 100 ms, waiters queued in order.
+        #expect((0..<3).map { _ in bucket.reserve(at: t0) } == [0, 0, 0])
+        let queued = (0..<3).map { _ in bucket.reserve(at: t0) }
+        #expect(zip(queued, [0.1, 0.2, 0.3]).allSatisfy { abs($0 - $1) < 1e-9 }, "\(queued)")
+        // After a quiet second the bucket is full again (never more than the burst).
+        let later = t0.advanced(by: .seconds(2))
+        #expect((0..<3).map { _ in bucket.reserve(at: later) } == [0, 0, 0])
+        #expect(abs(bucket.reserve(at: later) - 0.1) < 1e-9)
+        // qps 0: no limit.
+        #expect(TokenBucket(qps: 0, burst: 0).reserve(at: t0) == 0)
+    }
+}

@@ -46,7 +46,9 @@ import TestSupport
         for _ in 0..<50 { _ = try await backend.status(id) }
         _ = try await backend.inventory(labels: [:])
         _ = try await backend.offers()
-        try await Task.sleep(for: .milliseconds(1200))   // a bookmark interval passes
+        // Watched over a while: until every watch got bookmarks (the fake sends one a second).
+        let bookmarks = fake.bookmarksSent
+        try await eventually("bookmarks on every watch") { fake.bookmarksSent >= bookmarks + 6 }
         #expect(fake.requests.filter { $0.key != "watch" }.isEmpty, "requests at steady state: \(fake.requestLog)")
         #expect(fake.openWatches == 3, "pods, nodes and events are watched")
 
@@ -217,6 +219,31 @@ import TestSupport
         fake.compact()
         try await eventually("relist after 410", timeout: 15) { backend.watchCounts["pods"]!.lists > before.lists }
         try await eventually("the change in the gap") { try await backend.status(id)?.state == .exited(0) }
+    }
+
+    @Test func bookmarksKeepAQuietWatchResumableAfterCompaction() async throws {
+        let fake = FakeKubernetes()
+        try await fake.start()
+        defer { fake.stop() }
+        fake.setBookmarkInterval(0.2)
+        let backend = try await makeBackend(fake)
+        defer { Task { await backend.shutdown() } }
+        let id = try await backend.create(request())
+        try await eventually("running") { if case .running? = try await backend.status(id)?.state { return true } else { return false } }
+        // Other objects move the cluster's resourceVersion on; the Pods stay as they are.
+        let client = try makeClient(fake, namespace: "default")
+        for i in 0..<5 { _ = try await client.create(Secret(metadata: Kubernetes.ObjectMeta(name: "other-\(i)"), type: "Opaque", data: [:]), namespace: "default") }
+        let lists = backend.watchCounts["pods"]!.lists
+        // A bookmark brings the quiet Pod watch to the latest version, so after compaction and
+        // a dropped connection it resumes there: no 410, no new list.
+        let latest = try #require(fake.object("secrets", namespace: "default", name: "other-4")?.value(at: ["metadata", "resourceVersion"])?.stringValue)
+        try await eventually("a bookmark") { backend.bookmarkedVersion("pods").map { Int($0)! >= Int(latest)! } == true }
+        fake.compact()
+        fake.dropWatches()
+        // An open Pod watch means it started without a 410 (an expired version gets an ERROR
+        // event and no watch), so the count of lists is final here.
+        try await eventually("re-watch") { fake.openWatches == 3 }
+        #expect(backend.watchCounts["pods"]!.lists == lists, "resumed from the bookmark: \(fake.requestLog)")
     }
 
     @Test func logsComeFromThePodLogAPI() async throws {

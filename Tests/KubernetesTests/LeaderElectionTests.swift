@@ -16,9 +16,14 @@ import TestSupport
         #expect(fake.object("leases", namespace: "default", name: "setpoint-leader")?.value(at: ["spec", "holderIdentity"])?.stringValue == "server-a")
         let holding = Task { try await a.holdUntilLost() }
 
-        // B waits while A renews.
+        // B waits while A renews: A's renewals go on past the point where the lease would have
+        // expired had A stopped, and the holder stays A.
+        let t0 = Date()
         let waiting = Task { try await b.acquire(); return Date() }
-        try await Task.sleep(for: .seconds(3))
+        try await eventually("A renewing past one lease duration", timeout: 20) {
+            let renewed = fake.object("leases", namespace: "default", name: "setpoint-leader")?.value(at: ["spec", "renewTime"])?.stringValue.flatMap(KubeTime.parse)
+            return (renewed ?? .distantPast).timeIntervalSince(t0) > 2.5
+        }
         #expect(fake.object("leases", namespace: "default", name: "setpoint-leader")?.value(at: ["spec", "holderIdentity"])?.stringValue == "server-a")
 
         // A stops renewing (a crash): B takes over once the lease expired, counted from A's

@@ -40,6 +40,8 @@ import Testing
         let c = try #require(pod.spec?.containers.first)
         #expect(c.resources?.requests?["nvidia.com/gpu"] == "2" && c.resources?.limits?["nvidia.com/gpu"] == "2")
         #expect(c.securityContext?.privileged == true)
+        let numeric = ReplicaTemplate(commands: ["serve"], user: "1000:1000", resources: resources())
+        #expect(try PodTemplate.make(request(template: numeric), settings: settings).pod.spec?.containers.first?.securityContext == SecurityContext(privileged: nil, runAsUser: 1000))
         #expect(c.volumeMounts?.contains(VolumeMount(name: "dshm", mountPath: "/dev/shm")) == true)
         #expect(pod.spec?.volumes?.first { $0.name == "dshm" }?.emptyDir == EmptyDirVolumeSource(medium: "Memory", sizeLimit: "16384Mi"))
         #expect(c.readinessProbe?.httpGet?.path == "/health" && c.readinessProbe?.successThreshold == 2 && c.readinessProbe?.periodSeconds == 3)
