@@ -23,6 +23,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The Kubernetes objects the driver writes are checked against the API's strict schemas.
+if [ ! -x .build/kubernetes-validate/bin/kubernetes-validate ]; then
+  echo "==> installing kubernetes-validate (PyPI) into .build/kubernetes-validate"
+  python3 -m venv .build/kubernetes-validate
+  .build/kubernetes-validate/bin/pip install -q kubernetes-validate
+fi
+export SETPOINT_REQUIRE_KUBERNETES_VALIDATE=1
+
 echo "==> swift build --build-tests"
 swift build --build-tests
 echo "==> swift test"

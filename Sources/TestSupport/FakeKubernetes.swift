@@ -388,6 +388,8 @@ public final class FakeKubernetes: Sendable {
             ])]))])
             notify(Self.replace(&s, "pods", ns, pod.setting(["status"], status), type: "MODIFIED"), &s)
         case .run:
+            var containers: [JSONValue] = []
+            if case .array(let list)? = pod.value(at: ["spec", "containers"]) { containers = list }
             s.nextIP += 1
             let ip = "10.244.0.\(s.nextIP)"
             let status: JSONValue = .object([
@@ -396,10 +398,13 @@ public final class FakeKubernetes: Sendable {
                     .object([("type", .string("PodScheduled")), ("status", .string("True"))]),
                     .object([("type", .string("Ready")), ("status", .string("True"))]),
                 ])),
-                ("containerStatuses", .array([.object([
-                    ("name", .string("service")), ("ready", .bool(true)), ("restartCount", .int(0)),
+                // One status per container, with the fields the API requires (name, ready,
+                // restartCount, image, imageID).
+                ("containerStatuses", .array(containers.map { c in .object([
+                    ("name", c["name"] ?? .string("service")), ("ready", .bool(true)), ("restartCount", .int(0)),
+                    ("image", c["image"] ?? .string("")), ("imageID", .string("")),
                     ("state", .object([("running", .object([("startedAt", .string(Self.now()))]))])),
-                ])])),
+                ]) })),
             ])
             var scheduled = pod.setting(["spec", "nodeName"], .string("node-1"))
             scheduled = scheduled.setting(["status"], status)
