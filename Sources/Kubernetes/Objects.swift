@@ -178,6 +178,27 @@ public struct Probe: Codable, Sendable, Equatable {
         public var path: String
         public var port: Int
         public var httpHeaders: [HTTPHeader]?
+
+        public init(path: String, port: Int, httpHeaders: [HTTPHeader]? = nil) {
+            self.path = path
+            self.port = port
+            self.httpHeaders = httpHeaders
+        }
+
+        enum CodingKeys: String, CodingKey { case path, port, httpHeaders }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            path = try c.decodeIfPresent(String.self, forKey: .path) ?? "/"
+            port = try Probe.port(c, .port)
+            httpHeaders = try c.decodeIfPresent([HTTPHeader].self, forKey: .httpHeaders)
+        }
+    }
+
+    /// Ports are IntOrString in the API: a named port decodes as 0 (Setpoint never writes one).
+    static func port<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int {
+        if let n = try? c.decode(Int.self, forKey: key) { return n }
+        return Int(try c.decode(String.self, forKey: key)) ?? 0
     }
 
     public struct HTTPHeader: Codable, Sendable, Equatable {
@@ -187,6 +208,14 @@ public struct Probe: Codable, Sendable, Equatable {
 
     public struct TCPSocketAction: Codable, Sendable, Equatable {
         public var port: Int
+
+        public init(port: Int) { self.port = port }
+
+        enum CodingKeys: String, CodingKey { case port }
+
+        public init(from decoder: any Decoder) throws {
+            port = try Probe.port(try decoder.container(keyedBy: CodingKeys.self), .port)
+        }
     }
 
     public var httpGet: HTTPGetAction?

@@ -78,6 +78,13 @@ import Testing
         #expect(script == "wget -q -O - 'http://setpoint.setpoint.svc:3000/api/v1/code/\(String(repeating: "a", count: 64))' | tar -xz -C /workflow")
     }
 
+    @Test func podsWithNamedProbePortsStillDecode() throws {
+        // Ports are IntOrString: one odd Pod must not break the watch that decodes it.
+        let json = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"containers":[{"name":"c","image":"i","readinessProbe":{"httpGet":{"path":"/h","port":"http"}},"livenessProbe":{"tcpSocket":{"port":8080}}}]}}"#
+        let pod = try JSONDecoder().decode(Pod.self, from: Data(json.utf8))
+        #expect(pod.spec?.containers.first?.readinessProbe?.httpGet == Probe.HTTPGetAction(path: "/h", port: 0))
+    }
+
     @Test func namesAndLabelsAreValidForKubernetes() {
         #expect(PodTemplate.podName("web-0-0-0") == "web-0-0-0")
         let long = PodTemplate.podName(String(repeating: "very-long-run-name-", count: 5) + "0-0-0")
