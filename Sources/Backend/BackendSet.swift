@@ -71,13 +71,14 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
     public func delete(_ id: WorkloadID) async throws { try await owner(id)?.delete(id) }
 
     public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
-        // A member that cannot answer now is left out (its garbage waits for the next pass).
+        // A member that cannot answer now is left out (its garbage waits for the next pass);
+        // only when none answers is it an error.
         var all: [WorkloadStatus] = []
-        var failure: (any Error)?
+        var failures: [any Error] = []
         for m in members {
-            do { all += try await m.backend.inventory(labels: labels) } catch { failure = error }
+            do { all += try await m.backend.inventory(labels: labels) } catch { failures.append(error) }
         }
-        if let failure, all.isEmpty, members.count == 1 { throw failure }
+        if let first = failures.first, failures.count == members.count { throw first }
         return all
     }
 

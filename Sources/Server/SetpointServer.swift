@@ -157,12 +157,13 @@ public enum SetpointServer {
                 logger.info("local backend ready", metadata: ["network": "\(local.network.rawValue)"])
                 members.append(.init(backend: local, type: "local", region: "local"))
             case .kubernetes(let k):
+                let installation = try installationID(settings.dataDirectory)
                 for connection in try k.connections() {
                     var options = KubeClient.Options()
                     options.qps = k.qps
                     options.burst = k.burst
                     let client = try KubeClient(connection: connection, options: options, logger: logger)
-                    var template = PodTemplate.Settings(namespace: connection.namespace, installation: try installationID(settings.dataDirectory))
+                    var template = PodTemplate.Settings(namespace: connection.namespace, installation: installation)
                     template.codeURL = k.codeURL
                     if let image = k.image { template.defaultImage = image }
                     if let image = k.nvccImage { template.nvccImage = image }
