@@ -62,6 +62,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         /// Endpoint → Pod, for readiness.
         var endpoints: [String: String] = [:]
         var eventCounts: [String: Int] = [:]
+        /// Pods deleted by someone else, being created again: their labels meanwhile.
+        var resubmitting: [String: [String: String]] = [:]
         var timers: [String: Task<Void, Never>] = [:]
         var task: Task<Void, Never>?
     }
@@ -221,12 +223,20 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
 
     public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
         try requireSynced()
-        guard let name = podName(id), let pod = pods.get(name) else { return nil }
+        guard let name = podName(id) else { return nil }
+        guard let pod = pods.get(name) else {
+            // Between a Pod deleted by someone else and its new copy, the workload still exists.
+            return state.withLock { $0.resubmitting[name] }.map { WorkloadStatus(id: id, labels: $0, state: Self.resubmittingState) }
+        }
         return WorkloadStatus(id: id, labels: pod.metadata.labels ?? [:], state: await state(of: pod))
     }
 
+    static let resubmittingState = WorkloadState.pending("the Pod was deleted outside Setpoint; submitting it again")
+
     public func stop(_ id: WorkloadID, graceful: Bool) async throws {
-        guard let name = podName(id), let pod = pods.get(name) else { return }
+        guard let name = podName(id) else { return }
+        state.withLock { s in if s.resubmitting[name] != nil { s.deleting.insert(name) } }
+        guard let pod = pods.get(name) else { return }
         let grace = graceful ? Int(pod.spec?.terminationGracePeriodSeconds ?? 30) : 1
         // Deleting a Pod is how Kubernetes stops it: SIGTERM, then SIGKILL after the grace period.
         if pod.metadata.deletionTimestamp != nil, graceful { return }
@@ -235,7 +245,10 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     }
 
     public func delete(_ id: WorkloadID) async throws {
-        guard let name = podName(id), let pod = pods.get(name) else { return }
+        guard let name = podName(id) else { return }
+        // A copy still being submitted is not submitted any more.
+        state.withLock { s in if s.resubmitting[name] != nil { s.deleting.insert(name) } }
+        guard let pod = pods.get(name) else { return }
         state.withLock { _ = $0.deleting.insert(name) }
         // A Pod already being stopped is left to finish its grace period; a finished one still
         // has to go (its object stays until deleted).
@@ -400,7 +413,11 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
                 broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: pod.metadata.labels ?? [:], state: .stopping))
             } else {
                 // Deleted by someone else (a drain, `kubectl delete`): submitted again, as a
-                // ReplicaSet would, until Setpoint itself ends the replica.
+                // ReplicaSet would, until Setpoint itself ends the replica. Meanwhile it is
+                // pending, so it leaves the proxy's rotation at once.
+                let labels = pod.metadata.labels ?? [:]
+                state.withLock { $0.resubmitting[name] = labels }
+                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.resubmittingState))
                 Task { await self.resubmit(pod) }
             }
         }
@@ -420,8 +437,10 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         eventStream.continuation.yield(WorkloadEvent(labels: labels, warning: true, reason: "PodRecreated",
                                                      message: "Pod \(name) was deleted outside Setpoint; submitted again"))
         var backoff = 0.5
+        defer { state.withLock { _ = $0.resubmitting.removeValue(forKey: name) } }
         while !Task.isCancelled {
-            if state.withLock({ $0.deleting.contains(name) }) { return }
+            // Ended by Setpoint meanwhile: no copy (and nothing left to wait for).
+            if state.withLock({ $0.deleting.remove(name) != nil }) { return }
             do {
                 pods.seed(try await client.create(Pod(metadata: meta, spec: spec2), namespace: namespace))
                 return
