@@ -44,6 +44,23 @@ func makeBackend(_ fake: FakeKubernetes, installation: String = "test", access: 
     return backend
 }
 
+/// A started fake cluster (set up by `configure`) and a backend on it, for `body`; both are
+/// stopped afterwards.
+func withCluster(unschedulableTimeout: TimeInterval = 600, configure: (FakeKubernetes) -> Void = { _ in },
+                 _ body: (FakeKubernetes, KubernetesBackend) async throws -> Void) async throws {
+    let fake = FakeKubernetes()
+    try await fake.start()
+    defer { fake.stop() }
+    configure(fake)
+    let backend = try await makeBackend(fake, unschedulableTimeout: unschedulableTimeout)
+    defer { Task { await backend.shutdown() } }
+    try await body(fake, backend)
+}
+
+func waitRunning(_ backend: KubernetesBackend, _ id: WorkloadID) async throws {
+    try await eventually("running") { if case .running? = try await backend.status(id)?.state { return true } else { return false } }
+}
+
 func request(_ name: String = "web-0-0-0", run: String = "web", template: ReplicaTemplate = ReplicaTemplate(commands: ["python -m http.server 8000"])) -> WorkloadRequest {
     WorkloadRequest(name: name, project: "main",
                     labels: [Labels.run: run, Labels.group: "0", Labels.replica: "0", Labels.submission: "0", Labels.deployment: "1", Labels.project: "main"],
