@@ -54,6 +54,8 @@ import TestSupport
             let r = try await server.get("/proxy/services/main/web/hello?q=1", token: server.token)
             return r.status == 200 && r.body.contains(#""path":"/hello?q=1""#)
         }
+        // The first ready replica serves before the second exists: wait for both.
+        try await waitFor(timeout: 60) { fake.objects("pods").count == 2 }
         let pods = fake.objects("pods")
         #expect(pods.count == 2)
         let pod = try #require(pods.first)
@@ -71,6 +73,7 @@ import TestSupport
         let podName = try #require(pod.value(at: ["metadata", "name"])?.stringValue)
         fake.recordEvent(namespace: "apps", pod: podName, reason: "Pulled", message: "Successfully pulled image \"ghcr.io/acme/web:1\"")
         try await waitFor(timeout: 20) { try await server.cli(["describe", "web"]).output.contains("Successfully pulled image") }
+        try await waitFor(timeout: 30) { try await server.cli(["ps"]).output.contains("2/2") }
         let ps = try await server.cli(["ps"])
         #expect(ps.output.contains("running") && ps.output.contains("2/2"), "\(ps.output)")
 
