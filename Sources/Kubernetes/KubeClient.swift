@@ -310,26 +310,36 @@ public final class KubeClient: Sendable {
                             ("resourceVersion", resourceVersion), ("allowWatchBookmarks", "true"),
                             ("timeoutSeconds", String(timeoutSeconds ?? options.watchTimeoutSeconds))])
         let path = Self.path(T.self, namespace: namespace) + q
-        return AsyncThrowingStream { continuation in
+        return streamLines(path, verb: "watch", timeout: .seconds(Int64(timeoutSeconds ?? options.watchTimeoutSeconds) + 30)) { line in
+            let event = try Self.decodeEvent(T.self, line)
+            if event.type == .error {
+                let s = event.status
+                throw KubeAPIError(code: s?.code ?? 500, reason: s?.reason, message: s?.message ?? "watch error", verb: "GET", path: path)
+            }
+            return event
+        }
+    }
+
+    /// A GET whose body is read line by line as it arrives (watches, logs), each line turned
+    /// into an element by `transform`. A last line without a newline is kept only with
+    /// `keepUnterminated` (a watch cut mid-event has no whole event there).
+    func streamLines<Element: Sendable>(_ path: String, verb: String, accept: String = "application/json", timeout: TimeAmount,
+                                        keepUnterminated: Bool = false,
+                                        _ transform: @escaping @Sendable ([UInt8]) throws -> Element) -> AsyncThrowingStream<Element, Error> {
+        AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    let request = try await self.makeRequest(.GET, path, verb: "watch")
-                    let response = try await self.http.execute(request, timeout: .seconds(Int64(timeoutSeconds ?? self.options.watchTimeoutSeconds) + 30))
+                    let request = try await self.makeRequest(.GET, path, verb: verb, accept: accept)
+                    let response = try await self.http.execute(request, timeout: timeout)
                     guard response.status == .ok else {
                         let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
                         throw Self.apiError(status: Int(response.status.code), body: body, verb: "GET", path: path)
                     }
                     var lines = LineSplitter()
                     for try await chunk in response.body {
-                        for line in lines.feed(chunk) {
-                            let event = try Self.decodeEvent(T.self, line)
-                            if event.type == .error {
-                                let s = event.status
-                                throw KubeAPIError(code: s?.code ?? 500, reason: s?.reason, message: s?.message ?? "watch error", verb: "GET", path: path)
-                            }
-                            continuation.yield(event)
-                        }
+                        for line in lines.feed(chunk) { continuation.yield(try transform(line)) }
                     }
+                    if keepUnterminated, let rest = lines.rest { continuation.yield(try transform(rest)) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -360,26 +370,8 @@ public final class KubeClient: Sendable {
     public func logs(namespace: String, pod: String, container: String? = nil, follow: Bool, timestamps: Bool = true) -> AsyncThrowingStream<String, Error> {
         let q = Self.query([("container", container), ("follow", follow ? "true" : nil), ("timestamps", timestamps ? "true" : nil)])
         let path = Self.path(Pod.self, namespace: namespace, name: pod, subresource: "log") + q
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    let request = try await self.makeRequest(.GET, path, verb: "log", accept: "*/*")
-                    let response = try await self.http.execute(request, timeout: follow ? .hours(24 * 365) : self.options.requestTimeout)
-                    guard response.status == .ok else {
-                        let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
-                        throw Self.apiError(status: Int(response.status.code), body: body, verb: "GET", path: path)
-                    }
-                    var lines = LineSplitter()
-                    for try await chunk in response.body {
-                        for line in lines.feed(chunk) { continuation.yield(String(decoding: line, as: UTF8.self)) }
-                    }
-                    if let rest = lines.rest { continuation.yield(String(decoding: rest, as: UTF8.self)) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
+        return streamLines(path, verb: "log", accept: "*/*", timeout: follow ? .hours(24 * 365) : options.requestTimeout, keepUnterminated: true) {
+            String(decoding: $0, as: UTF8.self)
         }
     }
 

@@ -76,7 +76,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         self.settings = settings
         self.logger = logger
         eventStream = AsyncStream<WorkloadEvent>.makeStream(bufferingPolicy: .bufferingNewest(1000))
-        let selector = "\(PodTemplate.managedBy)=setpoint,\(PodTemplate.installationLabel)=\(PodTemplate.labelValue(settings.template.installation))"
+        let selector = Self.ownedSelector(settings.template.installation)
         let callbacks = self.callbacks
         pods = Reflector<Pod>(client: client, namespace: settings.template.namespace, labelSelector: selector, logger: logger) { change in
             callbacks.backend?.podChanged(change)
@@ -159,6 +159,11 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         case "nodes": return nodes.resourceVersion
         default: return podEvents.resourceVersion
         }
+    }
+
+    /// The label selector of what this installation created (Pods and Secrets alike).
+    static func ownedSelector(_ installation: String) -> String {
+        "\(PodTemplate.managedBy)=setpoint,\(PodTemplate.installationLabel)=\(PodTemplate.labelValue(installation))"
     }
 
     // MARK: IDs
@@ -491,8 +496,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     /// Deletes managed Secrets whose Pod is gone (left by a crash between the two deletes).
     public func collectSecrets() async {
         do {
-            let selector = "\(PodTemplate.managedBy)=setpoint,\(PodTemplate.installationLabel)=\(PodTemplate.labelValue(settings.template.installation))"
-            let secrets = try await client.list(Secret.self, namespace: namespace, labelSelector: selector)
+            let secrets = try await client.list(Secret.self, namespace: namespace, labelSelector: Self.ownedSelector(settings.template.installation))
             for secret in secrets.items {
                 guard let name = secret.metadata.name, let owner = secret.metadata.labels?["app.kubernetes.io/instance"] else { continue }
                 // A Secret is written just before its Pod: young ones may belong to a create in flight.

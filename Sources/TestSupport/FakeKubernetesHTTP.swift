@@ -240,9 +240,7 @@ extension FakeKubernetes {
         if let type = request.headers[.contentType], type.contains("protobuf") || type.contains("cbor") {
             throw Failure(code: 415, reason: "UnsupportedMediaType", message: "the fake API server reads JSON bodies only, not \(type)")
         }
-        var r = request
-        let buffer = try await r.collectBody(upTo: 16 << 20)
-        let bytes = Array(buffer.readableBytesView)
+        let bytes = try await bodyBytes(request)
         if bytes.isEmpty { return .object([]) }
         do { return try JSONParser.parse(bytes: bytes) } catch {
             throw Failure(code: 400, reason: "BadRequest", message: "the body is not JSON: \(error)")
