@@ -20,21 +20,7 @@ public struct TestCertificates: Sendable {
             openssl req -new -key client.key -out client.csr -subj /CN=setpoint
             openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 2>/dev/null
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        // Waited for on a thread of its own: the cooperative pool stays free.
-        let (status, text) = await withCheckedContinuation { (c: CheckedContinuation<(Int32, String), Never>) in
-            Thread.detachNewThread {
-                let data = out.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
-                c.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
-            }
-        }
+        let (status, text) = try await runProcess(["/bin/sh", "-c", script])
         guard status == 0 else { throw Failure(description: "openssl failed (\(status)): \(text)") }
         func read(_ f: String) -> [UInt8] { Array(FileManager.default.contents(atPath: dir + "/" + f) ?? Data()) }
         return TestCertificates(ca: read("ca.crt"), serverCert: read("server.crt"), serverKey: read("server.key"),

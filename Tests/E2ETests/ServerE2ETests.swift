@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import TestSupport
 
 /// The real `setpoint` binary end to end: a server on a free port with a temporary data
 /// directory, the CLI applying a `python3 -m http.server` service, requests through the proxy,
@@ -81,27 +82,13 @@ import Testing
             return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "Location"))
         }
 
-        /// Runs the CLI against this server. The wait happens on a thread of its own, so the
-        /// test's cooperative threads stay free (for request loops running meanwhile).
+        /// Runs the CLI against this server (waiting off the cooperative pool, so request loops
+        /// running meanwhile keep going).
         func cli(_ arguments: [String], env extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
-            let p = Process()
-            p.executableURL = ServerE2ETests.binary
-            p.arguments = arguments
             var env = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                        "SETPOINT_URL": url, "SETPOINT_TOKEN": token, "SETPOINT_PROJECT": "main"]
             env.merge(extra) { _, b in b }
-            p.environment = env
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = pipe
-            try p.run()
-            return await withCheckedContinuation { continuation in
-                Thread.detachNewThread {
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    p.waitUntilExit()
-                    continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
-                }
-            }
+            return try await runProcess([ServerE2ETests.binary.path] + arguments, environment: env, inheritEnvironment: false, timeout: 300)
         }
 
         func kill(signal: Int32) {

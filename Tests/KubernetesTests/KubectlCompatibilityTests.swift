@@ -21,27 +21,27 @@ import TestSupport
         let k = [path, "--kubeconfig", config, "--request-timeout=20s"]
         let env = ["HOME": dir]
 
-        var (status, out) = try await run(k + ["get", "pods"], environment: env)
+        var (status, out) = try await runProcess(k + ["get", "pods"], environment: env)
         #expect(status == 0, "kubectl get pods: \(out)")
         #expect(out.contains("No resources found"), "\(out)")
 
         let pod = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"hello","labels":{"app":"hello"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#
         try pod.write(toFile: dir + "/pod.json", atomically: true, encoding: .utf8)
-        (status, out) = try await run(k + ["create", "-f", dir + "/pod.json"], environment: env)
+        (status, out) = try await runProcess(k + ["create", "-f", dir + "/pod.json"], environment: env)
         #expect(status == 0, "kubectl create: \(out)")
         #expect(out.contains("pod/hello created"), "\(out)")
 
-        (status, out) = try await run(k + ["get", "pod", "hello", "-o", "jsonpath={.metadata.name} {.status.phase} {.metadata.resourceVersion}"], environment: env)
+        (status, out) = try await runProcess(k + ["get", "pod", "hello", "-o", "jsonpath={.metadata.name} {.status.phase} {.metadata.resourceVersion}"], environment: env)
         #expect(status == 0, "kubectl get pod: \(out)")
         #expect(out.hasPrefix("hello Running "), "\(out)")
 
-        (status, out) = try await run(k + ["get", "pods", "-l", "app=hello", "-o", "name"], environment: env)
+        (status, out) = try await runProcess(k + ["get", "pods", "-l", "app=hello", "-o", "name"], environment: env)
         #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "pod/hello", "label selector: \(out)")
-        (status, out) = try await run(k + ["get", "pods", "-l", "app!=hello", "-o", "name"], environment: env)
+        (status, out) = try await runProcess(k + ["get", "pods", "-l", "app!=hello", "-o", "name"], environment: env)
         #expect(!out.contains("pod/hello"), "negative label selector: \(out)")
 
         // A second create of the same name is refused with the API's message.
-        (status, out) = try await run(k + ["create", "-f", dir + "/pod.json"], environment: env)
+        (status, out) = try await runProcess(k + ["create", "-f", dir + "/pod.json"], environment: env)
         #expect(status != 0)
         #expect(out.contains("AlreadyExists") || out.contains("already exists"), "\(out)")
 
@@ -58,13 +58,13 @@ import TestSupport
         try await eventually("kubectl to open its watch") { fake.openWatches > 0 }
         let second = pod.replacingOccurrences(of: "\"hello\"", with: "\"second\"")
         try second.write(toFile: dir + "/second.json", atomically: true, encoding: .utf8)
-        (status, out) = try await run(k + ["create", "-f", dir + "/second.json"], environment: env)
+        (status, out) = try await runProcess(k + ["create", "-f", dir + "/second.json"], environment: env)
         #expect(status == 0, "\(out)")
 
-        (status, out) = try await run(k + ["delete", "pod", "hello", "--wait=true"], environment: env)
+        (status, out) = try await runProcess(k + ["delete", "pod", "hello", "--wait=true"], environment: env)
         #expect(status == 0, "kubectl delete: \(out)")
         #expect(out.contains("pod \"hello\" deleted"), "\(out)")
-        (status, out) = try await run(k + ["get", "pod", "hello"], environment: env)
+        (status, out) = try await runProcess(k + ["get", "pod", "hello"], environment: env)
         #expect(status != 0 && out.contains("NotFound"), "deleted pod: \(out)")
 
         kill(watcher.processIdentifier, SIGTERM)

@@ -60,12 +60,12 @@ import TestSupport
                 files.append(file)
             }
         }
-        let (kustomized, manifests) = try await run(["kubectl", "kustomize", Self.root.appendingPathComponent("manifests").path])
+        let (kustomized, manifests) = try await runProcess(["kubectl", "kustomize", Self.root.appendingPathComponent("manifests").path])
         #expect(kustomized == 0, "\(manifests)")
         try manifests.write(toFile: dir + "/manifests.yaml", atomically: true, encoding: .utf8)
         files.append(dir + "/manifests.yaml")
 
-        let (status, output) = try await run([validate, "--strict", "--no-warn", "-k", "1.32.0"] + files)
+        let (status, output) = try await runProcess([validate, "--strict", "--no-warn", "-k", "1.32.0"] + files)
         #expect(status == 0, "\(output)")
         #expect(output.components(separatedBy: "passed").count - 1 >= files.count - 1 + 10, "\(output)")
     }

@@ -68,45 +68,6 @@ func request(_ name: String = "web-0-0-0", run: String = "web", template: Replic
                     systemEnvironment: ["DSTACK_RUN_NAME": run, "DSTACK_REPLICA_NUM": "0", "DSTACK_REPO_ID": "main", "DSTACK_GPUS_NUM": "0"])
 }
 
-/// Runs a process to its end (with a deadline) and returns status and output. It waits on a
-/// thread of its own, so the test's cooperative threads stay free for the servers under test.
-@discardableResult
-func run(_ argv: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = argv
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let pid = p.processIdentifier
-    return await withCheckedContinuation { continuation in
-        let exited = Flag()
-        Thread.detachNewThread {
-            // Past the deadline the process is killed (only while it is surely still ours).
-            let deadline = Date().addingTimeInterval(timeout)
-            while !exited.isSet, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            if !exited.isSet { kill(pid, SIGKILL) }
-        }
-        Thread.detachNewThread {
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            exited.set()
-            continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
-        }
-    }
-}
-
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-}
-
 /// Collects elements of `stream` until `done` says so, failing after `timeout` instead of
 /// waiting forever for an element that does not come.
 func collect<T: Sendable>(_ stream: AsyncStream<T>, timeout: TimeInterval = 15, until done: @escaping @Sendable ([T]) -> Bool) async throws -> [T] {

@@ -1,0 +1,41 @@
+import Foundation
+
+/// Runs a process to its end and returns its status and output (stdout and stderr together).
+/// The wait happens on threads of its own, so the test's cooperative threads stay free for the
+/// servers under test; past `timeout` the process is killed (only while it surely runs).
+/// - Parameter inheritEnvironment: start from this process's environment (else `environment` only).
+public func runProcess(_ argv: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true,
+                       timeout: TimeInterval = 60) async throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = argv
+    var env = inheritEnvironment ? ProcessInfo.processInfo.environment : [:]
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let pid = p.processIdentifier
+    return await withCheckedContinuation { continuation in
+        let exited = ExitFlag()
+        Thread.detachNewThread {
+            let deadline = Date().addingTimeInterval(timeout)
+            while !exited.isSet, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if !exited.isSet { kill(pid, SIGKILL) }
+        }
+        Thread.detachNewThread {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            exited.set()
+            continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
+        }
+    }
+}
+
+final class ExitFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
