@@ -72,7 +72,9 @@ public final class FakeKubernetes: Sendable {
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
         var kubelet: Kubelet = .run
-        var failures: [(match: String, status: Int, remaining: Int)] = []
+        var failures: [(match: String, status: Int, message: String?, remaining: Int)] = []
+        /// Pods the pod proxy refuses to dial, with the API server's status and message.
+        var proxyRefusals: [String: (status: Int, message: String)] = [:]
         var latency: Double = 0
         var requests: [String: Int] = [:]
         var log: [String] = []
@@ -129,8 +131,79 @@ public final class FakeKubernetes: Sendable {
     /// Requires `Authorization: Bearer <token>` from now on.
     public func requireToken(_ token: String?) { state.withLock { $0.token = token } }
     /// The next `count` requests whose `VERB path` contains `match` fail with `status`.
-    public func failNext(_ count: Int, matching match: String = "", status: Int = 500) {
-        state.withLock { $0.failures.append((match, status, count)) }
+    public func failNext(_ count: Int, matching match: String = "", status: Int = 500, message: String? = nil) {
+        state.withLock { $0.failures.append((match, status, message, count)) }
+    }
+    /// The pod proxy answers requests for `pod` with the API server's own `Status` (as a real
+    /// one does when it will not dial the Pod: `address not allowed`, `dial tcp …: connect:
+    /// connection refused`); nil lets them through again.
+    public func refuseProxy(pod: String, status: Int = 400, message: String?) {
+        state.withLock { s in s.proxyRefusals[pod] = message.map { (status, $0) } }
+    }
+
+    /// Deletes a Node as `kubectl delete node` does, then does what PodGC does with the Pods
+    /// bound to it: marks each `Failed` with the condition `DisruptionTarget=True,
+    /// reason=DeletionByPodGC` (no `status.reason`), then deletes it at once.
+    public func deleteNode(_ name: String) {
+        state.withLock { s in
+            if let node = s.objects["nodes"]?[name] {
+                s.rv += 1
+                s.objects["nodes"]?[name] = nil
+                notify(Change(rv: s.rv, type: "DELETED", resource: "nodes", object: node.setting(["metadata", "resourceVersion"], .string(String(s.rv)))), &s)
+            }
+            for (key, pod) in (s.objects["pods"] ?? [:]).sorted(by: { $0.key < $1.key }) where pod.value(at: ["spec", "nodeName"])?.stringValue == name {
+                let ns = pod.value(at: ["metadata", "namespace"])?.stringValue
+                var conditions: [JSONValue] = []
+                if case .array(let list)? = pod.value(at: ["status", "conditions"]) { conditions = list.filter { $0["type"] != .string("Ready") } }
+                conditions.append(.object([("type", .string("DisruptionTarget")), ("status", .string("True")), ("reason", .string("DeletionByPodGC")),
+                                           ("message", .string("PodGC: node no longer exists")), ("lastTransitionTime", .string(Self.now()))]))
+                conditions.append(.object([("type", .string("Ready")), ("status", .string("False"))]))
+                let failed = pod.setting(["status", "phase"], .string("Failed")).setting(["status", "conditions"], .array(conditions))
+                let marked = Self.replace(&s, "pods", ns, failed, type: "MODIFIED")
+                notify(marked, &s)
+                s.rv += 1
+                s.objects["pods"]?[key] = nil
+                notify(Change(rv: s.rv, type: "DELETED", resource: "pods", object: marked.object.setting(["metadata", "resourceVersion"], .string(String(s.rv)))), &s)
+            }
+        }
+    }
+
+    /// Deletes a namespace and everything in it (Pods, Secrets, Events), each with a `DELETED`
+    /// event, as the namespace controller does when `kubectl delete namespace` finishes.
+    public func deleteNamespace(_ name: String) {
+        state.withLock { s in
+            for resource in s.objects.keys.sorted() where resource != "namespaces" && resource != "nodes" {
+                for (key, object) in (s.objects[resource] ?? [:]).sorted(by: { $0.key < $1.key }) where key.hasPrefix(name + "/") {
+                    s.rv += 1
+                    s.objects[resource]?[key] = nil
+                    notify(Change(rv: s.rv, type: "DELETED", resource: resource, object: object.setting(["metadata", "resourceVersion"], .string(String(s.rv)))), &s)
+                }
+            }
+            guard let ns = s.objects["namespaces"]?[name] else { return }
+            s.rv += 1
+            s.objects["namespaces"]?[name] = nil
+            notify(Change(rv: s.rv, type: "DELETED", resource: "namespaces", object: ns.setting(["metadata", "resourceVersion"], .string(String(s.rv)))), &s)
+        }
+    }
+
+    /// The cluster's history starts again (etcd restored from an old snapshot or replaced):
+    /// every object but the built-in namespaces and the Nodes is gone, resourceVersions restart
+    /// low, and open watches end. As a real API server did, a watch from a version the new
+    /// history has not reached is accepted (it just waits), and its bookmarks carry the new,
+    /// lower versions; nothing is announced as deleted.
+    public func resetHistory(to version: Int64 = 20) {
+        let ws = state.withLock { s -> [Watcher] in
+            let nodes = s.objects["nodes"] ?? [:]
+            s.objects = ["namespaces": [:], "nodes": [:]]
+            s.history = []
+            s.compactedBefore = 0
+            s.rv = version
+            for ns in ["default", "kube-system"] { _ = Self.insert(&s, "namespaces", nil, Self.namespaceObject(ns)) }
+            for (name, node) in nodes.sorted(by: { $0.key < $1.key }) { _ = Self.insert(&s, "nodes", nil, node.setting(["metadata", "name"], .string(name))) }
+            defer { s.watchers = [:] }
+            return Array(s.watchers.values)
+        }
+        ws.forEach { $0.continuation.finish() }
     }
     public func setLatency(_ seconds: Double) { state.withLock { $0.latency = seconds } }
     public func setBookmarkInterval(_ seconds: Double) { state.withLock { $0.bookmarkInterval = seconds } }

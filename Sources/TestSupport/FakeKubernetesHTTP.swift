@@ -17,10 +17,10 @@ extension FakeKubernetes {
         let method = request.method.rawValue
         let path = request.uri.path
         let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { _, b in b })
-        let (latency, failure, token) = state.withLock { s -> (Double, Int?, String?) in
-            var failure: Int?
+        let (latency, failure, token) = state.withLock { s -> (Double, (status: Int, message: String?)?, String?) in
+            var failure: (status: Int, message: String?)?
             if let i = s.failures.firstIndex(where: { "\(method) \(path)".contains($0.match) && $0.remaining > 0 }) {
-                failure = s.failures[i].status
+                failure = (s.failures[i].status, s.failures[i].message)
                 s.failures[i].remaining -= 1
                 if s.failures[i].remaining == 0 { s.failures.remove(at: i) }
             }
@@ -41,8 +41,8 @@ extension FakeKubernetes {
         }
         if let failure {
             count("fault", method, path)
-            return Self.status(Failure(code: failure, reason: failure == 429 ? "TooManyRequests" : "InternalError",
-                                       message: "injected failure \(failure)"))
+            return Self.status(Failure(code: failure.status, reason: failure.status == 429 ? "TooManyRequests" : "InternalError",
+                                       message: failure.message ?? "injected failure \(failure.status)"))
         }
         do {
             return try await route(request, method: method, path: path, query: query)
@@ -178,13 +178,21 @@ extension FakeKubernetes {
                                  timeout: query["timeoutSeconds"].flatMap(Double.init))
             }
             count("list", method, path)
-            let (items, rv) = state.withLock { s in
+            var (items, rv) = state.withLock { s in
                 ((s.objects[resource.name] ?? [:]).sorted { $0.key < $1.key }.map(\.value).filter { o in
                     (namespace == nil || o.value(at: ["metadata", "namespace"])?.stringValue == namespace) && Self.select(o, labels: labels, fields: fields)
                 }, s.rv)
             }
+            // Pages: `limit` items from the offset the `continue` token names.
+            var meta: [(String, JSONValue)] = [("resourceVersion", .string(String(rv)))]
+            let offset = query["continue"].flatMap(Int.init) ?? 0
+            if let limit = query["limit"].flatMap(Int.init), limit > 0 {
+                let page = Array(items.dropFirst(offset).prefix(limit))
+                if offset + page.count < items.count { meta.append(("continue", .string(String(offset + page.count)))) }
+                items = page
+            }
             return Self.json(.object([("kind", .string(resource.kind + "List")), ("apiVersion", .string(resource.apiVersion)),
-                                      ("metadata", .object([("resourceVersion", .string(String(rv)))])), ("items", .array(items))]))
+                                      ("metadata", .object(meta)), ("items", .array(items))]))
         case "POST":
             count("create", method, path)
             let body = try await Self.body(request)
@@ -418,6 +426,10 @@ extension FakeKubernetes {
         guard let object = object("pods", namespace: namespace, name: name) else { throw notFound(Self.resources[0], name) }
         guard object.value(at: ["status", "phase"])?.stringValue == "Running" else {
             throw Failure(code: 503, reason: "ServiceUnavailable", message: "pod \(name) is not running")
+        }
+        // The API server itself refuses to dial the Pod (its own `Status`, not the app's answer).
+        if let refusal = state.withLock({ $0.proxyRefusals[name] }) {
+            throw Failure(code: refusal.status, reason: refusal.status == 400 ? "BadRequest" : "ServiceUnavailable", message: refusal.message)
         }
         let body = try await Self.bodyBytes(request)
         let path = "/" + rest.joined(separator: "/") + (rawQuery.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
