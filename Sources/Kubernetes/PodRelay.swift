@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Model
 import NIOCore
 import ServiceLifecycle
 
@@ -26,6 +27,14 @@ final class PodRelay: Sendable {
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
                                         "host", "content-length", "authorization"]
 
+    /// The message of an API server `Status` failure (`{"kind":"Status","apiVersion":"v1",
+    /// "status":"Failure",…}`), nil for any other body.
+    static func apiServerRefusal(_ body: ByteBuffer) -> String? {
+        guard let status = try? JSONDecoder().decode(Status.self, from: Data(body.readableBytesView)),
+              status.kind == "Status", status.apiVersion == "v1", status.status == "Failure" else { return nil }
+        return [status.code.map { "\($0)" }, status.reason, status.message].compactMap { $0 }.joined(separator: " ")
+    }
+
     static func start(client: KubeClient, namespace: String, pod: String, port: Int, logger: Logger) async throws -> PodRelay {
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             var outbound = try await client.podProxyRequest(namespace: namespace, pod: pod, port: port, pathAndQuery: request.uri.description)
@@ -46,11 +55,28 @@ final class PodRelay: Sendable {
                                 body: .init(byteBuffer: ByteBuffer(string: "cannot reach pod \(pod) through the API server: \(error)\n")))
             }
             var headers = HTTPFields()
-            for (name, value) in response.headers where !["connection", "keep-alive", "transfer-encoding"].contains(name.lowercased()) {
+            let dropped: Set<String> = ["connection", "keep-alive", "transfer-encoding", ReplicaUnreached.header.lowercased()]
+            for (name, value) in response.headers where !dropped.contains(name.lowercased()) {
                 if let n = HTTPField.Name(name) { headers.append(HTTPField(name: n, value: value)) }
             }
-            return Response(status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-                            headers: headers, body: ResponseBody(asyncSequence: response.body))
+            let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+            // An error with a small JSON body may be the API server's own `Status` (it could not
+            // dial the Pod, or refused to): not the app's answer, so a 502 the proxy retries.
+            if response.status.code >= 400, let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= 65536,
+               response.headers.first(name: "content-type")?.hasPrefix("application/json") == true {
+                let body = try await response.body.collect(upTo: 65536)
+                if let refusal = apiServerRefusal(body) {
+                    let reason = "the API server could not reach pod \(pod): \(refusal)"
+                    var marked: HTTPFields = [.contentType: "text/plain"]
+                    // The reason goes in the header too (one line, bounded): the proxy names it when
+                    // no replica could be reached.
+                    let line = String(reason.map { $0.isASCII && !$0.isNewline ? $0 : " " }.prefix(300))
+                    if let name = HTTPField.Name(ReplicaUnreached.header) { marked[name] = line }
+                    return Response(status: .badGateway, headers: marked, body: .init(byteBuffer: ByteBuffer(string: reason + "\n")))
+                }
+                return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+            }
+            return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
         }
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         var relayLogger = logger

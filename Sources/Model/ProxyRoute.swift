@@ -13,6 +13,15 @@ public struct RouteEndpoint: Codable, Equatable, Sendable, Hashable {
     }
 }
 
+/// A `502` that carries this response header says the request never reached the replica's
+/// app: whatever stands in front of it (the Kubernetes pod relay) could not deliver it, and the
+/// header's value says why. The proxy treats it as a refused connect (tried again on another
+/// replica when the request can be, the reason named when none could be reached) and never
+/// passes the header on. The relay removes it from the apps' own answers.
+public enum ReplicaUnreached {
+    public static let header = "X-Setpoint-Replica-Unreached"
+}
+
 /// The OpenAI-compatible model a route publishes on `/proxy/models/<project>/`.
 public struct RouteModel: Codable, Equatable, Sendable {
     public var name: String

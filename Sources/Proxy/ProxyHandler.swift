@@ -27,6 +27,8 @@ final class Exchange: UpstreamDelegate {
     var status = 0
     let started = NIODeadline.now()
     var tried: [String] = []
+    /// Why the last replica tried could not be reached, when what stands before it said so.
+    var unreached: String?
     var holdID: Int?
     var holdTimer: Scheduled<Void>?
     var wasHeld = false
@@ -50,6 +52,9 @@ final class Exchange: UpstreamDelegate {
     func upstreamClosed(_ error: Error?) { handler.upstreamClosed(self, error) }
     func upstreamTimedOut() { handler.upstreamTimedOut(self) }
 }
+
+/// A `502` marked `ReplicaUnreached` (the pod relay could not deliver the request).
+struct UnreachedReplica: Error {}
 
 /// The proxy's per-connection handler: routes each request (services, models, metrics, the
 /// API), applies auth, rate limits and the body limit, holds requests while a service has no
@@ -359,7 +364,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return connect(ex, endpoint.target)
         }
         if !ex.tried.isEmpty && !ex.wasHeld {
-            return failExchange(ex, .badGateway, "Error requesting upstream: could not connect to any replica of \(route.key)")
+            return failExchange(ex, .badGateway, "Error requesting upstream: could not connect to any replica of \(route.key)"
+                                + (ex.unreached.map { " (\($0))" } ?? ""))
         }
         hold(ex, route)
     }
@@ -495,9 +501,23 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch part {
         case .head(let response):
             if response.status.code >= 100 && response.status.code < 200 { return }
+            var headers = response.headers
+            if response.status == .badGateway, let reason = headers.first(name: ReplicaUnreached.header) {
+                headers.remove(name: ReplicaUnreached.header)
+                ex.unreached = reason
+                // The request never reached the app: like a refused connect, when it can be sent again.
+                if let retained = ex.retained {
+                    let conn = ex.upstream
+                    ex.upstream = nil
+                    conn?.handler.delegate = nil
+                    conn?.channel.close(promise: nil)
+                    ex.pending = retained
+                    return connectFailed(ex, UnreachedReplica())
+                }
+            }
             ex.responseStarted = true
             ex.status = Int(response.status.code)
-            var head = HTTPResponseHead(version: ex.version, status: response.status, headers: Headers.endToEnd(response.headers))
+            var head = HTTPResponseHead(version: ex.version, status: response.status, headers: Headers.endToEnd(headers))
             if !ex.keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
             else if ex.version == .http1_0 { head.headers.replaceOrAdd(name: "Connection", value: "keep-alive") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
