@@ -175,19 +175,40 @@ public struct APIRoutes: Sendable {
         case .forbidden: return Self.error(403, API.ErrorBody(code: "forbidden", message: "no role in project \(project)"))
         }
         let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
-        let wanted = request.uri.queryParameters.get("replica").flatMap(Int.init)
+        var wanted: Int?
+        if let text = request.uri.queryParameters.get("replica") {
+            guard let number = Int(text), number >= 0 else {
+                return Self.error(400, API.ErrorBody(code: "bad_request", message: "replica: expected a replica number (0, 1, …), got `\(text)`"))
+            }
+            wanted = number
+        }
         let replicas = try await TypedStore<ReplicaKind>(store).list(project: project, labels: [Labels.run: name])
             .filter { wanted == nil || $0.spec.replicaNum == wanted }
             .filter { $0.status.workloadID != nil }
+            .sorted { ($0.spec.replicaNum, $0.spec.submissionNum, $0.meta.name) < ($1.spec.replicaNum, $1.spec.submissionNum, $1.meta.name) }
         guard !replicas.isEmpty else { return Self.error(404, API.ErrorBody(code: "not_found", message: "no logs for run \(project)/\(name)")) }
         let backend = self.backend
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
             try await Self.relay(&writer) { out in
-                for replica in replicas {
-                    guard let id = replica.status.workloadID else { continue }
-                    for try await line in backend.logs(WorkloadID(id), follow: follow && replicas.count == 1) {
-                        out.yield(Self.line(API.LogLine(replica: replica.meta.name, text: line.text)))
+                // One replica's failure is a line that says so; the others are still read.
+                @Sendable func copy(_ replica: Replica) async {
+                    guard let id = replica.status.workloadID else { return }
+                    do {
+                        for try await line in backend.logs(WorkloadID(id), follow: follow) {
+                            out.yield(Self.line(API.LogLine(replica: replica.meta.name, text: line.text)))
+                        }
+                    } catch is CancellationError {
+                    } catch {
+                        out.yield(Self.line(API.LogLine(replica: replica.meta.name, text: "", error: "\(error)")))
                     }
+                }
+                if follow {
+                    // Following: every replica at once, lines as they come (`kubectl logs -f -l`).
+                    await withDiscardingTaskGroup { group in
+                        for replica in replicas { group.addTask { await copy(replica) } }
+                    }
+                } else {
+                    for replica in replicas { await copy(replica) }
                 }
             }
         })

@@ -113,10 +113,30 @@ public struct RunService: Sendable {
             let unchanged = changes.inPlace.isEmpty && changes.rolling.isEmpty && changes.recreate.isEmpty
             action = restarting ? "create" : (unchanged ? "none" : "update")
         }
-        let offers = try await backend.offers()
+        let all = try await backend.offers()
+        let (offers, note) = Self.fittingOffers(all, config.replicaGroups.map(\.resources))
         return API.Plan(action: action, project: project, user: user, runName: name,
-                        configuration: Self.redacted(config, secretEnv: secret), changes: changes, offers: offers,
+                        configuration: Self.redacted(config, secretEnv: secret), changes: changes, offers: offers, offersNote: note,
                         resourceVersion: current?.meta.resourceVersion, current: current.map(view))
+    }
+
+    /// The offers that hold the resources, and when none does, a note that says why (against
+    /// the largest offer) and what happens: a Kubernetes replica waits as unschedulable for a
+    /// cluster autoscaler, up to the backend's `unschedulable_timeout`.
+    static func fittingOffers(_ offers: [Offer], _ resources: [ResourcesSpec]) -> ([Offer], String?) {
+        let fitting = OfferFit.fitting(offers, resources)
+        guard fitting.isEmpty, let first = resources.first else { return (fitting, nil) }
+        guard let largest = offers.max(by: { ($0.cpus, $0.memoryGB, $0.gpus.count) < ($1.cpus, $1.memoryGB, $1.gpus.count) }) else {
+            return ([], "No backend offers anything yet: the run's replicas wait for capacity.")
+        }
+        let why = OfferFit.mismatch(largest, first) ?? "another replica group's resources"
+        var note = "No offer fits the resources: they need \(why) (\(largest.instance), the largest of \(offers.count))."
+        if offers.contains(where: { $0.backend == "kubernetes" }) {
+            note += " On Kubernetes the replicas wait as unschedulable for a cluster autoscaler to add a node, up to the backend's unschedulable_timeout (600 s by default), then fail with no capacity."
+        } else {
+            note += " The replicas cannot get these resources here."
+        }
+        return ([], note)
     }
 
     /// Creates the run, or updates it in place / by rolling / by recreating, as the change

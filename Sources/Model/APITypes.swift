@@ -88,13 +88,17 @@ public enum API {
         /// The normalized configuration that would be stored (secrets redacted).
         public var configuration: JSONValue
         public var changes: Changes
+        /// The offers that can hold the resources (of at least one replica group).
         public var offers: [OfferInfo]
+        /// Set when no offer fits: what does not, and what the run will do.
+        public var offersNote: String?
         /// The current run's version, to send back with `apply`.
         public var resourceVersion: Int64?
         public var current: Run?
 
         public init(action: String, project: String, user: String, runName: String, configuration: JSONValue,
-                    changes: Changes, offers: [OfferInfo], resourceVersion: Int64?, current: Run?) {
+                    changes: Changes, offers: [OfferInfo], offersNote: String? = nil, resourceVersion: Int64?, current: Run?) {
+            self.offersNote = offersNote
             self.action = action
             self.project = project
             self.user = user
@@ -217,12 +221,16 @@ public enum API {
         }
     }
 
+    /// One line of a replica's output, or (with `error`) why its output could not be read: the
+    /// stream goes on with the other replicas.
     public struct LogLine: Codable, Sendable {
         public var replica: String
         public var text: String
-        public init(replica: String, text: String) {
+        public var error: String?
+        public init(replica: String, text: String, error: String? = nil) {
             self.replica = replica
             self.text = text
+            self.error = error
         }
     }
 

@@ -181,6 +181,7 @@ struct ApplyCommand: AsyncParsableCommand {
         ]
         for (k, v) in rows { out += " " + style.bold(k.padding(toLength: 15, withPad: " ", startingAt: 0)) + " " + v + "\n" }
         out += "\n" + OfferTable.render(plan.offers, style: style) + "\n"
+        if let note = plan.offersNote { out += style.yellow("Warning: ") + note + "\n" }
         return out
     }
 }

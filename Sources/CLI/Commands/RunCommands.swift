@@ -178,14 +178,23 @@ struct LogsCommand: AsyncParsableCommand {
 
     @OptionGroup var server: ServerOptions
     @Argument(help: "Run name.") var name: String
-    @Option(help: "Only this replica number.") var replica: Int?
-    @Flag(name: .shortAndLong, help: "Keep following new output (one replica).") var follow = false
+    @Option(help: "Only this replica number (default: every replica, each line prefixed with its replica when there are several).")
+    var replica: Int?
+    @Flag(name: .shortAndLong, help: "Keep following new output.") var follow = false
 
     func run() async throws {
         let client = try server.client()
+        let prefix = replica == nil ? try await client.replicas(name).count > 1 : false
+        var failed: [String] = []
         for try await line in client.logs(name, replica: replica, follow: follow) {
-            print(line.text)
+            if let error = line.error {
+                failed.append(line.replica)
+                Terminal.standardError.write("error: cannot read the logs of replica \(line.replica): \(error)\n")
+                continue
+            }
+            print(prefix ? "[\(line.replica)] \(line.text)" : line.text)
         }
+        if !failed.isEmpty { throw ExitCode.failure }
     }
 }
 
