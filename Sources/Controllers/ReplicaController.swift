@@ -240,6 +240,8 @@ public struct ReplicaReconciler: Reconciler {
         status.terminationReason = reason
         status.message = message ?? status.message
         status.ready = false
+        // It serves nothing any more: no endpoint to show (`describe`) or to route to.
+        status.endpoint = nil
         status.finishedAt = now
     }
 

@@ -25,6 +25,9 @@ public struct KubeAPIError: Error, CustomStringConvertible, Sendable {
     public var isConflict: Bool { code == 409 && reason != "AlreadyExists" }
     public var isAlreadyExists: Bool { code == 409 && reason == "AlreadyExists" }
     public var isGone: Bool { code == 410 || reason == "Expired" || reason == "Gone" }
+    /// A watch from a version the server has not reached (`Too large resource version`,
+    /// cause `ResourceVersionTooLarge`): its history is not the one the version came from.
+    public var isResourceVersionTooLarge: Bool { message.contains("Too large resource version") || message.contains("ResourceVersionTooLarge") }
     /// Worth retrying: throttled, server errors, timeouts.
     public var isTransient: Bool { code == 429 || code >= 500 || code == 0 }
 }
@@ -106,6 +109,10 @@ public final class KubeClient: Sendable {
         config.httpVersion = .http1Only
         config.decompression = .disabled
         config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // A refused connection fails the request at once: by default the pool would keep
+        // reconnecting until the connect timeout (10 s per attempt while the API server is
+        // down), hiding the callers' own backoff.
+        config.connectionPool.retryConnectionEstablishment = false
         if connection.server.scheme == "https" {
             var tls = TLSConfiguration.makeClientConfiguration()
             func load<T>(_ what: String, _ body: () throws -> T) throws -> T {
@@ -255,6 +262,13 @@ public final class KubeClient: Sendable {
             next = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
         } while next != nil
         return ObjectList(apiVersion: T.apiVersion, kind: T.kind + "List", metadata: meta, items: items)
+    }
+
+    /// The collection's current resourceVersion, for the price of a list of at most one item.
+    public func currentVersion<T: KubeObject>(_ type: T.Type, namespace: String? = nil, labelSelector: String? = nil) async throws -> String? {
+        let q = Self.query([("labelSelector", labelSelector), ("limit", "1")])
+        return try Self.decoder.decode(ObjectList<T>.self, from: try await send(.GET, Self.path(T.self, namespace: namespace) + q, verb: "list"))
+            .metadata.resourceVersion
     }
 
     public func create<T: KubeObject>(_ object: T, namespace: String? = nil) async throws -> T {

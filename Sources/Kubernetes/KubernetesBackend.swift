@@ -23,8 +23,12 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         /// How long an unschedulable Pod waits (for a cluster autoscaler) before the replica fails
         /// with no capacity.
         public var unschedulableTimeout: TimeInterval = 600
-        /// Create the namespace when it is missing.
+        /// Create the namespace when it is missing (at start, and again when it was deleted).
         public var createNamespace = true
+        /// How often the cluster's history is checked against the caches' (one list of at most
+        /// one Pod): a resourceVersion older than the cache's means etcd was restored or replaced,
+        /// and everything is listed again.
+        public var consistencyCheckInterval: TimeInterval = 60
 
         public init(template: PodTemplate.Settings) { self.template = template }
     }
@@ -62,8 +66,12 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         /// Endpoint → Pod, for readiness.
         var endpoints: [String: String] = [:]
         var eventCounts: [String: Int] = [:]
-        /// Pods deleted by someone else, being created again: their labels meanwhile.
-        var resubmitting: [String: [String: String]] = [:]
+        /// Pods deleted by someone else, being created again: their labels, and why the last
+        /// attempt failed.
+        var resubmitting: [String: (labels: [String: String], error: String?)] = [:]
+        /// Pods a delete was accepted for, with the grace period asked (a second delete is sent
+        /// only to shorten it).
+        var deleteSent: [String: Int] = [:]
         var timers: [String: Task<Void, Never>] = [:]
         var task: Task<Void, Never>?
     }
@@ -92,18 +100,15 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
     /// Ensures the namespace and starts the watches; waits up to `syncTimeout` for the Pod cache
     /// (an unreachable cluster does not hold the server up: its replicas wait until it answers).
     public func start(syncTimeout: TimeInterval = 10) async {
-        if settings.createNamespace, !client.connection.inCluster {
+        if mayCreateNamespace {
             do {
-                if try await client.get(Namespace.self, name: namespace) == nil {
-                    do {
-                        _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace, labels: [PodTemplate.managedBy: "setpoint"])))
-                    } catch let e as KubeAPIError where e.isAlreadyExists {}
-                }
+                if try await client.get(Namespace.self, name: namespace) == nil { try await createNamespace() }
             } catch {
                 logger.warning("cannot ensure the namespace", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
             }
         }
         let (pods, nodes, events) = (self.pods, self.nodes, self.podEvents)
+        let interval = settings.consistencyCheckInterval
         let task = Task {
             await withDiscardingTaskGroup { group in
                 group.addTask { await pods.run() }
@@ -112,6 +117,12 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
                 group.addTask { [weak self] in
                     await pods.waitUntilSynced()
                     await self?.collectSecrets()
+                }
+                group.addTask { [weak self] in
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(interval)) } catch { return }
+                        await self?.checkConsistency()
+                    }
                 }
             }
         }
@@ -129,6 +140,46 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             let first = await group.next() ?? false
             group.cancelAll()
             return first
+        }
+    }
+
+    /// Outside a cluster Setpoint owns its namespace; inside, its RBAC cannot create one.
+    private var mayCreateNamespace: Bool { settings.createNamespace && !client.connection.inCluster }
+
+    private func createNamespace() async throws {
+        do {
+            _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace, labels: [PodTemplate.managedBy: "setpoint"])))
+            logger.info("created the namespace", metadata: ["namespace": "\(namespace)"])
+        } catch let e as KubeAPIError where e.isAlreadyExists {}
+    }
+
+    /// A create refused because the namespace is gone: re-create it when Setpoint manages it
+    /// (true: try again), else say plainly that it must exist.
+    private func recoverNamespace(_ error: KubeAPIError) async throws -> Bool {
+        guard error.isNotFound, error.message.contains("namespaces \"\(namespace)\" not found") else { return false }
+        guard mayCreateNamespace else {
+            throw BackendError(.unavailable, "namespace \(namespace) does not exist in context \(region): create it (inside a cluster Setpoint does not create namespaces): \(error.message)")
+        }
+        logger.warning("the namespace is gone; creating it again", metadata: ["namespace": "\(namespace)"])
+        try await createNamespace()
+        return true
+    }
+
+    /// One cheap request (a list of at most one Pod): a resourceVersion older than the Pod
+    /// cache's means the cluster's history was replaced, so every cache is listed again (what
+    /// is gone is then announced as gone, and replaced like any Pod deleted outside Setpoint).
+    func checkConsistency() async {
+        guard let known = pods.resourceVersion else { return }
+        do {
+            let current = try await client.currentVersion(Pod.self, namespace: namespace, labelSelector: Self.ownedSelector(settings.template.installation))
+            guard let current, ResourceVersion.isOlder(current, than: known) else { return }
+            logger.warning("the cluster's history was reset (resourceVersion \(current) < \(known)); listing everything again",
+                           metadata: ["context": "\(region)"])
+            pods.requestRelist()
+            nodes.requestRelist()
+            podEvents.requestRelist()
+        } catch {
+            logger.debug("consistency check failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -206,12 +257,12 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         objects.pod.metadata.annotations?["setpoint.dev/secrets"] = objects.secrets.compactMap(\.metadata.name).joined(separator: ",")
         var written: [String] = []
         do {
-            for secret in objects.secrets {
-                do { _ = try await client.create(secret, namespace: namespace) } catch let e as KubeAPIError where e.isAlreadyExists {}
-                written.append(secret.metadata.name ?? "")
+            do {
+                try await createObjects(objects, written: &written)
+            } catch let e as KubeAPIError where e.isNotFound {
+                guard try await recoverNamespace(e) else { throw e }
+                try await createObjects(objects, written: &written)
             }
-            let created = try await client.create(objects.pod, namespace: namespace)
-            pods.seed(created)
         } catch let e as KubeAPIError where e.isAlreadyExists {
             return id
         } catch let e as KubeAPIError {
@@ -226,17 +277,28 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         return id
     }
 
+    /// Secrets first, then the Pod; `written` collects the Secrets (to delete if the Pod is refused).
+    private func createObjects(_ objects: PodTemplate.Objects, written: inout [String]) async throws {
+        for secret in objects.secrets {
+            do { _ = try await client.create(secret, namespace: namespace) } catch let e as KubeAPIError where e.isAlreadyExists {}
+            if let name = secret.metadata.name, !written.contains(name) { written.append(name) }
+        }
+        pods.seed(try await client.create(objects.pod, namespace: namespace))
+    }
+
     public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
         try requireSynced()
         guard let name = podName(id) else { return nil }
         guard let pod = pods.get(name) else {
             // Between a Pod deleted by someone else and its new copy, the workload still exists.
-            return state.withLock { $0.resubmitting[name] }.map { WorkloadStatus(id: id, labels: $0, state: Self.resubmittingState) }
+            return state.withLock { $0.resubmitting[name] }.map { WorkloadStatus(id: id, labels: $0.labels, state: Self.resubmittingState($0.error)) }
         }
         return WorkloadStatus(id: id, labels: pod.metadata.labels ?? [:], state: await state(of: pod))
     }
 
-    static let resubmittingState = WorkloadState.pending("the Pod was deleted outside Setpoint; submitting it again")
+    static func resubmittingState(_ error: String?) -> WorkloadState {
+        .pending("the Pod was deleted outside Setpoint; submitting it again" + (error.map { " failed: \($0)" } ?? ""))
+    }
 
     public func stop(_ id: WorkloadID, graceful: Bool) async throws {
         guard let name = podName(id) else { return }
@@ -246,7 +308,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         // Deleting a Pod is how Kubernetes stops it: SIGTERM, then SIGKILL after the grace period.
         if pod.metadata.deletionTimestamp != nil, graceful { return }
         state.withLock { _ = $0.deleting.insert(name) }
-        try await deleteOrThrow(name, grace: grace, uid: pod.metadata.uid)
+        try await deleteOrThrow(name, grace: grace, pod: pod)
     }
 
     public func delete(_ id: WorkloadID) async throws {
@@ -261,16 +323,26 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         if pod.metadata.deletionTimestamp == nil || finished {
             // Grace 1 (kubectl's --now) for a live Pod: 0 would be a forced delete, which stops
             // waiting for the kubelet to confirm the container is gone.
-            try await deleteOrThrow(name, grace: finished ? 0 : 1, uid: pod.metadata.uid)
+            try await deleteOrThrow(name, grace: finished ? 0 : 1, pod: pod)
         }
     }
 
-    private func deleteOrThrow(_ name: String, grace: Int, uid: String?) async throws {
+    /// One DELETE per Pod, unless a later one shortens the grace period of a Pod still running:
+    /// a finished Pod (evicted, failed) goes with the first, so a second would only get 404.
+    private func deleteOrThrow(_ name: String, grace: Int, pod: Pod) async throws {
+        let finished = pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed"
+        let send = state.withLock { s -> Bool in
+            if let sent = s.deleteSent[name], finished || grace >= sent { return false }
+            s.deleteSent[name] = grace
+            return true
+        }
+        guard send else { return }
         do {
-            try await client.delete(Pod.self, namespace: namespace, name: name, gracePeriodSeconds: grace, preconditionUID: uid)
+            try await client.delete(Pod.self, namespace: namespace, name: name, gracePeriodSeconds: grace, preconditionUID: pod.metadata.uid)
         } catch let e as KubeAPIError where e.isConflict {
             // A different Pod of that name (recreated since): it is not ours to delete.
         } catch let e as KubeAPIError {
+            _ = state.withLock { $0.deleteSent.removeValue(forKey: name) }   // not accepted: the next attempt sends it again
             throw BackendError(.unavailable, e.description)
         }
     }
@@ -403,6 +475,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             guard let name = pod.metadata.name else { return }
             let (expected, relay, timer) = state.withLock { s -> (Bool, Task<PodRelay?, Never>?, Task<Void, Never>?) in
                 let expected = s.deleting.remove(name) != nil
+                s.deleteSent[name] = nil
                 s.pulling.remove(name)
                 let relay = s.relays.removeValue(forKey: name)
                 s.endpoints = s.endpoints.filter { $0.value != name }
@@ -421,8 +494,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
                 // ReplicaSet would, until Setpoint itself ends the replica. Meanwhile it is
                 // pending, so it leaves the proxy's rotation at once.
                 let labels = pod.metadata.labels ?? [:]
-                state.withLock { $0.resubmitting[name] = labels }
-                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.resubmittingState))
+                state.withLock { $0.resubmitting[name] = (labels, nil) }
+                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.resubmittingState(nil)))
                 Task { await self.resubmit(pod) }
             }
         }
@@ -452,7 +525,20 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             } catch let e as KubeAPIError where e.isAlreadyExists {
                 // The old Pod is still terminating: try again shortly.
             } catch {
+                var why = "\(error)"
+                if let e = error as? KubeAPIError {
+                    why = e.message
+                    // Its namespace went with it: re-create the namespace, then the Pod at once.
+                    do { if try await recoverNamespace(e) { continue } } catch { why = "\(error)" }
+                }
                 logger.warning("cannot submit the pod again", metadata: ["pod": "\(name)", "error": "\(error)"])
+                // The replica's status says why (`ps -v`, `describe`), not only the log.
+                let changed = state.withLock { s -> Bool in
+                    guard s.resubmitting[name] != nil, s.resubmitting[name]?.error != why else { return false }
+                    s.resubmitting[name]?.error = why
+                    return true
+                }
+                if changed { broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.resubmittingState(why))) }
             }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, 10)

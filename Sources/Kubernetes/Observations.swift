@@ -19,6 +19,12 @@ public enum PodObservation {
     public static func state(_ pod: Pod, endpoint: String?, pulling: Bool, now: Date, unschedulableTimeout: TimeInterval) -> WorkloadState {
         let status = pod.status ?? PodStatus()
         let container = status.containerStatuses?.first { $0.name == "service" } ?? status.containerStatuses?.first
+        // The cluster took the Pod away (its node went, an eviction, a preemption, the taint
+        // manager): an interruption whatever the container's last state says, since a killed
+        // container also reports an exit status.
+        if status.phase == "Failed" || status.phase == "Succeeded", let disruption = disruption(pod) {
+            return .failed(.interruptedByNoCapacity, disruption)
+        }
         if let t = container?.state?.terminated ?? (status.phase == "Failed" || status.phase == "Succeeded" ? container?.lastState?.terminated : nil) {
             if t.reason == "OOMKilled" { return .failed(.containerExitedWithError, "OOMKilled: the container ran out of memory (exit status \(t.exitCode))") }
             return .exited(t.exitCode)
@@ -60,6 +66,20 @@ public enum PodObservation {
         if pulling { return .pulling }
         if status.initContainerStatuses?.contains(where: { $0.state?.running != nil }) == true { return .pending("unpacking the code") }
         return .pending(status.phase == nil ? "submitted" : nil)
+    }
+
+    /// Why the cluster disrupted the Pod, from its `DisruptionTarget` condition (Kubernetes
+    /// 1.26+: `DeletionByPodGC` when its node is gone, `EvictionByEvictionAPI`,
+    /// `PreemptionByScheduler`, `DeletionByTaintManager`, `TerminationByKubelet`), or from the
+    /// Pod reasons older clusters set (`Evicted`, `NodeLost`, …); nil when it was not disrupted.
+    public static func disruption(_ pod: Pod) -> String? {
+        if let c = pod.status?.conditions?.first(where: { $0.type == "DisruptionTarget" && $0.status == "True" }) {
+            return [c.reason ?? "DisruptionTarget", c.message].compactMap { $0 }.joined(separator: ": ")
+        }
+        if let reason = pod.status?.reason, interruptions.contains(reason) {
+            return [reason, pod.status?.message].compactMap { $0 }.joined(separator: ": ")
+        }
+        return nil
     }
 
     /// True when the Pod's `Ready` condition holds.

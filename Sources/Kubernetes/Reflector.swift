@@ -20,6 +20,8 @@ public final class Reflector<T: KubeObject>: Sendable {
         var resourceVersion: String?
         var lists = 0
         var watches = 0
+        var relistRequested = false
+        var cancelWatch: (@Sendable () -> Void)?
     }
 
     private let client: KubeClient
@@ -66,39 +68,82 @@ public final class Reflector<T: KubeObject>: Sendable {
         }
     }
 
+    /// Asks for a new list at the next turn (the backend's consistency check found the
+    /// cluster's history reset): the open watch ends and the cache is listed again.
+    public func requestRelist() {
+        let cancel = state.withLock { s -> (@Sendable () -> Void)? in
+            s.relistRequested = true
+            return s.cancelWatch
+        }
+        cancel?()
+    }
+
+    /// The history the cache came from is not the cluster's any more.
+    struct HistoryReset: Error {
+        var known: String
+        var seen: String
+    }
+
     /// Runs until cancelled.
     public func run() async {
-        var backoff = 0.2
+        var backoff = ReconnectBackoff()
         var needList = true
         while !Task.isCancelled {
             do {
+                if state.withLock({ s in defer { s.relistRequested = false }; return s.relistRequested }) { needList = true }
                 if needList {
                     try await relist()
                     needList = false
+                    backoff.reset()
                 }
                 let from = state.withLock { s in
                     s.watches += 1
                     return s.resourceVersion
                 }
-                var sawEvent = false
-                for try await event in client.watch(T.self, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector, resourceVersion: from) {
-                    sawEvent = true
-                    apply(event)
+                // The watch runs in its own task so that `requestRelist` can end it.
+                let opened = ContinuousClock.now
+                let watch = Task { [client, namespace, labelSelector, fieldSelector] () -> (delivered: Bool, error: Error?) in
+                    var delivered = false
+                    do {
+                        for try await event in client.watch(T.self, namespace: namespace, labelSelector: labelSelector,
+                                                            fieldSelector: fieldSelector, resourceVersion: from) {
+                            try self.apply(event)
+                            delivered = true
+                        }
+                        return (delivered, nil)
+                    } catch {
+                        return (delivered, error)
+                    }
                 }
-                // The server closed the watch (its timeout): watch again from where we are.
-                if sawEvent { backoff = 0.2 }
+                state.withLock { $0.cancelWatch = { watch.cancel() } }
+                let outcome = await withTaskCancellationHandler { await watch.value } onCancel: { watch.cancel() }
+                state.withLock { $0.cancelWatch = nil }
+                // A watch that delivered, or stayed open a while, was a success: the next outage
+                // starts from the shortest wait again.
+                if outcome.delivered || ContinuousClock.now - opened > .seconds(5) { backoff.reset() }
+                // Otherwise the server closed the watch (its timeout): watch again from where we are.
+                if let error = outcome.error { throw error }
             } catch let e as KubeAPIError where e.isGone {
                 logger.debug("watch expired; listing again", metadata: ["resource": "\(T.resource)"])
                 needList = true
                 continue
-            } catch is CancellationError {
-                return
+            } catch let e as KubeAPIError where e.isResourceVersionTooLarge {
+                // A version the cluster has not reached: its history is not the one we followed.
+                logger.warning("the cluster does not know the watched version; listing again",
+                               metadata: ["resource": "\(T.resource)", "error": "\(e)"])
+                needList = true
+                continue
+            } catch let reset as HistoryReset {
+                logger.warning("the cluster's resourceVersions went backwards (etcd restored or replaced?); listing again",
+                               metadata: ["resource": "\(T.resource)", "known": "\(reset.known)", "seen": "\(reset.seen)"])
+                needList = true
+                continue
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("watch of \(T.resource) failed; retrying", metadata: ["error": "\(error)", "after": "\(backoff)s"])
-                let jitter = Double.random(in: 0.8...1.2)
-                try? await Task.sleep(for: .seconds(backoff * jitter))
-                backoff = min(backoff * 2, 30)
+                if state.withLock({ $0.relistRequested }) { continue }
+                let delay = backoff.next()
+                logger.warning("watch of \(T.resource) failed; retrying", metadata: ["error": "\(error)", "after": "\(delay.formatted)s"])
+                try? await Task.sleep(for: .seconds(delay))
             }
         }
     }
@@ -123,7 +168,13 @@ public final class Reflector<T: KubeObject>: Sendable {
         for w in waiters { w.resume() }
     }
 
-    private func apply(_ event: WatchEvent<T>) {
+    /// Applies one watch event; throws `HistoryReset` when its version is older than one the
+    /// cache already has (versions only grow within one cluster history).
+    private func apply(_ event: WatchEvent<T>) throws {
+        if let seen = event.resourceVersion {
+            let known = state.withLock { $0.resourceVersion }
+            if let known, ResourceVersion.isOlder(seen, than: known) { throw HistoryReset(known: known, seen: seen) }
+        }
         switch event.type {
         case .bookmark:
             if let rv = event.resourceVersion { state.withLock { $0.resourceVersion = rv } }
@@ -145,4 +196,46 @@ public final class Reflector<T: KubeObject>: Sendable {
             break
         }
     }
+}
+
+/// Kubernetes calls resourceVersions opaque, but every API server backed by etcd hands out
+/// etcd revisions, which only grow within one history. A version older than one already seen
+/// therefore means the history was replaced (etcd restored from a snapshot, or a new etcd):
+/// what a cache built on the old one holds is no longer true. Versions that are not numbers
+/// are never compared.
+public enum ResourceVersion {
+    public static func isOlder(_ version: String, than known: String) -> Bool {
+        guard let v = UInt64(version), let k = UInt64(known) else { return false }
+        return v < k
+    }
+}
+
+/// The reflector's wait between failed attempts: exponential with ±20 % jitter, reset by any
+/// success (a list, a watch event, a watch that stayed open), so a new outage starts small.
+///
+/// | failed attempt | wait (before jitter) |
+/// |---|---|
+/// | 1 | 0.2 s |
+/// | 2 | 0.4 s |
+/// | 3 | 0.8 s |
+/// | … | doubling |
+/// | 9 and later | 30 s (the cap) |
+public struct ReconnectBackoff: Sendable {
+    public static let initial = 0.2
+    public static let cap = 30.0
+    public private(set) var current = initial
+
+    public init() {}
+
+    /// The wait before the next attempt (with jitter), and the one after it doubled.
+    public mutating func next(jitter: Double = Double.random(in: 0.8...1.2)) -> Double {
+        defer { current = min(current * 2, Self.cap) }
+        return current * jitter
+    }
+
+    public mutating func reset() { current = Self.initial }
+}
+
+extension Double {
+    fileprivate var formatted: String { String(format: "%.2f", self) }
 }

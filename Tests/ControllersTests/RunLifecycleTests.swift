@@ -213,6 +213,8 @@ import TestSupport
         #expect(run.status.failedSlots == ["0/2"])
         #expect(try await h.serving("web").count == 2)
         #expect(h.backend.createCount == creates, "a failed slot is not recreated in a loop")
+        let failed = try #require(try await h.allReplicas("web").first { $0.meta.name == "web-0-2-0" })
+        #expect(failed.status.phase == .failed && failed.status.endpoint == nil, "a failed replica shows no endpoint")
     }
 
     @Test func noCapacityIsRetriedUntilCapacityAppears() async throws {

@@ -77,6 +77,34 @@ import TestSupport
         let ps = try await server.cli(["ps"])
         #expect(ps.output.contains("running") && ps.output.contains("2/2"), "\(ps.output)")
 
+        // Logs: every replica by default, each line prefixed; one replica's failure (the log API
+        // answers 500 when the API server cannot reach the kubelet) is shown and fails the command,
+        // the other replica's lines still come.
+        let names = fake.objects("pods").compactMap { $0.value(at: ["metadata", "name"])?.stringValue }.sorted()
+        #expect(names.count == 2)
+        for name in names { fake.setLogs(pod: name, ["hello from \(name)"]) }
+        let logs = try await server.cli(["logs", "web"])
+        #expect(logs.status == 0 && names.allSatisfy { logs.output.contains("[\($0)] hello from \($0)") }, "\(logs.output)")
+        fake.failNext(1, matching: "/pods/\(names[0])/log", status: 500, message: "dial tcp 10.0.0.1:10250: connect: connection refused")
+        let failing = try await server.cli(["logs", "web"])
+        #expect(failing.status != 0, "\(failing.output)")
+        #expect(failing.output.contains("cannot read the logs of replica \(names[0])") && failing.output.contains("connection refused"), "\(failing.output)")
+        #expect(failing.output.contains("[\(names[1])] hello from \(names[1])"), "\(failing.output)")
+        let one = try await server.cli(["logs", "web", "--replica", "1"])
+        #expect(one.status == 0 && one.output.contains("hello from") && !one.output.contains("["), "\(one.output)")
+
+        // The API server refuses to dial one Pod (its own Status, not the app's answer): the
+        // request is served by the other replica; with both refused, a 502 with the reason.
+        fake.refuseProxy(pod: names[0], status: 400, message: "address not allowed")
+        for _ in 0..<8 {
+            let r = try await server.get("/proxy/services/main/web/who", token: server.token)
+            #expect(r.status == 200 && r.body.contains(#""pod":"\#(names[1])""#), "\(r.status) \(r.body)")
+        }
+        fake.refuseProxy(pod: names[1], status: 400, message: "address not allowed")
+        let refused = try await server.get("/proxy/services/main/web/who", token: server.token)
+        #expect(refused.status == 502 && refused.body.contains("address not allowed"), "\(refused.status) \(refused.body)")
+        for name in names { fake.refuseProxy(pod: name, message: nil) }
+
         // The uploaded code is served by its SHA-256 to Pods that fetch it (no token needed).
         let codeSecret = try #require(fake.objects("secrets").first { ($0.value(at: ["metadata", "name"])?.stringValue ?? "").hasSuffix("-code") })
         let archive = try #require(codeSecret.value(at: ["data", "code.tar.gz"])?.stringValue.flatMap { Data(base64Encoded: $0) })
@@ -120,6 +148,7 @@ import TestSupport
         try await fake.start()
         defer { fake.stop() }
         fake.setKubelet(.unschedulable("0/1 nodes are available: 1 Insufficient cpu."))
+        fake.addNode("node-1", cpu: "16", memory: "64Gi")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-k8s-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -139,7 +168,12 @@ import TestSupport
         let file = server.home.appendingPathComponent("big.dstack.yml")
         try "type: service\nname: big\nimage: python:3.12\ncommands: [python3 -m http.server 8000]\nport: 8000\nresources: {cpu: 64}\n"
             .write(to: file, atomically: true, encoding: .utf8)
-        #expect(try await server.cli(["apply", "-f", file.path, "-y", "-d"]).status == 0)
+        // The plan lists no offer (none fits 64 CPUs) and says what the run will do.
+        let applied = try await server.cli(["apply", "-f", file.path, "-y", "-d"])
+        #expect(applied.status == 0, "\(applied.output)")
+        #expect(!applied.output.contains("node-1\n") && applied.output.contains("No offer fits the resources: they need 64 CPUs, the offer has 16 (node-1"),
+                "\(applied.output)")
+        #expect(applied.output.contains("unschedulable_timeout"), "\(applied.output)")
         try await waitFor(timeout: 30) { try await server.cli(["ps", "-v"]).output.contains("unschedulable: 0/1 nodes are available: 1 Insufficient cpu.") }
         let described = try await server.cli(["describe", "big"])
         #expect(described.output.contains("provisioning") && described.output.contains("Insufficient cpu"), "\(described.output)")

@@ -34,11 +34,13 @@ func makeClient(_ fake: FakeKubernetes, namespace: String = "setpoint", token: S
 }
 
 func makeBackend(_ fake: FakeKubernetes, installation: String = "test", access: KubernetesBackend.Access = .apiProxy,
-                 unschedulableTimeout: TimeInterval = 600) async throws -> KubernetesBackend {
+                 unschedulableTimeout: TimeInterval = 600,
+                 adjust: (inout KubernetesBackend.Settings) -> Void = { _ in }) async throws -> KubernetesBackend {
     let client = try makeClient(fake)
     var settings = KubernetesBackend.Settings(template: PodTemplate.Settings(namespace: "setpoint", installation: installation))
     settings.access = access
     settings.unschedulableTimeout = unschedulableTimeout
+    adjust(&settings)
     let backend = KubernetesBackend(client: client, settings: settings, logger: quietLogger)
     await backend.start()
     return backend
@@ -47,12 +49,13 @@ func makeBackend(_ fake: FakeKubernetes, installation: String = "test", access: 
 /// A started fake cluster (set up by `configure`) and a backend on it, for `body`; both are
 /// stopped afterwards.
 func withCluster(unschedulableTimeout: TimeInterval = 600, configure: (FakeKubernetes) -> Void = { _ in },
+                 settings adjust: (inout KubernetesBackend.Settings) -> Void = { _ in },
                  _ body: (FakeKubernetes, KubernetesBackend) async throws -> Void) async throws {
     let fake = FakeKubernetes()
     try await fake.start()
     defer { fake.stop() }
     configure(fake)
-    let backend = try await makeBackend(fake, unschedulableTimeout: unschedulableTimeout)
+    let backend = try await makeBackend(fake, unschedulableTimeout: unschedulableTimeout, adjust: adjust)
     defer { Task { await backend.shutdown() } }
     try await body(fake, backend)
 }
