@@ -21,9 +21,19 @@ public struct APIClient: Sendable {
         public var status: Int
         public var body: API.ErrorBody?
         public var text: String
+        /// The server could not be reached at all (no answer, refused).
+        public var unreachable = false
+
+        public init(status: Int, body: API.ErrorBody?, text: String, unreachable: Bool = false) {
+            self.status = status
+            self.body = body
+            self.text = text
+            self.unreachable = unreachable
+        }
 
         public var description: String {
             if let body { return body.message }
+            if unreachable { return text }
             return "the server answered \(status): \(text)"
         }
     }
@@ -42,12 +52,36 @@ public struct APIClient: Sendable {
         return r
     }
 
+    /// The CLI's HTTP client: a refused connection fails at once (the shared client would keep
+    /// reconnecting until its connect timeout), and a server that does not answer the connect
+    /// within 5 s is reported as unreachable.
+    static let http: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.timeout = .init(connect: .seconds(5), read: nil)
+        config.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
+
+    /// What a user reads when the server cannot be reached: the URL, the cause in words, and
+    /// where the URL came from.
+    func unreachable(_ error: Error) -> Failure {
+        let text = "\(error)"
+        let cause: String
+        if text.contains("Connection refused") { cause = "connection refused" }
+        else if text.contains("connectTimeout") || text.contains("Timed out") || text.contains("timeout") { cause = "no answer within 5 s" }
+        else if text.contains("No such file") || text.contains("Name or service not known") || text.contains("nodename nor servname") { cause = "unknown host" }
+        else { cause = text }
+        return Failure(status: 0, body: nil,
+                       text: "cannot reach the Setpoint server at \(baseURL): \(cause) — is it running? (SETPOINT_URL, \(ClientSettings.configPath))",
+                       unreachable: true)
+    }
+
     func call<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil, as type: T.Type) async throws -> T {
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request(method, path, body: body), timeout: .seconds(60))
+            response = try await Self.http.execute(request(method, path, body: body), timeout: .seconds(60))
         } catch {
-            throw Failure(status: 0, body: nil, text: "cannot reach the server at \(baseURL): \(error)")
+            throw unreachable(error)
         }
         let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
         guard (200..<300).contains(Int(response.status.code)) else {
@@ -89,10 +123,12 @@ public struct APIClient: Sendable {
     func lines<T: Decodable & Sendable>(_ path: String, as type: T.Type) -> AsyncThrowingStream<T, Error> {
         let request = self.request(.GET, path)
         let baseURL = self.baseURL
+        let client = self
         return AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    let response = try await HTTPClient.shared.execute(request, timeout: .hours(24))
+                    let response: HTTPClientResponse
+                    do { response = try await Self.http.execute(request, timeout: .hours(24)) } catch { throw client.unreachable(error) }
                     guard response.status == .ok else {
                         let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
                         let body = (try? API.decoder.decode([String: API.ErrorBody].self, from: data))?["error"]
@@ -111,7 +147,8 @@ public struct APIClient: Sendable {
                 } catch let f as Failure {
                     continuation.finish(throwing: f)
                 } catch {
-                    continuation.finish(throwing: Failure(status: 0, body: nil, text: "stream from \(baseURL) ended: \(error)"))
+                    continuation.finish(throwing: Failure(status: 0, body: nil, text: "the stream from the Setpoint server at \(baseURL) broke off (did the server stop?): \(error)",
+                                                          unreachable: true))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }

@@ -1,8 +1,10 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The front door on the server's address: `/proxy/services/…`, `/proxy/models/…` and
 /// `/metrics` are served here on SwiftNIO directly; everything else goes to the API server
@@ -13,14 +15,16 @@ public final class ProxyServer: Service, Sendable {
     let shared: ProxyShared
     let group: MultiThreadedEventLoopGroup
     let onListening: @Sendable (Int) async -> Void
+    let listener: ProxyListener?
 
-    public init(host: String, port: Int, table: RouteTable, settings: ProxySettings = ProxySettings(), api: UpstreamAddress?,
-                group: MultiThreadedEventLoopGroup = .singleton, logger: Logger,
+    public init(host: String, port: Int, listener: ProxyListener? = nil, table: RouteTable, settings: ProxySettings = ProxySettings(),
+                api: UpstreamAddress?, group: MultiThreadedEventLoopGroup = .singleton, logger: Logger,
                 authorize: @escaping @Sendable (String?, String) -> Access,
                 metrics: @escaping @Sendable () -> String = { "" },
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
         self.host = host
         self.port = port
+        self.listener = listener
         self.group = group
         self.onListening = onListening
         shared = ProxyShared(table: table, settings: settings, group: group, api: api, logger: logger,
@@ -29,30 +33,22 @@ public final class ProxyServer: Service, Sendable {
 
     public func run() async throws {
         let shared = self.shared
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = ProxyHandler(shared: shared)
-                    let upgrader = TunnelUpgrader(shared: shared, handler: handler)
-                    let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true,
-                                                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
-                                                         withErrorHandling: true,
-                                                         withOutboundHeaderValidation: false)
-                    try sync.addHandler(handler)
-                }
+        let listener: ProxyListener
+        if let bound = self.listener { listener = bound } else { listener = try await ProxyListener.bind(host: host, port: port, group: group) }
+        let channel = listener.channel
+        listener.accept { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let handler = ProxyHandler(shared: shared)
+                let upgrader = TunnelUpgrader(shared: shared, handler: handler)
+                let sync = channel.pipeline.syncOperations
+                try sync.configureHTTPServerPipeline(withPipeliningAssistance: true,
+                                                     withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
+                                                     withErrorHandling: true,
+                                                     withOutboundHeaderValidation: false)
+                try sync.addHandler(handler)
             }
-        let channel: Channel
-        do {
-            channel = try await bootstrap.bind(host: host, port: port).get()
-        } catch {
-            throw ProxyServerError(message: "cannot listen on \(host):\(port): \(error)")
         }
-        await onListening(channel.localAddress?.port ?? port)
+        await onListening(listener.port)
         try? await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
                 try await channel.closeFuture.get()
@@ -63,6 +59,56 @@ public final class ProxyServer: Service, Sendable {
             channel.close(promise: nil)
         }
     }
+}
+
+/// The server's listening socket, bound before anything else starts (so a port in use ends the
+/// server at once, naming the address) and accepting only once the proxy is ready: until
+/// `accept`, connections wait in the backlog.
+public final class ProxyListener: Sendable {
+    let channel: Channel
+    public let port: Int
+    typealias SetUp = @Sendable (Channel) -> EventLoopFuture<Void>
+    private final class Initializer: Sendable { let setUp = Mutex<SetUp?>(nil) }
+    private let initializer: Initializer
+
+    private init(channel: Channel, port: Int, initializer: Initializer) {
+        self.channel = channel
+        self.port = port
+        self.initializer = initializer
+    }
+
+    public static func bind(host: String, port: Int, group: MultiThreadedEventLoopGroup = .singleton) async throws -> ProxyListener {
+        let initializer = Initializer()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: false)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                guard let setUp = initializer.setUp.withLock({ $0 }) else { return channel.close() }
+                return setUp(channel)
+            }
+        do {
+            let channel = try await bootstrap.bind(host: host, port: port).get()
+            return ProxyListener(channel: channel, port: channel.localAddress?.port ?? port, initializer: initializer)
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw ProxyServerError(message: "cannot listen on \(host):\(port): the address is already in use (another Setpoint server? choose another with --port)")
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw ProxyServerError(message: "cannot listen on \(host):\(port): permission denied (ports below 1024 need root; choose another with --port)")
+        } catch {
+            throw ProxyServerError(message: "cannot listen on \(host):\(port): \(error)")
+        }
+    }
+
+    /// Starts accepting connections, each set up by `setUp`.
+    func accept(_ setUp: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) {
+        initializer.setUp.withLock { $0 = setUp }
+        channel.setOption(.autoRead, value: true).whenComplete { _ in }
+    }
+
+    /// Closes the socket (a server that fails to start after binding).
+    public func close() { channel.close(promise: nil) }
 }
 
 public struct ProxyServerError: Error, CustomStringConvertible {

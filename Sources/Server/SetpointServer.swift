@@ -57,6 +57,12 @@ public enum SetpointServer {
         let fm = FileManager.default
         try fm.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         chmod(settings.dataDirectory, 0o700)
+        // Start-up failures end the server before anything runs: another server on this data
+        // directory, then the address (bound now, accepting once the proxy is ready).
+        let lock = try DataDirectoryLock.acquire(settings.dataDirectory)
+        defer { lock.release() }
+        let listener = try await ProxyListener.bind(host: settings.host, port: settings.port)
+        defer { listener.close() }
         let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
         let (backend, clusters) = try await makeBackends(settings, logger: logger)
         // Inside a cluster, one server of an installation is active at a time (a Lease).
@@ -101,7 +107,7 @@ public enum SetpointServer {
                               logger: logger)
         let runInformer = manager.runInformer
         let front = ProxyServer(
-            host: settings.host, port: settings.port, table: routes, settings: settings.proxy, api: .unix(apiSocket), logger: logger,
+            host: settings.host, port: settings.port, listener: listener, table: routes, settings: settings.proxy, api: .unix(apiSocket), logger: logger,
             authorize: { header, project in
                 switch auth.authorize(authorization: header, project: project) {
                 case .allowed: return .allowed
@@ -119,11 +125,21 @@ public enum SetpointServer {
             },
             onListening: onListening)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: manager), .init(service: autoscaler), .init(service: api), .init(service: front),
-        ]
-        if let leader { services.append(.init(service: LeaseHolder(elector: leader))) }
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // A service that fails shuts the others down gracefully (cancelling Hummingbird or NIO
+        // mid-accept can hang or trap), and the whole stop is bounded: 30 s of graceful shutdown,
+        // then cancellation, then at most 10 s more before the process ends regardless.
+        let members: [any ServiceLifecycle.Service] = [manager, autoscaler, api, front]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = members.map {
+            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        }
+        if let leader {
+            services.append(.init(service: LeaseHolder(elector: leader), successTerminationBehavior: .ignore,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(30)
+        configuration.maximumCancellationDuration = .seconds(10)
+        let group = ServiceGroup(configuration: configuration)
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
         await leader?.release()

@@ -90,8 +90,24 @@ struct ApplyCommand: AsyncParsableCommand {
     func follow(_ applied: API.Run, client: APIClient, style: TextStyle) async throws {
         var last = ""
         let generation = applied.generation
+        var unreachableSince: Date?
         while true {
-            let run = try await client.run(applied.name)
+            let run: API.Run
+            do {
+                run = try await client.run(applied.name)
+                unreachableSince = nil
+            } catch let f as APIClient.Failure where f.unreachable {
+                // A server restarting is back within a few seconds; one that went away is said so.
+                let since = unreachableSince ?? Date()
+                unreachableSince = since
+                if Date().timeIntervalSince(since) > 10 {
+                    Terminal.standardError.write(style.red("The server went away while following \(applied.name): ") + f.text
+                                                 + "\nThe run was submitted; `setpoint ps` shows it once the server is back.\n")
+                    throw ExitCode(1)
+                }
+                try await Task.sleep(nanoseconds: 500_000_000)
+                continue
+            }
             let line = "\(run.phaseText) — \(run.readyText) ready\(run.status.message.isEmpty ? "" : " (\(run.status.message))")"
             if line != last {
                 print(line)
@@ -241,8 +257,15 @@ struct ServerCommand: AsyncParsableCommand {
         let url = settings.publicURL
         let host = settings.host
         try await SetpointServer.run(settings, logger: logger, onToken: { token, generated in
-            var out = generated ? "The admin token is \(token)\n(also in \(dataDirectory)/admin-token)\n"
-                                : "The admin token is the one in SETPOINT_ADMIN_TOKEN (also in \(dataDirectory)/admin-token)\n"
+            // The token itself only on a terminal: redirected output (a log file) must not keep it.
+            var out: String
+            if !generated {
+                out = "The admin token is the one in SETPOINT_ADMIN_TOKEN (also in \(dataDirectory)/admin-token)\n"
+            } else if Terminal.standardOutput.isTerminal {
+                out = "The admin token is \(token)\n(also in \(dataDirectory)/admin-token)\n"
+            } else {
+                out = "The admin token is in \(dataDirectory)/admin-token (mode 0600)\n"
+            }
             if !FileManager.default.fileExists(atPath: ClientSettings.configPath) {
                 try? ClientSettings.write(url: url, token: token, project: "main")
                 out += "Wrote \(ClientSettings.configPath) for the CLI.\n"

@@ -1,0 +1,102 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+import TestSupport
+
+/// Defects a hostile trial found in the server and the CLI, each with the real binary.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct HardeningE2ETests {
+    static func setpoint(_ arguments: [String], home: URL, env: [String: String] = [:], timeout: TimeInterval = 60) async throws -> (status: Int32, output: String) {
+        var environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        environment.merge(env) { _, b in b }
+        return try await runProcess([ServerE2ETests.binary.path] + arguments, environment: environment, inheritEnvironment: false, timeout: timeout)
+    }
+
+    @Test func theCLISaysClearlyAndQuicklyThatNoServerAnswers() async throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let port = try freePort()   // nothing listens there
+        let started = Date()
+        let ps = try await Self.setpoint(["ps"], home: home, env: ["SETPOINT_URL": "http://127.0.0.1:\(port)", "SETPOINT_TOKEN": "t"], timeout: 30)
+        #expect(ps.status != 0)
+        #expect(ps.output.contains("cannot reach the Setpoint server at http://127.0.0.1:\(port): connection refused — is it running? (SETPOINT_URL"),
+                "\(ps.output)")
+        #expect(!ps.output.contains("errno"), "no raw socket error: \(ps.output)")
+        #expect(Date().timeIntervalSince(started) < 20, "not after a 60 s timeout")
+    }
+
+    @Test func applyThatFollowsSaysWhenTheServerWentAway() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        // Never ready: nothing listens on the port, so apply keeps following.
+        let file = server.home.appendingPathComponent("never.dstack.yml")
+        try "type: service\nname: never\ncommands: [sleep 600]\nport: 8000\n".write(to: file, atomically: true, encoding: .utf8)
+        let following = Task { try await server.cli(["apply", "-f", file.path, "-y"]) }
+        try await waitFor(timeout: 30) { try await server.get("/api/v1/projects/main/runs/never", token: server.token).status == 200 }
+        server.kill(signal: SIGKILL)
+        let result = try await following.value
+        #expect(result.status != 0)
+        #expect(result.output.contains("The server went away while following never") && result.output.contains("connection refused"), "\(result.output)")
+    }
+
+    @Test func aServerOnATakenPortEndsAtOnceNamingTheAddress() async throws {
+        let first = try ServerE2ETests.Server()
+        defer { first.stop() }
+        try await first.waitHealthy()
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-port-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: other) }
+        let second = try await Self.setpoint(["server", "--port", String(first.port), "--data-dir", other.appendingPathComponent("data").path],
+                                             home: other, timeout: 30)
+        #expect(second.status != 0, "\(second.output)")
+        #expect(second.output.contains("cannot listen on 127.0.0.1:\(first.port): the address is already in use"), "\(second.output)")
+        #expect(!second.output.contains("admin token") && !second.output.contains("running at"), "nothing started: \(second.output)")
+        #expect(try await first.get("/api/v1/healthz").status == 200, "the first server is untouched")
+    }
+
+    @Test func aSecondServerOnTheSameDataDirectoryIsRefused() async throws {
+        let first = try ServerE2ETests.Server()
+        defer { first.stop() }
+        try await first.waitHealthy()
+        let pid = try #require(first.current?.processIdentifier)
+        let second = try await Self.setpoint(["server", "--port", String(try freePort()), "--data-dir", first.dataDir.path], home: first.home, timeout: 30)
+        #expect(second.status != 0, "\(second.output)")
+        #expect(second.output.contains("the data directory \(first.dataDir.path) is in use by another setpoint server (pid \(pid))"), "\(second.output)")
+        #expect(try await first.get("/api/v1/healthz").status == 200)
+        #expect(FileManager.default.fileExists(atPath: first.dataDir.appendingPathComponent("api.sock").path), "its API socket is still there")
+        // Killed (no clean release), the directory is free again: the kernel drops the lock.
+        first.kill(signal: SIGKILL)
+        try first.start()
+        try await first.waitHealthy()
+    }
+
+    @Test func theAdminTokenIsNotWrittenToRedirectedOutput() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-token-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: base) }
+        let data = base.appendingPathComponent("data")
+        let port = try freePort()
+        let log = base.appendingPathComponent("server.log")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let p = Process()
+        p.executableURL = ServerE2ETests.binary
+        p.arguments = ["server", "--port", String(port), "--data-dir", data.path]
+        p.environment = ["HOME": base.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGTERM); p.waitUntilExit() } }
+        try await waitFor(timeout: 30) { FileManager.default.fileExists(atPath: data.appendingPathComponent("admin-token").path)
+            && ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("running at") }
+        let token = try String(contentsOf: data.appendingPathComponent("admin-token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(!token.isEmpty && !output.contains(token), "\(output)")
+        #expect(output.contains("admin-token"), "says where the token is: \(output)")
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "SIGTERM ends the server cleanly")
+    }
+}
