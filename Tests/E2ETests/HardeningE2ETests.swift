@@ -72,6 +72,27 @@ import TestSupport
         try await first.waitHealthy()
     }
 
+    @Test func applyUploadsARepositoryOfThousandsOfFiles() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        // 3,000 files: their list (~90 KB) and tar's output (~300 KB of incompressible bytes)
+        // are each larger than a pipe's buffer.
+        let project = server.home.appendingPathComponent("big-repo")
+        for i in 0..<3000 {
+            let dir = project.appendingPathComponent("src/module-\(String(format: "%03d", i / 100))")
+            if i % 100 == 0 { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+            let bytes = (0..<96).map { _ in UInt8.random(in: 0...255) }
+            try Data(bytes).write(to: dir.appendingPathComponent("file-\(String(format: "%05d", i)).bin"))
+        }
+        let file = project.appendingPathComponent("svc.dstack.yml")
+        try "type: service\nname: big-repo\ncommands: [python3 -m http.server 8000]\nport: 8000\n".write(to: file, atomically: true, encoding: .utf8)
+        let applied = try await server.cli(["apply", "-f", file.path, "-y", "-d"])
+        #expect(applied.status == 0, "\(applied.output)")
+        #expect(applied.output.contains("Code: 3001 file(s)"), "\(applied.output)")
+        #expect(try await server.cli(["stop", "big-repo", "-y"]).status == 0)
+    }
+
     @Test func theAdminTokenIsNotWrittenToRedirectedOutput() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-token-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: base) }

@@ -45,25 +45,32 @@ enum CodeUpload {
         String(decoding: try runData(args, input: nil), as: UTF8.self)
     }
 
+    /// Runs `args` with `input` on its standard input and returns its standard output. Only one
+    /// pipe is read: the input comes from a temporary file and the errors go to one, so neither
+    /// side can block on a full pipe whatever their sizes (a file list of thousands of names
+    /// written to `tar` before its output was read used to hang both).
     static func runData(_ args: [String], input: Data?) throws -> Data {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let inputPath = scratch.appendingPathComponent("stdin").path
+        let errorPath = scratch.appendingPathComponent("stderr").path
+        FileManager.default.createFile(atPath: inputPath, contents: input ?? Data())
+        FileManager.default.createFile(atPath: errorPath, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args
         let out = Pipe()
-        let err = Pipe()
         p.standardOutput = out
-        p.standardError = err
-        let stdin = Pipe()
-        if input != nil { p.standardInput = stdin } else { p.standardInput = FileHandle(forReadingAtPath: "/dev/null") }
+        p.standardError = FileHandle(forWritingAtPath: errorPath)
+        p.standardInput = FileHandle(forReadingAtPath: inputPath)
         try p.run()
-        if let input {
-            stdin.fileHandleForWriting.write(input)
-            try? stdin.fileHandleForWriting.close()
-        }
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        _ = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw UsageError(message: "`\(args.joined(separator: " "))` failed") }
+        guard p.terminationStatus == 0 else {
+            let errors = (try? String(contentsOfFile: errorPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            throw UsageError(message: "`\(args.joined(separator: " "))` failed\(errors.isEmpty ? "" : ": " + String(errors.prefix(2000)))")
+        }
         return data
     }
 }
