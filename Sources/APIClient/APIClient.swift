@@ -117,6 +117,10 @@ public struct APIClient: Sendable {
     public func createUser(_ request: API.UserRequest) async throws -> API.UserInfo {
         try await call(.POST, "/api/v1/users", body: try API.encoder.encode(request), as: API.UserInfo.self)
     }
+    public func createProject(_ request: API.ProjectRequest) async throws -> API.ProjectInfo {
+        try await call(.POST, "/api/v1/projects", body: try API.encoder.encode(request), as: API.ProjectInfo.self)
+    }
+    public func projects() async throws -> [API.ProjectInfo] { try await call(.GET, "/api/v1/projects", as: [API.ProjectInfo].self) }
     public func users() async throws -> [API.UserInfo] { try await call(.GET, "/api/v1/users", as: [API.UserInfo].self) }
 
     /// An NDJSON stream (logs, watch), decoded line by line.

@@ -63,6 +63,17 @@ public struct APIRoutes: Sendable {
                 return try await auth.listUsers()
             }
         }
+        api.post("projects") { request, _ in
+            try await handle(request, project: nil) { principal in
+                guard principal.globalRole == "admin" else {
+                    throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only a global admin creates projects"))
+                }
+                return try await auth.createProject(try await decode(API.ProjectRequest.self, request))
+            }
+        }
+        api.get("projects") { request, _ in
+            try await handle(request, project: nil) { principal in try await auth.listProjects(visibleTo: principal) }
+        }
         let project = api.group("projects/{project}")
         project.post("runs/plan") { request, context in
             try await handle(request, project: context.parameters.get("project")) { principal in
@@ -84,7 +95,8 @@ public struct APIRoutes: Sendable {
         }
         project.post("runs/{name}/stop") { request, context in
             try await handle(request, project: context.parameters.get("project")) { _ in
-                let body = (try? await decode(API.StopRequest.self, request)) ?? API.StopRequest(abort: false)
+                // An empty body is a graceful stop; a body that says something must say it right.
+                let body = try await decode(API.StopRequest.self, request, empty: API.StopRequest(abort: false))
                 return try await runs.stop(project: try context.project, name: try context.name, abort: body.abort)
             }
         }
@@ -126,6 +138,7 @@ public struct APIRoutes: Sendable {
             return Self.error(403, API.ErrorBody(code: "forbidden", message: "user \(p.name) has no role in project \(project ?? "")"))
         }
         do {
+            if let project, let missing = try await missingProject(project) { return missing }
             return Self.json(200, try await body(principal))
         } catch let failure as RunService.Failure {
             return Self.error(failure.status, failure.body)
@@ -133,6 +146,8 @@ public struct APIRoutes: Sendable {
             return Self.error(400, API.ErrorBody(code: "bad_request", message: e.message))
         } catch let e as StoreError where e.code == .conflict {
             return Self.error(409, API.ErrorBody(code: "conflict", message: e.message))
+        } catch let e as StoreError where e.code == .notFound {
+            return Self.error(404, API.ErrorBody(code: "not_found", message: e.message))
         } catch {
             logger.error("request failed", metadata: ["error": "\(error)"])
             return Self.error(500, API.ErrorBody(code: "internal", message: "internal error: \(type(of: error))"))
@@ -141,16 +156,39 @@ public struct APIRoutes: Sendable {
 
     struct BodyError: Error { var message: String }
 
-    /// Decodes a JSON request body; a malformed one names the field at fault.
-    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+    /// A 404 for a project that does not exist (a global admin passes authorization for any
+    /// name, so a typo would otherwise look like an empty project).
+    func missingProject(_ project: String) async throws -> Response? {
+        guard try await !auth.projectExists(project) else { return nil }
+        return Self.error(404, API.ErrorBody(code: "not_found", message: "project \(project) does not exist (`setpoint project list` shows them)"))
+    }
+
+    /// Decodes a JSON request body; a malformed one names the field at fault and what it
+    /// expects. `empty` is the value of an empty body, when one is allowed.
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request, empty: T? = nil) async throws -> T {
         let buffer = try await request.body.collect(upTo: Self.maxBody)
         let data = Data(buffer.readableBytesView)
+        if let empty, data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return empty }
+        func field(_ ctx: DecodingError.Context) -> String { ctx.codingPath.map(\.stringValue).joined(separator: ".") }
+        func expected(_ type: Any.Type) -> String {
+            switch type {
+            case is Bool.Type: return "a boolean (true or false)"
+            case is Int.Type, is Int64.Type: return "an integer"
+            case is String.Type: return "a string"
+            case is [String: String].Type: return "an object of strings"
+            default: return "a value of type \(type)"
+            }
+        }
         do {
             return try API.decoder.decode(T.self, from: data)
         } catch DecodingError.keyNotFound(let key, _) {
             throw BodyError(message: "missing field `\(key.stringValue)` in the request body")
-        } catch DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx) {
-            throw BodyError(message: "field `\(ctx.codingPath.map(\.stringValue).joined(separator: "."))` has the wrong type")
+        } catch DecodingError.typeMismatch(let type, let ctx) {
+            throw BodyError(message: "field `\(field(ctx))`: expected \(expected(type))")
+        } catch DecodingError.valueNotFound(let type, let ctx) {
+            throw BodyError(message: "field `\(field(ctx))`: expected \(expected(type)), got null")
+        } catch DecodingError.dataCorrupted(let ctx) where !ctx.codingPath.isEmpty {
+            throw BodyError(message: "field `\(field(ctx))`: \(ctx.debugDescription)")
         } catch {
             throw BodyError(message: "the request body is not valid JSON for this endpoint")
         }
@@ -174,6 +212,7 @@ public struct APIRoutes: Sendable {
         case .unauthenticated: return Self.error(401, API.ErrorBody(code: "unauthenticated", message: "a valid token is required"))
         case .forbidden: return Self.error(403, API.ErrorBody(code: "forbidden", message: "no role in project \(project)"))
         }
+        if let missing = try await missingProject(project) { return missing }
         let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
         var wanted: Int?
         if let text = request.uri.queryParameters.get("replica") {
@@ -248,9 +287,17 @@ public struct APIRoutes: Sendable {
         case .unauthenticated: return Self.error(401, API.ErrorBody(code: "unauthenticated", message: "a valid token is required"))
         case .forbidden: return Self.error(403, API.ErrorBody(code: "forbidden", message: "no role in project \(project)"))
         }
+        if let missing = try await missingProject(project) { return missing }
         let store = self.store
         let runs = self.runs
-        var start = request.uri.queryParameters.get("resourceVersion").flatMap { Int64($0) }
+        var start: Int64?
+        if let text = request.uri.queryParameters.get("resourceVersion") {
+            guard let version = Int64(text), version >= 0 else {
+                return Self.error(400, API.ErrorBody(code: "bad_request",
+                                                     message: "resourceVersion: expected a version from an earlier list or event (an integer ≥ 0), got `\(text)`"))
+            }
+            start = version
+        }
         var initial: [API.WatchEvent] = []
         if start == nil {
             let listedRuns = try await store.list(ListOptions(kind: RunKind.name, project: project))

@@ -85,6 +85,9 @@ public final class Authenticator: Sendable {
                 throw RunService.Failure.invalid("role `\(role)` for project \(project): use one of \(Self.roles.joined(separator: ", "))")
             }
             guard ResourceName.isValid(project) else { throw RunService.Failure.invalid("invalid project name `\(project)`") }
+            guard try await projectExists(project) else {
+                throw RunService.Failure.notFound("project \(project) does not exist: create it first (`setpoint project create \(project)`)")
+            }
         }
         let token = Self.newToken()
         do {
@@ -93,12 +96,34 @@ public final class Authenticator: Sendable {
         } catch let e as StoreError where e.code == .alreadyExists {
             throw RunService.Failure.conflict("user \(request.name) already exists")
         }
-        let projects = TypedStore<ProjectKind>(store)
-        for project in request.projects.keys where try await projects.get(project: systemProject, name: project) == nil {
-            _ = try? await projects.create(Project(project: systemProject, name: project, spec: ProjectSpec()))
-        }
         try await reload()
         return API.UserInfo(name: request.name, globalRole: global, projects: request.projects, token: token)
+    }
+
+    public func projectExists(_ name: String) async throws -> Bool {
+        try await TypedStore<ProjectKind>(store).get(project: systemProject, name: name) != nil
+    }
+
+    /// Creates a project (names follow the run-name rule).
+    public func createProject(_ request: API.ProjectRequest) async throws -> API.ProjectInfo {
+        guard ResourceName.isValid(request.name) else {
+            throw RunService.Failure.invalid("invalid project name `\(request.name)`: it must match `^[a-z][a-z0-9-]{1,40}$`")
+        }
+        let spec = ProjectSpec(description: request.description ?? "")
+        do {
+            try await TypedStore<ProjectKind>(store).create(Project(project: systemProject, name: request.name, spec: spec))
+        } catch let e as StoreError where e.code == .alreadyExists {
+            throw RunService.Failure.conflict("project \(request.name) already exists")
+        }
+        return API.ProjectInfo(name: request.name, description: spec.description)
+    }
+
+    /// The projects `principal` has a role in (every project for a global admin).
+    public func listProjects(visibleTo principal: Principal) async throws -> [API.ProjectInfo] {
+        try await TypedStore<ProjectKind>(store).list(project: systemProject)
+            .filter { principal.role(in: $0.meta.name) != nil }
+            .map { API.ProjectInfo(name: $0.meta.name, description: $0.spec.description) }
+            .sorted { $0.name < $1.name }
     }
 
     public func listUsers() async throws -> [API.UserInfo] {

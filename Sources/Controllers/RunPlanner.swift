@@ -218,12 +218,19 @@ public enum RunPlanner {
                 let reason = r.status.terminationReason ?? .containerExitedWithError
                 let finished = r.status.finishedAt ?? now
                 var bookkeeping = status.retries[r.slot] ?? SlotRetry(attempts: 0, firstFailureAt: finished, nextAttemptAt: finished)
-                if retry.allows(reason, firstFailure: bookkeeping.firstFailureAt, now: now) {
+                // A service is long-running: a replica whose process exited or was killed is
+                // replaced, with the backoff, whatever `retry` covers (as a ReplicaSet with
+                // CrashLoopBackOff); a `retry` policy still bounds how long (its `duration`).
+                let exited = reason == .containerExitedWithError
+                let replaced = exited && (!retry.isEnabled || now.timeIntervalSince(bookkeeping.firstFailureAt) <= retry.duration)
+                if replaced || retry.allows(reason, firstFailure: bookkeeping.firstFailureAt, now: now) {
                     let due = finished.addingTimeInterval(backoff(attempt: bookkeeping.attempts))
                     if bookkeeping.nextAttemptAt != due {
                         bookkeeping.nextAttemptAt = due
+                        let what = exited ? "exited" : "failed"
+                        let message = r.status.message.map { ": \($0)" } ?? ""
                         plan.events.append(.init(warning: true, reason: "ReplicaFailed",
-                                                 message: "replica \(r.meta.name) failed (\(reason.rawValue)); retrying in \(Int(due.timeIntervalSince(now)))s"))
+                                                 message: "replica \(r.meta.name) \(what) (\(reason.rawValue)\(message)); \(exited ? "replacing it" : "retrying") in \(Int(due.timeIntervalSince(now)))s"))
                     }
                     status.retries[r.slot] = bookkeeping
                     pendingRetries.append((r, due))

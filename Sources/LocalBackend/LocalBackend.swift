@@ -128,7 +128,12 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         env["PATH"] = env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         env["HOME"] = env["HOME"] ?? dir
         env["PORT"] = String(template.port)
-        env["SETPOINT_COMMANDS"] = script
+        // The commands go in a file, not in argv or the environment: both share the kernel's
+        // ARG_MAX (a long configuration failed with `Argument list too long`).
+        let commandsPath = dir + "/commands.sh"
+        guard FileManager.default.createFile(atPath: commandsPath, contents: Data((script + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw BackendError(.unavailable, "cannot write \(commandsPath)")
+        }
         // Marks every process of the workload, so one started just before a crash is found.
         env["SETPOINT_WORKLOAD"] = id
         let socket = dir + "/port.sock"
@@ -141,9 +146,9 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
             // exit status is written down so it survives a server restart.
             let wrapper = """
                 ip link set lo up || exit 97
-                socat UNIX-LISTEN:\(shellQuote(socket)),fork,reuseaddr,unlink-early TCP:127.0.0.1:\(template.port) &
+                socat UNIX-LISTEN:\(shellQuote(socket)),fork,reuseaddr,unlink-early TCP:127.0.0.1:\(template.port) 2>>\(shellQuote(dir + "/bridge.log")) &
                 bridge=$!
-                /bin/sh -c "$SETPOINT_COMMANDS"
+                /bin/sh \(shellQuote(commandsPath))
                 code=$?
                 echo $code > \(shellQuote(exitFile))
                 kill $bridge 2>/dev/null
@@ -153,7 +158,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
             endpoint = "unix:" + socket
         case .host:
             let wrapper = """
-                /bin/sh -c "$SETPOINT_COMMANDS"
+                /bin/sh \(shellQuote(commandsPath))
                 code=$?
                 echo $code > \(shellQuote(exitFile))
                 exit $code

@@ -63,6 +63,43 @@ public enum API {
             self.force = force
             self.code = code
         }
+
+        enum CodingKeys: String, CodingKey { case configuration, file, env, name, resourceVersion, force, code }
+
+        /// Only `configuration` is required: `env` defaults to none, `force` to false.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            configuration = try c.decode(String.self, forKey: .configuration)
+            file = try c.decodeIfPresent(String.self, forKey: .file)
+            env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+            name = try c.decodeIfPresent(String.self, forKey: .name)
+            resourceVersion = try c.decodeIfPresent(Int64.self, forKey: .resourceVersion)
+            if let v = resourceVersion, v <= 0 {
+                throw DecodingError.dataCorruptedError(forKey: .resourceVersion, in: c,
+                                                       debugDescription: "expected the version a plan returned (a positive integer), got \(v)")
+            }
+            force = try c.decodeIfPresent(Bool.self, forKey: .force) ?? false
+            code = try c.decodeIfPresent(String.self, forKey: .code)
+        }
+    }
+
+    /// `POST /api/v1/projects` (global admins).
+    public struct ProjectRequest: Codable, Sendable {
+        public var name: String
+        public var description: String?
+        public init(name: String, description: String? = nil) {
+            self.name = name
+            self.description = description
+        }
+    }
+
+    public struct ProjectInfo: Codable, Sendable, Equatable {
+        public var name: String
+        public var description: String
+        public init(name: String, description: String) {
+            self.name = name
+            self.description = description
+        }
     }
 
     public struct Changes: Codable, Sendable, Equatable {

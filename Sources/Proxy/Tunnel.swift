@@ -81,10 +81,12 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     private func connect(_ route: ServiceRoute, _ endpoint: Endpoint, _ head: HTTPRequestHead, initialHeaders: HTTPHeaders, loop: EventLoop,
                          promise: EventLoopPromise<HTTPHeaders>) {
         let reader = UpgradeResponseReader()
+        // The channel is made on `loop`, where the reader lives.
+        let boundReader = NIOLoopBound(reader, eventLoop: loop)
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(shared.settings.connectTimeout)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(boundReader.value) }
             }
         let table = shared.table
         endpoint.target.connect(bootstrap).assumeIsolated().whenComplete { result in
@@ -126,7 +128,7 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
         channel.closeFuture.whenComplete { _ in table.release(endpoint) }
         let (mine, theirs) = GlueHandler.matchedPair()
         do {
-            try context.pipeline.syncOperations.removeHandler(handler).whenComplete { _ in }
+            context.pipeline.syncOperations.removeHandler(handler).whenComplete { _ in }
             try context.pipeline.syncOperations.addHandler(mine)
             try channel.pipeline.syncOperations.addHandler(theirs)
             channel.pipeline.syncOperations.removeHandler(reader).whenComplete { _ in }

@@ -106,7 +106,8 @@ final class ConnectionPool {
     func acquire(_ target: UpstreamAddress, readTimeout: TimeAmount?) -> EventLoopFuture<UpstreamConnection> {
         eventLoop.preconditionInEventLoop()
         if let conn = idleConnection(target) { return eventLoop.makeSucceededFuture(conn) }
-        let handler = UpstreamHandler()
+        // The channel is made on this pool's event loop, where the handler lives.
+        let handler = NIOLoopBound(UpstreamHandler(), eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -116,10 +117,10 @@ final class ConnectionPool {
                     // Headers were validated by the server side's parser on the way in.
                     try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     if let readTimeout { try sync.addHandler(IdleStateHandler(readTimeout: readTimeout)) }
-                    try sync.addHandler(handler)
+                    try sync.addHandler(handler.value)
                 }
             }
-        return target.connect(bootstrap).map { UpstreamConnection(channel: $0, handler: handler, target: target) }
+        return target.connect(bootstrap).map { UpstreamConnection(channel: $0, handler: handler.value, target: target) }
     }
 
     /// Back to the pool after a complete exchange.

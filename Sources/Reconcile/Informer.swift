@@ -92,7 +92,7 @@ public final class Informer: Service, Sendable {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.listAndWatch() }
                 if let period = self.resyncPeriod {

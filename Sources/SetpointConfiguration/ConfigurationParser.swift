@@ -63,8 +63,22 @@ public enum ConfigurationParser {
         parse(bytes: Array(text.utf8))
     }
 
+    /// The largest configuration file accepted (a service configuration is a few KB; a larger
+    /// one is a mistake, and every byte of it is kept in the store with each run).
+    public static let maxBytes = 256 * 1024
+
     /// Parses every document of a file's UTF-8 bytes.
-    public static func parse(bytes: [UInt8]) -> [ParsedDocument] {
+    public static func parse(bytes input: [UInt8]) -> [ParsedDocument] {
+        // A UTF-8 byte order mark (editors on Windows write one) is not content: PyYAML, and so
+        // dstack, skip it.
+        let bytes = input.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(input.dropFirst(3)) : input
+        if bytes.count > maxBytes {
+            let line = bytes.prefix(maxBytes).reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            return [ParsedDocument(index: 0, result: .failure(ConfigurationErrors([
+                ConfigurationIssue(path: "", location: SourceLocation(line: line, column: 1),
+                                   message: "the file is \(bytes.count) bytes, over the \(maxBytes)-byte (256 KiB) limit for a configuration; the limit is reached on this line: keep large content in files or the repository instead"),
+            ])))]
+        }
         let documents = YAMLLoader.loadAll(bytes: bytes)
         if documents.isEmpty {
             return [ParsedDocument(index: 0, result: .failure(ConfigurationErrors([

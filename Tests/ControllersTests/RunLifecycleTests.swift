@@ -199,13 +199,39 @@ import TestSupport
         #expect(try await h.events("web").contains { $0.reason == "RunFailed" })
     }
 
-    @Test func failureWithoutRetryIsolatesTheReplica() async throws {
+    @Test func anExitedOrKilledReplicaIsReplacedWithBackoffWithoutRetry() async throws {
         let h = Harness()
         try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3"))
         try await h.converge()
-        let creates = h.backend.createCount
-        h.backend.exit("web-0-2-0", code: 1)
+        h.backend.exit("web-0-2-0", code: 137)   // kill -9
         try await h.converge()
+        #expect(try await h.serving("web").count == 2)
+        let failed = try #require(try await h.allReplicas("web").first { $0.meta.name == "web-0-2-0" })
+        #expect(failed.status.phase == .failed && failed.status.endpoint == nil, "a failed replica shows no endpoint")
+        try await h.advance(by: 10)
+        #expect(try await h.serving("web").count == 2, "not before the 15 s backoff")
+        try await h.advance(by: 5)
+        #expect(try await h.serving("web").map(\.meta.name) == ["web-0-0-0", "web-0-1-0", "web-0-2-1"])
+        let run = try await h.run("web")
+        #expect(run.status.failedSlots.isEmpty && run.status.phase == .running)
+        #expect(try await h.events("web").contains { $0.reason == "ReplicaFailed" && $0.message.contains("exited") && $0.message.contains("replacing it in 15s") })
+        // Exiting again waits longer (30 s): a crash loop is not a hot loop.
+        let creates = h.backend.createCount
+        h.backend.exit("web-0-2-1", code: 1)
+        try await h.converge()
+        try await h.advance(by: 25)
+        #expect(h.backend.createCount == creates)
+        try await h.advance(by: 5)
+        #expect(h.backend.createCount == creates + 1)
+    }
+
+    @Test func aFailureThatIsNotAnExitWithoutRetryIsolatesTheReplica() async throws {
+        let h = Harness()
+        try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3"))
+        try await h.converge()
+        h.backend.interrupt("web-0-2-0")
+        try await h.converge()
+        let creates = h.backend.createCount
         try await h.advance(by: 120)
         let run = try await h.run("web")
         #expect(run.status.phase == .running)
@@ -213,8 +239,6 @@ import TestSupport
         #expect(run.status.failedSlots == ["0/2"])
         #expect(try await h.serving("web").count == 2)
         #expect(h.backend.createCount == creates, "a failed slot is not recreated in a loop")
-        let failed = try #require(try await h.allReplicas("web").first { $0.meta.name == "web-0-2-0" })
-        #expect(failed.status.phase == .failed && failed.status.endpoint == nil, "a failed replica shows no endpoint")
     }
 
     @Test func noCapacityIsRetriedUntilCapacityAppears() async throws {

@@ -93,6 +93,83 @@ import TestSupport
         #expect(try await server.cli(["stop", "big-repo", "-y"]).status == 0)
     }
 
+    static func send(_ server: ServerE2ETests.Server, _ method: String, _ path: String, _ body: String? = nil) async throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: server.url + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = 10
+        request.setValue("Bearer \(server.token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func badAPIInputIsRefusedNamingWhatIsWrong() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let config = #"{"configuration":"type: service\nname: web\ncommands: [python3 -m http.server 8000]\nport: 8000\n"}"#
+        // A plan needs only the configuration (env and force are optional, as documented).
+        let plan = try await Self.send(server, "POST", "/api/v1/projects/main/runs/plan", config)
+        #expect(plan.status == 200, "\(plan.body)")
+        let applied = try await Self.send(server, "POST", "/api/v1/projects/main/runs/apply", config)
+        #expect(applied.status == 200, "\(applied.body)")
+
+        let cases: [(String, String, String?, Int, String)] = [
+            ("DELETE", "/api/v1/projects/main/runs/nope", nil, 404, "nope"),
+            ("POST", "/api/v1/projects/main/runs/web/stop", #"{"abort":"yes"}"#, 400, "`abort`: expected a boolean"),
+            ("GET", "/api/v1/projects/main/runs/web/logs?replica=abc", nil, 400, "replica"),
+            ("GET", "/api/v1/projects/main/watch?resourceVersion=abc", nil, 400, "resourceVersion"),
+            ("POST", "/api/v1/projects/main/runs/apply",
+             #"{"configuration":"type: service\nname: web\ncommands: [x]\nport: 8000\n","resourceVersion":-1}"#, 400, "resourceVersion"),
+            ("POST", "/api/v1/users", #"{"name":"bob","projects":{"nope":"user"}}"#, 404, "project nope does not exist"),
+            ("GET", "/api/v1/projects/nope/runs", nil, 404, "project nope does not exist"),
+            ("GET", "/api/v1/projects/nope/watch", nil, 404, "project nope does not exist"),
+        ]
+        for (method, path, body, status, says) in cases {
+            let r = try await Self.send(server, method, path, body)
+            #expect(r.status == status && r.body.contains(says), "\(method) \(path): \(r.status) \(r.body)")
+        }
+        // Nothing of it changed anything: web still runs, no user bob.
+        let run = try await server.get("/api/v1/projects/main/runs/web", token: server.token)
+        #expect(run.status == 200 && !run.body.contains(#""stopRequested":true"#), "\(run.body)")
+        #expect(!(try await Self.send(server, "GET", "/api/v1/users")).body.contains("bob"))
+
+        // Projects are made on purpose, then users get roles in them.
+        #expect(try await server.cli(["project", "create", "team-a", "--description", "Team A"]).status == 0)
+        let user = try await server.cli(["user", "create", "bob", "--role", "team-a=user"])
+        #expect(user.status == 0, "\(user.output)")
+        let listed = try await server.cli(["project", "list"])
+        #expect(listed.output.contains("team-a") && listed.output.contains("Team A") && listed.output.contains("main"), "\(listed.output)")
+        #expect((try await Self.send(server, "GET", "/api/v1/projects/team-a/runs")).status == 200)
+        #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
+    }
+
+    @Test func aKilledReplicaIsReplacedWithoutARetryPolicy() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("web.dstack.yml")
+        try "type: service\nname: web\ncommands: [python3 -m http.server 8000 --bind 127.0.0.1]\nport: 8000\nreplicas: 2\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        let apps = { processes(matching: "http.server", prefix: "python3", in: server.dataDir.path) }
+        try await waitFor(timeout: 30) { apps().count == 2 }
+        let victim = try #require(apps().first)
+        kill(pid_t(victim), SIGKILL)
+        // Replaced after the first backoff (15 s), whatever `retry` says (there is none).
+        try await waitFor(timeout: 60) {
+            let now = apps()
+            guard now.count == 2, !now.contains(victim) else { return false }
+            return try await server.cli(["ps"]).output.contains("2/2")
+        }
+        let described = try await server.cli(["describe", "web"])
+        #expect(described.output.contains("exited with status 137") && described.output.contains("replacing it"), "\(described.output)")
+        #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
+    }
+
     @Test func theAdminTokenIsNotWrittenToRedirectedOutput() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-token-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: base) }

@@ -156,6 +156,7 @@ import TestSupport
         // Logs, the watch stream, offers and YAML output.
         let logs = try await server.cli(["logs", "web", "--replica", "0"])
         #expect(logs.status == 0 && logs.output.contains("GET / HTTP/1.1"), "\(logs.output)")
+        #expect(!logs.output.contains("socat"), "the app's output only, not the local bridge's: \(logs.output)")
         let watch = try await firstLine(server.url + "/api/v1/projects/main/watch", token: server.token)
         #expect(watch.contains("\"kind\":\"Run\"") && watch.contains("\"name\":\"web\""))
         let offers = try await server.cli(["offer", "-o", "yaml"])
@@ -164,6 +165,7 @@ import TestSupport
         #expect(yaml.output.contains("phase: running"))
 
         // A user without a role in the project: 403 on the API and the proxy.
+        #expect(try await server.cli(["project", "create", "other"]).status == 0)
         let created = try await server.cli(["user", "create", "viewer", "--role", "other=user"])
         #expect(created.status == 0, "\(created.output)")
         let viewerToken = String(created.output.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)

@@ -38,3 +38,31 @@ struct UserCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct ProjectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "project", abstract: "Manage projects.",
+                                                    subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a project (global admins only); give users roles in it with `setpoint user create --role`.")
+        @OptionGroup var server: ServerOptions
+        @Argument(help: "Project name.") var name: String
+        @Option(help: "What the project is for.") var description: String?
+
+        func run() async throws {
+            let project = try await server.client().createProject(API.ProjectRequest(name: name, description: description))
+            print("Created project \(project.name).")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the projects you have a role in.")
+        @OptionGroup var server: ServerOptions
+
+        func run() async throws {
+            let projects = try await server.client().projects()
+            Terminal.standardOutput.write(Render.table(["NAME", "DESCRIPTION"], projects.map { [$0.name, $0.description.isEmpty ? "-" : $0.description] },
+                                                       style: TextStyle(enabled: Terminal.standardOutput.isTerminal)))
+        }
+    }
+}
