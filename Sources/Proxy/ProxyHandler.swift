@@ -27,6 +27,11 @@ final class Exchange: UpstreamDelegate {
     var status = 0
     let started = NIODeadline.now()
     var tried: [String] = []
+    /// Rounds of connect attempts over every replica (the backoff between them).
+    var connectRounds = 0
+    /// Part of the request was written to a replica (only a request kept in `retained` may be
+    /// sent again then).
+    var sentAny = false
     /// Why the last replica tried could not be reached, when what stands before it said so.
     var unreached: String?
     var holdID: Int?
@@ -82,9 +87,48 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.shared = shared
     }
 
+    /// Closes a connection whose next request head has not arrived in time.
+    var waitTimer: Scheduled<Void>?
+    var counted = false
+    var overLimit = false
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientIP = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        if context.channel.isActive { opened() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !counted { opened() }
+        context.fireChannelActive()
+    }
+
+    /// A client connection is open: counted against the limit, then given the header timeout.
+    private func opened() {
+        let open = shared.connections.wrappingAdd(1, ordering: .relaxed).newValue
+        counted = true
+        // Too many clients at once: the first request is answered 503, then the connection closes.
+        overLimit = open > shared.settings.maxConnections
+        awaitRequest(within: shared.settings.headerTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        waitTimer?.cancel()
+        waitTimer = nil
+        // A WebSocket tunnel takes the connection over: it counts no more here.
+        if counted { shared.connections.wrappingSubtract(1, ordering: .relaxed) }
+        counted = false
+    }
+
+    /// Arms the wait for the next request head: a connection that sends none (or only part of
+    /// one) within `timeout` is closed.
+    func awaitRequest(within timeout: TimeAmount) {
+        waitTimer?.cancel()
+        let channel = context.channel
+        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.exchange == nil, self.collecting == nil else { return }
+            channel.close(promise: nil)
+        }
     }
 
     // MARK: downstream
@@ -92,7 +136,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            waitTimer?.cancel()
+            waitTimer = nil
             discarding = false
+            if overLimit {
+                return respond(.serviceUnavailable, "Too many connections (\(shared.settings.maxConnections)); try again later",
+                               head: head, keepAlive: false, extra: [("Retry-After", "1")])
+            }
             route(head)
         case .body(let buffer):
             if discarding { return }
@@ -364,6 +414,19 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return connect(ex, endpoint.target)
         }
         if !ex.tried.isEmpty && !ex.wasHeld {
+            // Every replica refused (a full listen backlog under load, a replica restarting):
+            // nothing was sent, so the same replicas are tried again after a short backoff
+            // (10 ms doubling to 200 ms) for as long as a connect may take.
+            if !ex.sentAny, NIODeadline.now() - ex.started < shared.settings.connectTimeout {
+                let delay = TimeAmount.milliseconds(Int64(min(200, 10 << min(ex.connectRounds, 5))))
+                ex.connectRounds += 1
+                ex.tried = []
+                context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+                    guard let self, !ex.finished, self.exchange === ex else { return }
+                    self.pick(ex)
+                }
+                return
+            }
             return failExchange(ex, .badGateway, "Error requesting upstream: could not connect to any replica of \(route.key)"
                                 + (ex.unreached.map { " (\($0))" } ?? ""))
         }
@@ -457,14 +520,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             return
         }
-        guard ex.retained != nil else {
-            return failExchange(ex, .badGateway, "Error requesting upstream: could not connect to replica \(endpoint.replica)")
-        }
+        // Nothing reached the replica (the parts wait in `pending`): any request may go to
+        // another one, idempotent or not.
         pick(ex)
     }
 
     private func attach(_ ex: Exchange, _ conn: UpstreamConnection) {
         ex.upstream = conn
+        ex.sentAny = true
         conn.handler.delegate = ex
         if paused != 0 { pause(.held, false) }
         if !context.channel.isWritable { conn.channel.setAutoRead(false) } else if conn.reused { conn.channel.setAutoRead(true) }
@@ -595,7 +658,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func end(_ ex: Exchange, trailers: HTTPHeaders?) {
         finish(ex, status: ex.status)
-        guard !ex.keepAlive else { return context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil) }
+        guard !ex.keepAlive else {
+            awaitRequest(within: shared.settings.idleTimeout)
+            return context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        }
         let channel = context.channel
         context.writeAndFlushPromise(wrapOutboundOut(.end(trailers))).whenComplete { _ in channel.close(promise: nil) }
     }
@@ -641,6 +707,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !keep {
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            awaitRequest(within: shared.settings.idleTimeout)
         }
     }
 }

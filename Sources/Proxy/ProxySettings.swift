@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The proxy's limits and timeouts (`setpoint server` flags; docs/server.md lists them).
 public struct ProxySettings: Sendable {
@@ -21,6 +22,14 @@ public struct ProxySettings: Sendable {
     /// A request this idempotent is retried on another replica when it could not be sent; its
     /// body is kept for that only up to this size.
     public var retryBodyLimit: Int = 1 << 20
+    /// A new connection's first request head must have arrived whole within this (slow or
+    /// silent clients are closed: the slow-header attack).
+    public var headerTimeout: TimeAmount = .seconds(30)
+    /// A keep-alive connection with no request for this long is closed (nginx's 75 s); the
+    /// next request's head must also arrive whole within it.
+    public var idleTimeout: TimeAmount = .seconds(75)
+    /// Client connections open at once; past it a new one gets a 503 and is closed.
+    public var maxConnections: Int = 10_000
 
     public init() {}
 }
@@ -30,6 +39,8 @@ public enum Access: Sendable { case allowed, unauthenticated, forbidden }
 
 /// What every proxy connection shares.
 final class ProxyShared: Sendable {
+    /// Client connections open now (`maxConnections`).
+    let connections = Atomic<Int>(0)
     let table: RouteTable
     let settings: ProxySettings
     let authorize: @Sendable (_ authorization: String?, _ project: String) -> Access

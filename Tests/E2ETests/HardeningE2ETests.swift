@@ -170,6 +170,84 @@ import TestSupport
         #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
     }
 
+    /// A raw TCP client to the server (what slow or silent clients do).
+    final class Socket {
+        let fd: Int32
+        init(port: Int) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var tv = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let ok = withUnsafePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard ok == 0 else { close(fd); throw E2EError(message: "connect failed: \(errno)") }
+        }
+        deinit { close(fd) }
+        func send(_ text: String) { _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
+        /// Everything until the server closes (or 10 s pass).
+        func readAll() -> String {
+            var out: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                out += chunk[0..<n]
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    @Test func silentClientsAreClosedAndConnectionsAreLimited() async throws {
+        let server = try ServerE2ETests.Server(extraArguments: ["--header-timeout", "2", "--idle-timeout", "3", "--max-connections", "40"])
+        defer { server.stop() }
+        try await server.waitHealthy()
+        // 40 clients that send nothing, or half a request head: the limit is reached...
+        var silent: [Socket] = []
+        for i in 0..<40 {
+            let s = try Socket(port: server.port)
+            if i % 2 == 0 { s.send("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n") }
+            silent.append(s)
+        }
+        let extra = try Socket(port: server.port)
+        extra.send("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let refused = extra.readAll()
+        #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("Too many connections"), "\(refused)")
+        // ...and every one of them is closed by the header timeout, without a response.
+        for s in silent { #expect(s.readAll().isEmpty) }
+        #expect(try await server.get("/api/v1/healthz").status == 200, "served again once they are gone")
+        // A keep-alive connection is closed after the idle timeout.
+        let idle = try Socket(port: server.port)
+        idle.send("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let started = Date()
+        let answer = idle.readAll()
+        #expect(answer.hasPrefix("HTTP/1.1 200") && Date().timeIntervalSince(started) >= 2.5, "\(answer)")
+    }
+
+    @Test func aBurstOfConnectionsToSmallBacklogsGetsNo502() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("web.dstack.yml")
+        // Python's http.server listens with a backlog of 5.
+        try "type: service\nname: web\ncommands: [python3 -m http.server 8000 --bind 127.0.0.1]\nport: 8000\nreplicas: 2\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        try await waitFor(timeout: 30) { try await server.cli(["ps"]).output.contains("2/2") }
+        let url = server.url + "/proxy/services/main/web/"
+        let burst = try await runProcess(["curl", "-s", "--no-progress-meter", "-w", "%{http_code}\n", "--parallel", "--parallel-immediate",
+                                          "--parallel-max", "64", "-H", "Authorization: Bearer \(server.token)"]
+                                         + (0..<512).flatMap { _ in ["-o", "/dev/null", url] }, timeout: 120)
+        let codes = burst.output.split(separator: "\n").map(String.init)
+        #expect(codes.count == 512, "\(burst.output.prefix(500))")
+        let failures = codes.filter { $0 != "200" }
+        #expect(failures.isEmpty, "\(failures.count) failed: \(Dictionary(grouping: failures, by: { $0 }).mapValues(\.count))")
+        #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
+    }
+
     @Test func theAdminTokenIsNotWrittenToRedirectedOutput() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-token-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: base) }

@@ -244,6 +244,33 @@ import Testing
         }
     }
 
+    @Test func refusedConnectsAreRetriedForAnyRequestUntilAReplicaAccepts() async throws {
+        let h = try await ProxyHarness { $0.connectTimeout = .seconds(3) }
+        defer { h.stop() }
+        let alive = try await h.app("alive")
+        let gone = "unix:" + h.dir.appendingPathComponent("gone.sock").path
+        h.route("mixed", endpoints: [gone, alive])
+        // A POST never reached the refusing replica either: it goes to the other one.
+        for _ in 0..<10 {
+            let r = try await h.request("POST", "/proxy/services/main/mixed/echo", body: Data("hello".utf8))
+            #expect(r.status == 200, "\(r.status) \(r.body)")
+        }
+        // The only replica refuses for a moment (a full listen backlog, a restart): the request
+        // waits with a short backoff instead of failing at once.
+        let late = h.dir.appendingPathComponent("late.sock").path
+        h.route("late", endpoints: ["unix:" + late])
+        let port = h.port
+        let pending = Task { try await RawHTTP.request(port: port, method: "GET", path: "/proxy/services/main/late/name") }
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await h.app("late")
+        let r = try await pending.value
+        #expect(r.status == 200 && r.body == "late", "\(r.status) \(r.body)")
+        // Refused for longer than the connect timeout: 502.
+        h.route("never", endpoints: [gone])
+        let never = try await h.request("GET", "/proxy/services/main/never/name")
+        #expect(never.status == 502 && never.body.contains("could not connect to any replica"))
+    }
+
     @Test func aDrainingReplicaIsPendingUntilItsRequestsFinish() async throws {
         let h = try await ProxyHarness()
         defer { h.stop() }
@@ -277,6 +304,58 @@ func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
     try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
         Thread.detachNewThread {
             do { try body(); c.resume() } catch { c.resume(throwing: error) }
+        }
+    }
+}
+
+/// Slow, silent and too many clients (the slow-header attack, idle keep-alive connections).
+@Suite(.timeLimit(.minutes(1))) struct ProxyConnectionLimitTests {
+    /// True when the server closed `raw` within `seconds` (a read returns end of stream).
+    static func closed(_ raw: RawHTTP, within seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline { if !raw.fill() { return true } }
+        return false
+    }
+
+    @Test func silentSlowAndIdleConnectionsAreClosed() async throws {
+        let h = try await ProxyHarness { $0.headerTimeout = .milliseconds(300); $0.idleTimeout = .milliseconds(600) }
+        defer { h.stop() }
+        // Silent: nothing sent at all.
+        let silent = try RawHTTP(port: h.port, timeout: 5)
+        // Slow: a head that never ends.
+        let slow = try RawHTTP(port: h.port, timeout: 5)
+        slow.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+        #expect(Self.closed(silent, within: 5) && Self.closed(slow, within: 5))
+        // Idle after a request: served, kept alive, then closed once idle.
+        let idle = try RawHTTP(port: h.port, timeout: 5)
+        idle.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let head = try #require(idle.readHead())
+        #expect(head.0 == 200)
+        _ = idle.readBody(head.1, method: "GET", status: 200)
+        let started = Date()
+        #expect(Self.closed(idle, within: 5))
+        #expect(Date().timeIntervalSince(started) >= 0.4, "kept open for the idle timeout, not the header one")
+    }
+
+    @Test func connectionsPastTheLimitGet503AndAreClosed() async throws {
+        let h = try await ProxyHarness { $0.maxConnections = 2 }
+        defer { h.stop() }
+        let a = try RawHTTP(port: h.port, timeout: 5)
+        let b = try RawHTTP(port: h.port, timeout: 5)
+        a.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        b.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(a.readHead()?.0 == 200 && b.readHead()?.0 == 200)
+        let c = try RawHTTP(port: h.port, timeout: 5)
+        c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let refused = try #require(c.readHead())
+        #expect(refused.0 == 503 && refused.1.contains { $0.0 == "Retry-After" })
+        #expect(Self.closed(c, within: 5))
+        // One leaves: a new client is served again.
+        a.hangUp()
+        try await waitUntil(timeout: 5) {
+            let d = try RawHTTP(port: h.port, timeout: 5)
+            d.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            return d.readHead()?.0 == 200
         }
     }
 }

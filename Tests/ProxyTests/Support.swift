@@ -135,6 +135,9 @@ final class RawHTTP: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Ends the connection from this side.
+    func hangUp() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     func send(_ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {

@@ -224,6 +224,12 @@ struct ServerCommand: AsyncParsableCommand {
     var holdTimeout = 300
     @Option(name: .customLong("hold-queue"), help: "Requests that may wait for a first ready replica, per service.")
     var holdQueue = 1000
+    @Option(name: .customLong("header-timeout"), help: "Seconds a new connection has to send a whole request head (closed past it).")
+    var headerTimeout = 30
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a keep-alive connection may wait for its next request (closed past it).")
+    var idleTimeout = 75
+    @Option(name: .customLong("max-connections"), help: "Client connections open at once (503 and closed past it).")
+    var maxConnections = 10_000
     @Option(name: .customLong("config"), help: "The server configuration: backends (default <data-dir>/config.yml).")
     var config: String?
     @Option(name: .customLong("kubeconfig"), help: "Run replicas as Pods on this cluster (its current context) instead of <data-dir>/config.yml's backends.")
@@ -235,7 +241,8 @@ struct ServerCommand: AsyncParsableCommand {
         if !kubeContexts.isEmpty, kubeconfig == nil { throw ValidationError("--kube-context needs --kubeconfig") }
         if config != nil, kubeconfig != nil { throw ValidationError("--config and --kubeconfig both choose the backends: use one") }
         for (name, value) in [("--proxy-timeout", proxyTimeout), ("--max-body-size", maxBodySize), ("--hold-timeout", holdTimeout),
-                              ("--hold-queue", holdQueue)] where value < 1 {
+                              ("--hold-queue", holdQueue), ("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout),
+                              ("--max-connections", maxConnections)] where value < 1 {
             throw ValidationError("\(name) must be at least 1, got \(value)")
         }
     }
@@ -251,6 +258,9 @@ struct ServerCommand: AsyncParsableCommand {
         settings.proxy.maxBodySize = maxBodySize << 20
         settings.proxy.holdTimeout = .seconds(Int64(holdTimeout))
         settings.proxy.holdQueue = holdQueue
+        settings.proxy.headerTimeout = .seconds(Int64(headerTimeout))
+        settings.proxy.idleTimeout = .seconds(Int64(idleTimeout))
+        settings.proxy.maxConnections = maxConnections
         settings.kubeconfig = kubeconfig
         settings.configPath = config
         settings.kubeContexts = kubeContexts.isEmpty ? nil : kubeContexts
