@@ -89,6 +89,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Closes a connection whose next request head has not arrived in time.
     var waitTimer: Scheduled<Void>?
+    /// When the connection is closed if no request head has arrived (nil while one is served).
+    var waitDeadline: NIODeadline?
     var counted = false
     var overLimit = false
 
@@ -121,13 +123,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Arms the wait for the next request head: a connection that sends none (or only part of
-    /// one) within `timeout` is closed.
+    /// one) within `timeout` is closed. One timer per connection, moved lazily: a busy
+    /// keep-alive connection sets a deadline per request, not a timer.
     func awaitRequest(within timeout: TimeAmount) {
-        waitTimer?.cancel()
-        let channel = context.channel
-        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            guard let self, self.exchange == nil, self.collecting == nil else { return }
-            channel.close(promise: nil)
+        waitDeadline = .now() + timeout
+        if waitTimer == nil { scheduleWait(at: waitDeadline!) }
+    }
+
+    private func scheduleWait(at deadline: NIODeadline) {
+        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.waitTimer = nil
+            // A request came meanwhile: armed again when it is answered.
+            guard let due = self.waitDeadline, self.exchange == nil, self.collecting == nil else { return }
+            if due > .now() { return self.scheduleWait(at: due) }
+            self.context.close(promise: nil)
         }
     }
 
@@ -136,8 +146,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            waitTimer?.cancel()
-            waitTimer = nil
+            waitDeadline = nil
             discarding = false
             if overLimit {
                 return respond(.serviceUnavailable, "Too many connections (\(shared.settings.maxConnections)); try again later",
