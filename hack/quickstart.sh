@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart: installs what is missing, builds Setpoint, starts a server with the local backend,
 # applies manifests/examples/http-server.dstack.yml (two replicas), requests it through the
-# proxy, and leaves the server running with its URL and admin token printed.
+# proxy, and leaves the server running with its URL and where the admin token is printed.
 #   SETPOINT_PORT (3000), SETPOINT_DATA_DIR (~/.setpoint) change where it runs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,7 +53,10 @@ cat <<MSG
 
 Setpoint is running at $url (pid $(cat "$data/server.pid" 2>/dev/null || echo "?")).
   Service:      $service   (send -H "Authorization: Bearer <token>")
-  Admin token:  $token
-  CLI:          export SETPOINT_URL=$url SETPOINT_TOKEN=$token; $bin ps
-  Stop it:      kill \$(cat $data/server.pid)
+  Admin token:  in $data/admin-token
+  CLI:          export SETPOINT_URL=$url SETPOINT_TOKEN=\$(cat $data/admin-token); $bin ps
+  Stop the service:  $bin stop http-server -y   (its replicas end)
+  Stop the server:   kill \$(cat $data/server.pid)
+                     (running services keep running and are adopted by the next start:
+                      stop them first to end everything)
 MSG

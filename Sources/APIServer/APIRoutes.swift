@@ -148,6 +148,13 @@ public struct APIRoutes: Sendable {
             return Self.error(409, API.ErrorBody(code: "conflict", message: e.message))
         } catch let e as StoreError where e.code == .notFound {
             return Self.error(404, API.ErrorBody(code: "not_found", message: e.message))
+        } catch let e as StoreError where e.code == .unavailable {
+            // The store cannot be read or written (a full disk, a read-only mount): say so.
+            logger.error("store unavailable", metadata: ["error": "\(e.message)"])
+            return Self.error(503, API.ErrorBody(code: "unavailable", message: "the server cannot use its store: \(e.message)"))
+        } catch let e as RunService.StorageError {
+            logger.error("storage failed", metadata: ["error": "\(e.message)"])
+            return Self.error(503, API.ErrorBody(code: "unavailable", message: e.message))
         } catch {
             logger.error("request failed", metadata: ["error": "\(error)"])
             return Self.error(500, API.ErrorBody(code: "internal", message: "internal error: \(type(of: error))"))

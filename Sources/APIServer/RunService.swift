@@ -34,10 +34,52 @@ public struct RunService: Sendable {
         let hash = Authenticator.hash(data: data)
         let path = codeDirectory + "/" + hash + ".tar.gz"
         if !FileManager.default.fileExists(atPath: path) {
-            try FileManager.default.createDirectory(atPath: codeDirectory, withIntermediateDirectories: true)
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            try Self.writeAtomically(data, to: path, directory: codeDirectory)
         }
         return CodeArchive(hash: hash, path: path, size: data.count)
+    }
+
+    /// A file the server could not write, with the path and the system's reason.
+    public struct StorageError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Writes `data` to a temporary file next to `path`, then renames it: a reader never sees
+    /// half a file, and a failure names the path and the cause (`No space left on device`).
+    static func writeAtomically(_ data: Data, to path: String, directory: String) throws {
+        func failure(_ what: String, _ code: Int32) -> StorageError {
+            var hint = ""
+            if code == ENOSPC || code == EDQUOT { hint = ": free some space, then apply again" }
+            if code == EROFS || code == EACCES || code == EPERM { hint = ": make \(directory) writable" }
+            return StorageError(message: "cannot \(what) \(path): \(String(cString: strerror(code)))\(hint)")
+        }
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw StorageError(message: "cannot create \(directory): \(error.localizedDescription)")
+        }
+        let temporary = path + ".partial-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("write", errno) }
+        var offset = 0
+        let result: Int32 = data.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return fsync(fd) == 0 ? 0 : errno }
+            while offset < bytes.count {
+                let n = write(fd, base + offset, bytes.count - offset)
+                if n < 0 { return errno }
+                offset += n
+            }
+            return fsync(fd) == 0 ? 0 : errno
+        }
+        close(fd)
+        guard result == 0 else {
+            unlink(temporary)
+            throw failure("write", result)
+        }
+        guard rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw failure("write", code)
+        }
     }
 
     var runs: TypedStore<RunKind> { TypedStore(store) }

@@ -16,6 +16,32 @@ public final class DataDirectoryLock: Sendable {
 
     private init(descriptor: Int32) { self.descriptor = descriptor }
 
+    /// Creates the data directory when it is missing and checks it can be used, with errors
+    /// that name it, say why and what to do (not a Foundation error dump).
+    public static func prepare(_ directory: String) throws {
+        var info = stat()
+        if stat(directory, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw Held(description: "the data directory \(directory) is a file, not a directory: give --data-dir a directory (or move the file away)")
+            }
+        } else {
+            // Each missing ancestor in turn, so the error names the one that cannot be made.
+            var missing: [String] = []
+            var path = directory
+            while !path.isEmpty, path != "/", stat(path, &info) != 0 {
+                missing.append(path)
+                path = (path as NSString).deletingLastPathComponent
+            }
+            for path in missing.reversed() where mkdir(path, 0o700) != 0 && errno != EEXIST {
+                let reason = errno == ENOTDIR ? "a part of it is a file" : String(cString: strerror(errno))
+                throw Held(description: "cannot create the data directory \(directory) (at \(path)): \(reason): create it, or give another --data-dir")
+            }
+        }
+        if access(directory, W_OK) != 0 {
+            throw Held(description: "the data directory \(directory) is not writable: \(String(cString: strerror(errno))): make it writable, or give another --data-dir")
+        }
+    }
+
     public static func acquire(_ directory: String) throws -> DataDirectoryLock {
         let path = directory + "/server.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)

@@ -55,7 +55,7 @@ public enum SetpointServer {
     public static func run(_ settings: ServerSettings, logger: Logger, onToken: @Sendable (String, Bool) -> Void,
                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
+        try DataDirectoryLock.prepare(settings.dataDirectory)
         chmod(settings.dataDirectory, 0o700)
         // Start-up failures end the server before anything runs: another server on this data
         // directory, then the address (bound now, accepting once the proxy is ready).

@@ -10,6 +10,7 @@ import Synchronization
 /// position gets `resourceVersionTooOld` and lists again, as informers do.
 public final class SQLiteStore: RuleApplyingStore {
     private let pool: DatabasePool
+    private let path: String
     private let hub: WatchHub
     private let now: @Sendable () -> Date
     /// Serializes writes with their publication, so the feed is in version order.
@@ -22,13 +23,46 @@ public final class SQLiteStore: RuleApplyingStore {
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         config.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: config)
-        try Self.migrator.migrate(pool)
-        let version = try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0
+        self.path = path
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw Self.explain(error, path: path, opening: true)
+        }
+        self.pool = pool
+        let version = try Self.explaining(path) {
+            try pool.read { db in try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0 }
         }
         self.now = now
         self.hub = WatchHub(currentVersion: version, capacity: feedCapacity)
+    }
+
+    /// What a user reads for an SQLite failure: the file, the cause in words, what to do.
+    static func explain(_ error: Error, path: String, opening: Bool = false) -> Error {
+        guard let db = error as? DatabaseError else { return error }
+        let dir = (path as NSString).deletingLastPathComponent
+        let cause: String
+        switch db.resultCode {
+        case .SQLITE_FULL:
+            cause = "the disk holding \(dir) is full: free some space, then try again (nothing was written)"
+        case .SQLITE_CANTOPEN:
+            cause = "cannot open \(path): \(dir) does not exist or is not writable (check its permissions and mount, or use another --data-dir)"
+        case .SQLITE_READONLY:
+            cause = "\(path) is read-only (a read-only mount or file): make it writable, or use another --data-dir"
+        case .SQLITE_IOERR:
+            cause = "I/O error on \(path) (\(db.message ?? "disk error")): check the disk"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            cause = "\(path) is damaged or not a Setpoint store (\(db.message ?? "")): restore it from a backup, or use another --data-dir"
+        default:
+            cause = "\(opening ? "cannot open" : "cannot write to") \(path): \(db.message ?? "\(db.resultCode)")"
+        }
+        return StoreError(.unavailable, cause)
+    }
+
+    static func explaining<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw explain(error, path: path) }
     }
 
     /// Schema migrations, applied in order on open.
@@ -75,10 +109,14 @@ public final class SQLiteStore: RuleApplyingStore {
     }
 
     public func get(_ key: ObjectKey) async throws -> StoredObject? {
-        try await pool.read { db in try Self.fetch(db, key) }
+        do { return try await pool.read { db in try Self.fetch(db, key) } } catch { throw Self.explain(error, path: path) }
     }
 
     public func list(_ options: ListOptions) async throws -> ListResult {
+        do { return try await listRows(options) } catch { throw Self.explain(error, path: path) }
+    }
+
+    private func listRows(_ options: ListOptions) async throws -> ListResult {
         try await pool.read { db in
             let version = try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0
             let rows: [Row]
@@ -108,7 +146,7 @@ public final class SQLiteStore: RuleApplyingStore {
 
     public func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject {
         try writeLock.withLock { _ in
-            let (result, event): (StoredObject, WatchEvent?) = try pool.write { db in
+            let (result, event): (StoredObject, WatchEvent?) = try Self.explaining(path) { try pool.write { db in
                 let version = (try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0) + 1
                 switch try rule(try Self.fetch(db, key), version) {
                 case .unchanged(let o):
@@ -126,7 +164,7 @@ public final class SQLiteStore: RuleApplyingStore {
                     try db.execute(sql: "UPDATE store_state SET version = ?, writes = writes + 1 WHERE id = 1", arguments: [version])
                     return (o, WatchEvent(type: .deleted, object: o))
                 }
-            }
+            } }
             if let event { hub.publish(event) }
             return result
         }

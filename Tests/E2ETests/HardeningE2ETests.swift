@@ -248,6 +248,79 @@ import TestSupport
         #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
     }
 
+    /// Mounts a tmpfs (root only, as the tests run) and returns a function that unmounts it.
+    static func tmpfs(_ path: String, options: String) async throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try await runProcess(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path])
+        guard mounted.status == 0 else { throw E2EError(message: "cannot mount a tmpfs: \(mounted.output)") }
+    }
+
+    static func unmount(_ path: String) async { _ = try? await runProcess(["umount", "-l", path]) }
+
+    @Test func dataDirectoryProblemsNameThePathAndTheCause() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-dd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        func server(_ dataDir: String) async throws -> (status: Int32, output: String) {
+            try await Self.setpoint(["server", "--port", String(try freePort()), "--data-dir", dataDir], home: base, timeout: 30)
+        }
+        let file = base.appendingPathComponent("afile").path
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let onFile = try await server(file)
+        #expect(onFile.status != 0 && onFile.output.contains("the data directory \(file) is a file, not a directory"), "\(onFile.output)")
+        #expect(!onFile.output.contains("NSCocoaErrorDomain"))
+
+        let ro = base.appendingPathComponent("ro").path
+        try await Self.tmpfs(ro, options: "ro,size=1m")
+        let below = try await server(ro + "/data")
+        #expect(below.status != 0 && below.output.contains("cannot create the data directory \(ro)/data") && below.output.contains("Read-only file system"),
+                "\(below.output)")
+        let onRO = try await server(ro)
+        #expect(onRO.status != 0 && onRO.output.contains("the data directory \(ro) is not writable: Read-only file system"), "\(onRO.output)")
+        await Self.unmount(ro)
+
+        // A disk that fills up while the server runs.
+        let small = base.appendingPathComponent("small").path
+        try await Self.tmpfs(small, options: "size=8m")
+        let data = small + "/data"
+        let port = try freePort()
+        let p = Process()
+        p.executableURL = ServerE2ETests.binary
+        p.arguments = ["server", "--port", String(port), "--data-dir", data]
+        let token = "dd-" + UUID().uuidString.lowercased()
+        p.environment = ["HOME": base.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "SETPOINT_ADMIN_TOKEN": token]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer {
+            if p.isRunning { kill(p.processIdentifier, SIGTERM); p.waitUntilExit() }
+            for pid in processes(inDirectory: data) { kill(pid_t(pid), SIGKILL) }
+        }
+        let env = ["SETPOINT_URL": "http://127.0.0.1:\(port)", "SETPOINT_TOKEN": token]
+        try await waitFor(timeout: 30) { try await Self.setpoint(["ps"], home: base, env: env).status == 0 }
+        let project = base.appendingPathComponent("project")
+        try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
+        let svc = project.appendingPathComponent("web.dstack.yml")
+        try "type: service\nname: web\ncommands: [sleep 600]\nport: 8000\n".write(to: svc, atomically: true, encoding: .utf8)
+        #expect(try await Self.setpoint(["apply", "-f", svc.path, "-y", "-d"], home: base, env: env).status == 0)
+        let filler = small + "/filler"
+        _ = try await runProcess(["dd", "if=/dev/zero", "of=\(filler)", "bs=64k"])   // until the disk is full
+        try "type: service\nname: web\ncommands: [sleep 601]\nport: 8000\n".write(to: svc, atomically: true, encoding: .utf8)
+        let full = try await Self.setpoint(["apply", "-f", svc.path, "-y", "-d"], home: base, env: env)
+        #expect(full.status != 0, "\(full.output)")
+        #expect(full.output.contains("No space left on device") || full.output.contains("is full"), "\(full.output)")
+        #expect(full.output.contains(data), "names where: \(full.output)")
+        #expect(!full.output.contains("internal error") && !full.output.contains("CocoaError"), "\(full.output)")
+        // Space again: the same command works, nothing was lost.
+        try FileManager.default.removeItem(atPath: filler)
+        let again = try await Self.setpoint(["apply", "-f", svc.path, "-y", "-d"], home: base, env: env)
+        #expect(again.status == 0, "\(again.output)")
+        #expect(try await Self.setpoint(["stop", "web", "-y"], home: base, env: env).status == 0)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        await Self.unmount(small)
+    }
+
     @Test func theAdminTokenIsNotWrittenToRedirectedOutput() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-token-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: base) }
