@@ -96,6 +96,28 @@ public struct RunService: Sendable {
     }
 
     /// Parses and validates the request's configuration and fills `env` values.
+    /// What no configured backend can run (an image with only the local backend) is a located
+    /// error at plan time, before anything is stored.
+    func refuseUnsupported(_ config: ServiceConfiguration, _ request: API.ApplyRequest) throws {
+        let root = YAMLLoader.load(request.configuration).root
+        for (index, group) in config.replicaGroups.enumerated() {
+            let image = group.image ?? config.image
+            let docker = (group.docker ?? config.docker) == true
+            guard let why = backend.refusal(image: image, docker: docker) else { continue }
+            let key = image != nil ? "image" : "docker"
+            let inGroup = group.image != nil || group.docker != nil
+            let groupsKey = root?["groups"] != nil ? "groups" : "replicas"
+            var groupNode: YAMLNode?
+            if case .list(let items)? = root?[groupsKey]?.value, index < items.count { groupNode = items[index] }
+            let node = inGroup ? groupNode?[key] : root?[key]
+            let path = inGroup ? "service.\(groupsKey)[\(index)].\(key)" : "service.\(key)"
+            let file = request.file ?? "configuration"
+            let at = node.map { ":\($0.location.line):\($0.location.column)" } ?? ""
+            throw Failure.invalid("\(file)\(at): \(path): \(why)",
+                                  [API.ErrorBody.Issue(path: path, line: node?.location.line, column: node?.location.column, message: why)])
+        }
+    }
+
     func resolve(_ request: API.ApplyRequest) throws -> (ServiceConfiguration, secretEnv: [String]) {
         let documents = ConfigurationParser.parse(request.configuration)
         guard documents.count == 1 else {
@@ -118,6 +140,7 @@ public struct RunService: Sendable {
             resolved.name = name
         }
         guard resolved.name != nil else { throw Failure.invalid("the configuration has no `name`: add one or pass a name") }
+        try refuseUnsupported(resolved, request)
         var secret: [String] = []
         var env: [(String, EnvValue)] = []
         var missing: [String] = []

@@ -40,6 +40,19 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
 
     private func owner(_ id: WorkloadID) -> (any ComputeBackend)? { members.first { $0.backend.owns(id) }?.backend }
 
+    /// A refusal only when every member the template may use refuses it (the first one's words).
+    public func refusal(_ template: ReplicaTemplate, docker: Bool) -> String? {
+        let refusals = candidates(template).map { $0.backend.refusal(image: template.image, docker: docker) }
+        guard !refusals.isEmpty, refusals.allSatisfy({ $0 != nil }) else { return nil }
+        return refusals.first ?? nil
+    }
+
+    public func refusal(image: String?, docker: Bool) -> String? {
+        let refusals = members.map { $0.backend.refusal(image: image, docker: docker) }
+        guard !refusals.isEmpty, refusals.allSatisfy({ $0 != nil }) else { return nil }
+        return refusals.first ?? nil
+    }
+
     public func offers() async throws -> [Offer] {
         var all: [Offer] = []
         for m in members {
@@ -58,7 +71,12 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
             throw BackendError(.noCapacity, "no configured backend matches backends \(request.template.backends ?? ["any"]) and regions \(request.template.regions ?? ["any"]); configured: \(configured)")
         }
         var last: BackendError?
-        for m in candidates {
+        // Members that cannot run this kind of replica at all are passed over.
+        let able = candidates.filter { $0.backend.refusal(image: request.template.image, docker: false) == nil }
+        if able.isEmpty, let why = candidates.first?.backend.refusal(image: request.template.image, docker: false) {
+            throw BackendError(.invalid, why)
+        }
+        for m in able {
             do { return try await m.backend.create(request) } catch let e as BackendError where e.code == .noCapacity {
                 last = e
             }

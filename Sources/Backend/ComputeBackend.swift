@@ -109,6 +109,9 @@ public protocol ComputeBackend: Sendable {
     func events() -> AsyncStream<WorkloadEvent>
     /// Whether a workload ID is this backend's (a set of backends asks each in turn).
     func owns(_ id: WorkloadID) -> Bool
+    /// Why this backend cannot run a replica of this kind at all (the local backend runs no
+    /// image), or nil; asked at plan time so the user hears it before anything is stored.
+    func refusal(image: String?, docker: Bool) -> String?
 }
 
 /// A remark about a workload for the replica's events (`setpoint describe`).
@@ -129,6 +132,7 @@ public struct WorkloadEvent: Sendable, Equatable {
 extension ComputeBackend {
     public func events() -> AsyncStream<WorkloadEvent> { AsyncStream { $0.finish() } }
     public func owns(_ id: WorkloadID) -> Bool { true }
+    public func refusal(image: String?, docker: Bool) -> String? { nil }
 }
 
 /// Checks a replica's readiness probe.

@@ -92,8 +92,10 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
            let kb = line.split(separator: " ").compactMap({ Double($0) }).first {
             memoryGB = (kb / 1024 / 1024 * 10).rounded() / 10
         }
+        // The disk's size, as a cloud offer states an instance's disk: free space is not reserved
+        // for a replica here (replicas share this machine's disk).
         var fs = statvfs()
-        let diskGB = statvfs(root, &fs) == 0 ? (Double(fs.f_bavail) * Double(fs.f_frsize) / 1_073_741_824).rounded() : 0
+        let diskGB = statvfs(root, &fs) == 0 ? (Double(fs.f_blocks) * Double(fs.f_frsize) / 1_073_741_824).rounded() : 0
         return [Offer(backend: name, region: "local", instance: ProcessInfo.processInfo.hostName,
                       cpus: ProcessInfo.processInfo.activeProcessorCount, memoryGB: memoryGB, diskGB: diskGB, gpus: Self.gpus())]
     }
@@ -117,9 +119,26 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         }
     }
 
+    public func refusal(image: String?, docker: Bool) -> String? {
+        if let image {
+            return "the local backend runs the commands on this machine and cannot run an image (`image: \(image)`): use a Kubernetes backend for images (docs/kubernetes.md), or remove `image` and give `commands` (and `python`) that run here"
+        }
+        if docker {
+            return "the local backend cannot give a replica its own Docker daemon (`docker: true`): use a Kubernetes backend, or run without it"
+        }
+        return nil
+    }
+
     public func create(_ request: WorkloadRequest) async throws -> WorkloadID {
         let id = Self.workloadID(project: request.project, name: request.name)
         if state.withLock({ $0.records[id] != nil }) { return WorkloadID(id) }
+        if let why = refusal(image: request.template.image, docker: false) { throw BackendError(.invalid, why) }
+        // What this machine cannot give is not given: no capacity, with the reason (as a
+        // cluster's scheduler says it).
+        if let resources = OfferFit.resources(json: request.template.resources), let machine = try? await offers().first,
+           let missing = OfferFit.mismatch(machine, resources) {
+            throw BackendError(.noCapacity, "this machine (local backend) cannot give the replica its resources: they need \(missing)")
+        }
         let dir = directory(id)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let template = request.template

@@ -321,6 +321,33 @@ import TestSupport
         await Self.unmount(small)
     }
 
+    @Test func theLocalBackendRefusesWhatItCannotGive() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        // An image: refused at plan time, located, nothing stored.
+        let imageFile = server.home.appendingPathComponent("img.dstack.yml")
+        try "type: service\nname: img\nport: 8000\nimage: foo\ncommands: [serve]\n".write(to: imageFile, atomically: true, encoding: .utf8)
+        let image = try await server.cli(["apply", "-f", imageFile.path, "-y"])
+        #expect(image.status != 0, "\(image.output)")
+        #expect(image.output.contains("img.dstack.yml:4:8: service.image: the local backend runs the commands on this machine and cannot run an image"),
+                "\(image.output)")
+        #expect(try await server.get("/api/v1/projects/main/runs/img", token: server.token).status == 404)
+        // More memory and GPUs than the machine has: the plan warns, the replica waits as no capacity with the reason.
+        let bigFile = server.home.appendingPathComponent("big.dstack.yml")
+        try "type: service\nname: big\nport: 8000\ncommands: [sleep 600]\nresources:\n  memory: 5000GB\n  gpu: H100:8\n"
+            .write(to: bigFile, atomically: true, encoding: .utf8)
+        let big = try await server.cli(["apply", "-f", bigFile.path, "-y", "-d"])
+        #expect(big.status == 0 && big.output.contains("No offer fits the resources: they need 5000GB of memory"), "\(big.output)")
+        try await waitFor(timeout: 30) {
+            try await server.cli(["describe", "big"]).output.contains("failed_to_start_due_to_no_capacity")
+        }
+        let described = try await server.cli(["describe", "big"])
+        #expect(described.output.contains("this machine (local backend) cannot give the replica its resources: they need 5000GB of memory"), "\(described.output)")
+        #expect(processes(matching: "sleep 600", in: server.dataDir.path).isEmpty, "nothing ran")
+        #expect(try await server.cli(["stop", "big", "-y"]).status == 0)
+    }
+
     @Test func theAdminTokenIsNotWrittenToRedirectedOutput() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-token-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: base) }
