@@ -32,3 +32,32 @@ import Testing
         #expect(ConfigurationParser.parse(small).first?.configuration != nil)
     }
 }
+
+/// Error messages a person can read: what was written, where it is, no library internals, no
+/// 20 KB echoes.
+@Suite struct ReadableErrorTests {
+    @Test func anOversizedIntegerIsShownAsWritten() throws {
+        let issue = try #require(issues("type: service\nname: svc\ncommands: [x]\nport: 100000000000000000000000\n").first)
+        #expect(issue.message == "integer `100000000000000000000000` is too large", "\(issue.message)")
+    }
+
+    @Test func aControlCharacterIsLocatedOnItsLine() throws {
+        let documents = ConfigurationParser.parse(bytes: Array("type: service\nname: svc\ncommands: [x]\nport: 8000\nenv:\n  - A=".utf8) + [0] + Array("b\n".utf8))
+        let issue = try #require(documents.first?.issues.first)
+        #expect(issue.location == SourceLocation(line: 6, column: 7), "\(String(describing: issue.location))")
+        #expect(issue.message.contains("control character U+0000"), "\(issue.message)")
+    }
+
+    @Test func deepNestingSaysWhatItMeans() throws {
+        let text = "type: service\nx: " + String(repeating: "[", count: 2000) + String(repeating: "]", count: 2000) + "\n"
+        let issue = try #require(ConfigurationParser.parse(text).first?.issues.first)
+        #expect(issue.message == "invalid YAML: the document nests deeper than 1000 levels", "\(issue.message)")
+        #expect(!issue.message.contains("yaml_set_max_nest_level"))
+    }
+
+    @Test func longValuesAreCutInMessages() throws {
+        let issue = try #require(issues("type: service\nname: svc\ncommands: [x]\nport: " + String(repeating: "y", count: 20000) + "\n").first)
+        #expect(issue.message.count < 300, "\(issue.message.count) characters")
+        #expect(issue.message.contains("…"))
+    }
+}

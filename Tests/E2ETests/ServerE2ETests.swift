@@ -163,6 +163,10 @@ import TestSupport
         #expect(offers.status == 0 && offers.output.contains("backend: local"))
         let yaml = try await server.cli(["describe", "web", "-o", "yaml"])
         #expect(yaml.output.contains("phase: running"))
+        // Read as a person would: resources as the plan shows them, the replica count, no JSON.
+        let text = try await server.cli(["describe", "web"])
+        #expect(text.output.contains("Resources:    cpu=2.. mem=8GB.. disk=100GB..\n") && text.output.contains("Replicas:     2\n"), "\(text.output)")
+        #expect(!text.output.contains("\"vendor\""), "\(text.output)")
 
         // A user without a role in the project: 403 on the API and the proxy.
         #expect(try await server.cli(["project", "create", "other"]).status == 0)

@@ -67,7 +67,8 @@ struct ApplyCommand: AsyncParsableCommand {
                     continue
                 }
             case "update":
-                print("Active run \(plan.runName) already exists. Detected changes that can be updated in-place: \(plan.changes.inPlace.joined(separator: ", ").nonEmpty ?? "-")")
+                print("Active run \(plan.runName) already exists.")
+                if !plan.changes.inPlace.isEmpty { print("Changes applied in place: \(plan.changes.inPlace.joined(separator: ", "))") }
                 if !plan.changes.rolling.isEmpty { print("Changes rolled out replica by replica: \(plan.changes.rolling.joined(separator: ", "))") }
                 if !plan.changes.recreate.isEmpty { print("Changes that stop all replicas and start new ones: \(plan.changes.recreate.joined(separator: ", "))") }
             default:
@@ -160,6 +161,46 @@ struct ApplyCommand: AsyncParsableCommand {
         return docs
     }
 
+    /// `cpu=2.. mem=8GB.. disk=100GB..` (dstack's plan form) from normalized `resources`; GPUs
+    /// only when asked for (a count above zero, or a name).
+    static func resourcesText(_ r: JSONValue?) -> String {
+        guard let r, r != .null else { return "-" }
+        func text(_ v: JSONValue) -> String {
+            switch v {
+            case .string(let s): return s
+            case .int(let i): return String(i)
+            case .double(let d): return Memory.text(d).replacingOccurrences(of: "GB", with: "")
+            default: return v.serialized
+            }
+        }
+        func range(_ v: JSONValue?, unit: String = "") -> String? {
+            guard let v, case .object = v else { return nil }
+            let lo = v["min"].flatMap { $0 == .null ? nil : text($0) + unit } ?? ""
+            let hi = v["max"].flatMap { $0 == .null ? nil : text($0) + unit } ?? ""
+            return lo == hi ? lo : "\(lo)..\(hi)"
+        }
+        var parts: [String] = []
+        if let cpu = range(r["cpu"]?["count"]) {
+            let arch = r["cpu"]?["arch"].flatMap { if case .string(let a) = $0 { return a + ":" } else { return nil } } ?? ""
+            parts.append("cpu=\(arch)\(cpu)")
+        }
+        if let mem = range(r["memory"], unit: "GB") { parts.append("mem=\(mem)") }
+        if let gpu = r["gpu"], gpu != .null, let count = gpu["count"] {
+            var names: [String] = []
+            if case .array(let list)? = gpu["name"] { names = list.map(text) }
+            let min: Int = { if case .int(let n)? = count["min"] { return n } else { return 0 } }()
+            if min > 0 || !names.isEmpty {
+                var g = "gpu=" + (names.isEmpty ? "" : names.joined(separator: ",") + ":")
+                if let memory = range(gpu["memory"], unit: "GB") { g += memory + ":" }
+                g += range(count) ?? ""
+                parts.append(g)
+            }
+        }
+        if let disk = range(r["disk"]?["size"], unit: "GB") { parts.append("disk=\(disk)") }
+        if let shm = r["shm_size"], shm != .null { parts.append("shm=\(text(shm))GB") }
+        return parts.joined(separator: " ")
+    }
+
     static func describe(_ plan: API.Plan, file: String, style: TextStyle) -> String {
         let c = plan.configuration
         func text(_ v: JSONValue?) -> String {
@@ -169,26 +210,7 @@ struct ApplyCommand: AsyncParsableCommand {
             case let other?: return other.serialized
             }
         }
-        var resources = "-"
-        if let r = c["resources"] {
-            func range(_ v: JSONValue?, unit: String = "") -> String? {
-                guard let v, case .object = v else { return nil }
-                let lo = v["min"].flatMap { $0 == .null ? nil : text($0) + unit } ?? ""
-                let hi = v["max"].flatMap { $0 == .null ? nil : text($0) + unit } ?? ""
-                return lo == hi ? lo : "\(lo)..\(hi)"
-            }
-            var parts: [String] = []
-            if let cpu = range(r["cpu"]?["count"]) { parts.append("cpu=\(cpu)") }
-            if let mem = range(r["memory"], unit: "GB") { parts.append("mem=\(mem)") }
-            if let gpu = r["gpu"], let count = gpu["count"], count["max"] != .int(0) {
-                var g = "gpu="
-                if case .array(let names)? = gpu["name"] { g += names.map(text).joined(separator: ",") + ":" }
-                g += range(count) ?? ""
-                parts.append(g)
-            }
-            if let disk = range(r["disk"]?["size"], unit: "GB") { parts.append("disk=\(disk)") }
-            resources = parts.joined(separator: " ").replacingOccurrences(of: ".0GB", with: "GB")
-        }
+        let resources = Self.resourcesText(c["resources"])
         var out = ""
         let rows: [(String, String)] = [
             ("Project", plan.project), ("User", plan.user), ("Configuration", file), ("Type", "service"),

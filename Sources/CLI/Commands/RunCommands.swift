@@ -115,7 +115,8 @@ struct DescribeCommand: AsyncParsableCommand {
                 return v.serialized
             }
             out += "Name:         \(run.project)/\(run.name)\n"
-            out += "Status:       \(run.phaseText)\(run.status.message.isEmpty ? "" : " — \(run.status.message)")\n"
+            let message = run.status.message
+            out += "Status:       \(run.phaseText)\(message.isEmpty || run.phaseText.contains(message) ? "" : " — \(message)")\n"
             out += "Ready:        \(run.readyText)\n"
             out += "Deployment:   \(run.status.deploymentNum) (generation \(run.generation), observed \(run.status.observedGeneration))\n"
             out += "URL:          \(run.url)\n"
@@ -123,8 +124,8 @@ struct DescribeCommand: AsyncParsableCommand {
             out += "Image:        \(field("image"))\n"
             out += "Commands:     \(field("commands"))\n"
             out += "Port:         \(c["port"]?["container_port"]?.serialized ?? "-")\n"
-            out += "Replicas:     \(field("replicas"))\n"
-            out += "Resources:    \(field("resources"))\n"
+            out += "Replicas:     \(Self.replicasText(c))\n"
+            out += "Resources:    \(ApplyCommand.resourcesText(c["resources"]))\n"
             out += "\nConditions:\n"
             out += Render.table(["TYPE", "STATUS", "REASON", "MESSAGE"],
                                 run.status.conditions.map { [$0.type, $0.status, $0.reason, $0.message] }, style: style)
@@ -134,11 +135,32 @@ struct DescribeCommand: AsyncParsableCommand {
                  r.status.terminationReason?.rawValue ?? "-", r.status.endpoint ?? "-", r.status.message ?? "-"]
             }, style: style)
             out += "\nEvents:\n"
+            // As kubectl describe: a repeated event once, `2m (x3 over 10m)`.
             out += Render.table(["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"], events.suffix(20).map { e in
-                [Render.age(e.lastTimestamp), e.type, e.reason, e.involved.name, e.message]
+                [Render.age(e.lastTimestamp) + (e.count > 1 ? " (x\(e.count) over \(Render.age(e.firstTimestamp)))" : ""),
+                 e.type, e.reason, e.involved.name, e.message]
             }, style: style)
             Terminal.standardOutput.write(out)
         }
+    }
+}
+
+extension DescribeCommand {
+    /// `2`, `0..4` (autoscaled), or per group `a: 1, b: 0..2`; `1` when not set.
+    static func replicasText(_ c: JSONValue) -> String {
+        func range(_ v: JSONValue?) -> String {
+            guard let v, v != .null else { return "1" }
+            let lo: String = { if case .int(let n)? = v["min"] { return String(n) } else { return "" } }()
+            let hi: String = { if case .int(let n)? = v["max"] { return String(n) } else { return "" } }()
+            return lo == hi ? lo : "\(lo)..\(hi)"
+        }
+        if case .array(let groups)? = c["groups"] {
+            return groups.map { g in
+                let name: String = { if case .string(let s)? = g["name"] { return s } else { return "?" } }()
+                return "\(name): \(range(g["replicas"]))"
+            }.joined(separator: ", ")
+        }
+        return range(c["replicas"])
     }
 }
 

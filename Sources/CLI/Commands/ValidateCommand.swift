@@ -152,6 +152,18 @@ public struct ValidationResult: Sendable {
         }.joined()
     }
 
+    /// At most `width` characters of a source line around `column` (1-based), with `…` where it
+    /// was cut, and where the caret goes in what is shown (a 20 KB line is not echoed whole).
+    static func excerpt(_ line: String, column: Int, width: Int = 100) -> (String, Int) {
+        let chars = Array(line)
+        let caret = max(0, min(column - 1, chars.count))
+        guard chars.count > width else { return (line, caret) }
+        let start = max(0, min(caret - width / 4, chars.count - width))
+        let end = min(chars.count, start + width)
+        let shown = (start > 0 ? "…" : "") + String(chars[start..<end]) + (end < chars.count ? "…" : "")
+        return (shown, caret - start + (start > 0 ? 1 : 0))
+    }
+
     func text(style: TextStyle) -> String {
         let name = document.map { "\(file) (document \($0 + 1))" } ?? file
         switch outcome {
@@ -166,10 +178,9 @@ public struct ValidationResult: Sendable {
                 let path = issue.path.isEmpty ? "" : style.bold(issue.path) + ": "
                 out += "  \(at): \(path)\(issue.message)\n"
                 if !issue.isSecret, let loc = issue.location, loc.line >= 1, loc.line <= lines.count {
-                    let line = String(lines[loc.line - 1])
+                    let (line, caretColumn) = Self.excerpt(String(lines[loc.line - 1]), column: loc.column)
                     let gutter = String(loc.line)
                     out += "    \(gutter) | \(line)\n"
-                    let caretColumn = max(0, min(loc.column - 1, line.count))
                     out += "    \(String(repeating: " ", count: gutter.count)) | \(String(repeating: " ", count: caretColumn))\(style.red("^"))\n"
                 }
             }

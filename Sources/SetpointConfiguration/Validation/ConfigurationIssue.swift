@@ -14,8 +14,30 @@ public struct ConfigurationIssue: Error, Sendable, Equatable, CustomStringConver
     public init(path: String, location: SourceLocation?, message: String, isSecret: Bool = false) {
         self.path = path
         self.location = location
-        self.message = message
+        self.message = message.count > 300 ? Self.shortened(message) : message
         self.isSecret = isSecret
+    }
+
+    /// A quoted value (between backticks) longer than 100 characters is cut there with `…`: an
+    /// error names the value, it does not echo 20 KB of it.
+    static func shortened(_ message: String) -> String {
+        var out = ""
+        var quoted = ""
+        var inQuote = false
+        for c in message {
+            if c == "`" {
+                if inQuote { out += quoted.count > 100 ? String(quoted.prefix(100)) + "…" : quoted }
+                quoted = ""
+                inQuote.toggle()
+                out.append(c)
+            } else if inQuote {
+                quoted.append(c)
+            } else {
+                out.append(c)
+            }
+        }
+        if inQuote { out += quoted.count > 100 ? String(quoted.prefix(100)) + "…" : quoted }
+        return out
     }
 
     public var description: String {

@@ -137,7 +137,9 @@ final class Reader {
         switch node.value {
         case .list, .map, .null: return node.kindName
         case .string(let s): return "`\(s.count > 120 ? String(s.prefix(120)) + "…" : s)`"
-        default: return "`\(node.displayText)`"
+        default:
+            let text = node.raw ?? node.displayText
+            return "`\(text.count > 120 ? String(text.prefix(120)) + "…" : text)`"
         }
     }
 

@@ -41,11 +41,14 @@ public enum YAMLLoader {
 /// Builds nodes from libyaml events, one document at a time.
 private final class Composer {
     private var parser = yaml_parser_t()
+    /// The input, to locate reader errors (libyaml gives them as a byte offset).
+    private let input: UnsafeMutableBufferPointer<UInt8>
     private var anchors: [String: YAMLNode] = [:]
     private var warnings: [ConfigurationIssue] = []
     private static let strTag = "tag:yaml.org,2002:str"
 
     init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        input = buffer
         yaml_parser_initialize(&parser)
         yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
         yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
@@ -73,14 +76,35 @@ private final class Composer {
         return event.type
     }
 
+    /// libyaml's deepest nesting (its default limit).
+    static let maxNesting = 1000
+
     private func syntaxIssue() -> ConfigurationIssue {
-        let problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
-        let context = parser.context.map { " \(String(cString: $0))" } ?? ""
-        let mark = parser.problem_mark
+        var problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
+        var context = parser.context.map { " \(String(cString: $0))" } ?? ""
+        var location = SourceLocation(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1)
         let what = parser.error == YAML_READER_ERROR ? "cannot read YAML" : "invalid YAML"
-        return ConfigurationIssue(
-            path: "", location: SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1),
-            message: "\(what): \(problem)\(context)")
+        if parser.error == YAML_READER_ERROR {
+            // Reader errors (a control character, bad UTF-8) come as a byte offset, not a mark.
+            let offset = min(Int(parser.problem_offset), input.count)
+            var line = 1
+            var lineStart = 0
+            for i in 0..<offset where input[i] == 0x0A {
+                line += 1
+                lineStart = i + 1
+            }
+            let column = String(decoding: UnsafeBufferPointer(rebasing: input[lineStart..<offset]), as: UTF8.self).count + 1
+            location = SourceLocation(line: line, column: column)
+            if parser.problem_value >= 0, problem.contains("control characters") {
+                problem = String(format: "control character U+%04X is not allowed", parser.problem_value)
+            }
+        }
+        if problem.hasPrefix("Maximum nesting level reached") {
+            // libyaml names its own API here; say what it means.
+            problem = "the document nests deeper than \(Self.maxNesting) levels"
+            context = ""
+        }
+        return ConfigurationIssue(path: "", location: location, message: "\(what): \(problem)\(context)")
     }
 
     func documents() -> [YAMLDocument] {
@@ -133,7 +157,9 @@ private final class Composer {
             let s = event.data.scalar
             let text = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
             let plain = s.style == YAML_PLAIN_SCALAR_STYLE
-            let node = YAMLNode(try scalar(text, tag: string(s.tag), plain: plain, at: mark), at: mark)
+            var node = YAMLNode(try scalar(text, tag: string(s.tag), plain: plain, at: mark), at: mark)
+            // An integer too large for 64 bits resolves to a float: keep what was written, for messages.
+            if case .float = node.value, plain, text.allSatisfy({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "_" }) { node.raw = text }
             if let anchor = string(s.anchor) { anchors[anchor] = node }
             return (node, plain && s.tag == nil)
         case YAML_SEQUENCE_START_EVENT:

@@ -46,6 +46,9 @@ public struct YAMLPair: Sendable, Equatable {
 public struct YAMLNode: Sendable, Equatable {
     public var value: YAMLValue
     public var location: SourceLocation
+    /// The scalar as written, kept only where the value does not show it (an integer too large
+    /// for 64 bits, held as a float).
+    public var raw: String?
 
     public init(_ value: YAMLValue, at location: SourceLocation = SourceLocation(line: 0, column: 0)) {
         self.value = value
