@@ -31,10 +31,22 @@ if [ ! -x .build/kubernetes-validate/bin/kubernetes-validate ]; then
 fi
 export SETPOINT_REQUIRE_KUBERNETES_VALIDATE=1
 
+# The served OpenAPI document is validated (openapi-spec-validator) and a live server is fuzzed
+# from it (schemathesis), both from PyPI.
+if [ ! -x .build/api-tools/bin/st ] || [ ! -x .build/api-tools/bin/openapi-spec-validator ]; then
+  echo "==> installing schemathesis and openapi-spec-validator (PyPI) into .build/api-tools"
+  python3 -m venv .build/api-tools
+  .build/api-tools/bin/pip install -q schemathesis openapi-spec-validator
+fi
+export SETPOINT_REQUIRE_API_TOOLS=1
+
 echo "==> swift build --build-tests"
 swift build --build-tests
 echo "==> swift test"
 swift test --skip-build
+
+echo "==> API fuzzing from the OpenAPI document, zero 5xx allowed (hack/api-fuzz.sh)"
+bash hack/api-fuzz.sh "${API_FUZZ_EXAMPLES:-25}"
 
 echo "==> conformance with dstack 0.22.5 (hack/conformance/run.sh)"
 SETPOINT_BUILD=debug bash hack/conformance/run.sh "${CONFORMANCE_COUNT:-3000}" "${CONFORMANCE_SEED:-1}"

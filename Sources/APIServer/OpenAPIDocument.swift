@@ -1,199 +1,716 @@
-/// The OpenAPI description of `/api/v1`, served at `GET /api/v1/openapi.yaml`.
+/// The OpenAPI 3.1 description of `/api/v1`, served at `GET /api/v1/openapi.yaml`. The tests
+/// check it with a real validator (openapi-spec-validator) and fuzz a live server from it
+/// (schemathesis, in `hack/test.sh`): keep it in step with `APIRoutes`.
 enum OpenAPIDocument {
     static let yaml = #"""
-    openapi: 3.0.3
+    openapi: 3.1.0
     info:
       title: Setpoint API
       version: v1
-      description: Runs dstack-style services. Every endpoint except healthz and openapi.yaml needs `Authorization: Bearer <token>`.
+      description: >-
+        Runs dstack-style services. Every endpoint except healthz, openapi.yaml and code needs
+        the header "Authorization: Bearer <token>"; a missing or unknown token is a 401, a token
+        without a role in the project a 403.
     servers:
       - url: /api/v1
+    security:
+      - bearer: []
     components:
       securitySchemes:
-        bearer: {type: http, scheme: bearer}
+        bearer:
+          type: http
+          scheme: bearer
       parameters:
-        project: {name: project, in: path, required: true, schema: {type: string}}
-        name: {name: name, in: path, required: true, schema: {type: string}}
+        project:
+          name: project
+          in: path
+          required: true
+          schema:
+            type: string
+        name:
+          name: name
+          in: path
+          required: true
+          schema:
+            type: string
       schemas:
         Error:
           type: object
+          required: [error]
           properties:
             error:
               type: object
               required: [code, message]
               properties:
-                code: {type: string, enum: [invalid, bad_request, unauthenticated, forbidden, not_found, conflict, internal]}
-                message: {type: string}
+                code:
+                  type: string
+                  enum: [invalid, bad_request, unauthenticated, forbidden, not_found, conflict, unavailable, internal]
+                message:
+                  type: string
                 issues:
                   type: array
                   items:
                     type: object
                     properties:
-                      path: {type: string}
-                      line: {type: integer}
-                      column: {type: integer}
-                      message: {type: string}
+                      path:
+                        type: string
+                      line:
+                        type: [integer, "null"]
+                      column:
+                        type: [integer, "null"]
+                      message:
+                        type: string
         ApplyRequest:
           type: object
-          required: [configuration, env, force]
+          required: [configuration]
           properties:
-            configuration: {type: string, description: the .dstack.yml text}
-            file: {type: string}
-            env: {type: object, additionalProperties: {type: string}, description: values for env names without a value, and overrides}
-            name: {type: string, description: overrides the configuration's name}
-            resourceVersion: {type: integer, description: apply only if the run is still at this version}
-            force: {type: boolean}
-        Plan:
-          type: object
-          properties:
-            action: {type: string, enum: [create, update, none]}
-            project: {type: string}
-            user: {type: string}
-            runName: {type: string}
-            configuration: {type: object, description: normalized configuration (docs/configuration.md), secrets redacted}
-            changes:
+            configuration:
+              type: string
+              description: The .dstack.yml text (at most 256 KiB).
+            file:
+              type: string
+              description: The file it came from, for messages.
+            env:
               type: object
-              properties:
-                inPlace: {type: array, items: {type: string}}
-                rolling: {type: array, items: {type: string}}
-                recreate: {type: array, items: {type: string}}
-            offers: {type: array, items: {$ref: '#/components/schemas/Offer'}}
-            resourceVersion: {type: integer}
-            current: {$ref: '#/components/schemas/Run'}
+              additionalProperties:
+                type: string
+              description: Values for env names without a value, and overrides.
+            name:
+              type: string
+              description: Overrides the configuration's name.
+            resourceVersion:
+              type: integer
+              minimum: 1
+              description: Apply only if the run is still at this version (from a plan).
+            force:
+              type: boolean
+            code:
+              type: string
+              description: Base64 of a gzipped tar of the code to run.
         Offer:
           type: object
           properties:
-            backend: {type: string}
-            region: {type: string}
-            instance: {type: string}
-            cpus: {type: integer}
-            memoryGB: {type: number}
-            diskGB: {type: number}
-            gpus: {type: array, items: {type: string}}
-            spot: {type: boolean}
-            price: {type: number}
+            backend:
+              type: string
+            region:
+              type: string
+            instance:
+              type: string
+            cpus:
+              type: integer
+            memoryGB:
+              type: number
+            diskGB:
+              type: number
+            gpus:
+              type: array
+              items:
+                type: string
+            spot:
+              type: boolean
+            price:
+              type: number
+            arch:
+              type: [string, "null"]
         Run:
           type: object
           properties:
-            project: {type: string}
-            name: {type: string}
-            uid: {type: string}
-            generation: {type: integer}
-            resourceVersion: {type: integer}
-            createdAt: {type: string, format: date-time}
-            deleting: {type: boolean}
-            configuration: {type: object}
-            desiredReplicas: {type: object, additionalProperties: {type: integer}}
-            stopRequested: {type: boolean}
-            status: {type: object, description: phase, terminationReason, message, observedGeneration, deploymentNum, desiredReplicas, readyReplicas, runningReplicas, conditions}
-            url: {type: string}
-            modelURL: {type: string}
+            project:
+              type: string
+            name:
+              type: string
+            uid:
+              type: string
+            generation:
+              type: integer
+            resourceVersion:
+              type: integer
+            createdAt:
+              type: string
+              format: date-time
+            deleting:
+              type: boolean
+            configuration:
+              type: object
+              description: The normalized configuration (docs/configuration.md), secrets redacted.
+            desiredReplicas:
+              type: [object, "null"]
+              additionalProperties:
+                type: integer
+            stopRequested:
+              type: boolean
+            status:
+              type: object
+              description: phase, terminationReason, message, observedGeneration, deploymentNum, desiredReplicas, readyReplicas, runningReplicas, conditions.
+            url:
+              type: string
+            modelURL:
+              type: [string, "null"]
+        Plan:
+          type: object
+          properties:
+            action:
+              type: string
+              enum: [create, update, none]
+            project:
+              type: string
+            user:
+              type: string
+            runName:
+              type: string
+            configuration:
+              type: object
+            changes:
+              type: object
+              properties:
+                inPlace:
+                  type: array
+                  items:
+                    type: string
+                rolling:
+                  type: array
+                  items:
+                    type: string
+                recreate:
+                  type: array
+                  items:
+                    type: string
+            offers:
+              type: array
+              items:
+                $ref: '#/components/schemas/Offer'
+            offersNote:
+              type: [string, "null"]
+              description: Set when no offer holds the resources.
+            resourceVersion:
+              type: [integer, "null"]
+            current:
+              oneOf:
+                - $ref: '#/components/schemas/Run'
+                - type: "null"
         Replica:
           type: object
           properties:
-            name: {type: string}
-            group: {type: string}
-            replicaNum: {type: integer}
-            submissionNum: {type: integer}
-            deploymentNum: {type: integer}
-            terminationRequested: {type: boolean}
-            status: {type: object, description: phase, terminationReason, message, exitStatus, ready, endpoint, startedAt, finishedAt}
+            name:
+              type: string
+            group:
+              type: string
+            replicaNum:
+              type: integer
+            submissionNum:
+              type: integer
+            deploymentNum:
+              type: integer
+            terminationRequested:
+              type: boolean
+            status:
+              type: object
+              description: phase, terminationReason, message, exitStatus, ready, endpoint, startedAt, finishedAt.
+        Event:
+          type: object
+          properties:
+            involved:
+              type: object
+            type:
+              type: string
+              enum: [Normal, Warning]
+            reason:
+              type: string
+            message:
+              type: string
+            count:
+              type: integer
+            firstTimestamp:
+              type: string
+            lastTimestamp:
+              type: string
+        StopRequest:
+          type: object
+          properties:
+            abort:
+              type: boolean
+        UserRequest:
+          type: object
+          required: [name, projects]
+          properties:
+            name:
+              type: string
+            globalRole:
+              type: string
+              enum: [admin, user]
+            projects:
+              type: object
+              description: Project name to role (admin, manager or user); every project must exist.
+              additionalProperties:
+                type: string
+                enum: [admin, manager, user]
+        UserInfo:
+          type: object
+          properties:
+            name:
+              type: string
+            globalRole:
+              type: string
+            projects:
+              type: object
+              additionalProperties:
+                type: string
+            token:
+              type: [string, "null"]
+              description: Only in the answer to a creation, shown once.
+        ProjectRequest:
+          type: object
+          required: [name]
+          properties:
+            name:
+              type: string
+            description:
+              type: string
+        ProjectInfo:
+          type: object
+          properties:
+            name:
+              type: string
+            description:
+              type: string
         WatchEvent:
           type: object
           properties:
-            type: {type: string, enum: [added, modified, deleted, expired]}
-            kind: {type: string, enum: [Run, Replica]}
-            name: {type: string}
-            resourceVersion: {type: integer}
-            run: {$ref: '#/components/schemas/Run'}
-            replica: {$ref: '#/components/schemas/Replica'}
+            type:
+              type: string
+              enum: [added, modified, deleted, expired]
+            kind:
+              type: string
+            name:
+              type: string
+            resourceVersion:
+              type: integer
+            run:
+              $ref: '#/components/schemas/Run'
+            replica:
+              $ref: '#/components/schemas/Replica'
+        LogLine:
+          type: object
+          properties:
+            replica:
+              type: string
+            text:
+              type: string
+            error:
+              type: string
+              description: Set when this replica's output could not be read.
       responses:
-        Error:
-          description: error
-          content: {application/json: {schema: {$ref: '#/components/schemas/Error'}}}
-    security:
-      - bearer: []
+        BadRequest:
+          description: The request is wrong; the message names the field.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+        Unauthenticated:
+          description: No token, or an unknown one.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+        Forbidden:
+          description: The token has no role that allows this.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+        NotFound:
+          description: No such project, run or archive.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+        Conflict:
+          description: The object changed since it was read, or already exists.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+        Unavailable:
+          description: The server cannot use its store or disk (full, read-only).
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
     paths:
       /healthz:
-        get: {security: [], responses: {'200': {description: ok}}}
+        get:
+          security: []
+          responses:
+            '200':
+              description: The server is up.
+              content:
+                text/plain:
+                  schema:
+                    type: string
       /openapi.yaml:
-        get: {security: [], responses: {'200': {description: this document}}}
+        get:
+          security: []
+          responses:
+            '200':
+              description: This document.
+              content:
+                application/yaml:
+                  schema:
+                    type: string
       /code/{sha256}:
         get:
           security: []
           description: A stored code archive by its SHA-256 (the hash is the capability), for Pods that fetch their code.
-          parameters: [{name: sha256, in: path, required: true, schema: {type: string}}]
+          parameters:
+            - name: sha256
+              in: path
+              required: true
+              schema:
+                type: string
           responses:
-            '200': {description: the gzipped tar, content: {application/gzip: {}}}
-            '404': {description: no such archive}
+            '200':
+              description: The gzipped tar.
+              content:
+                application/gzip:
+                  schema:
+                    type: string
+                    contentMediaType: application/gzip
+            '404':
+              description: No such archive.
+              content:
+                text/plain:
+                  schema:
+                    type: string
       /offers:
         get:
           responses:
-            '200': {description: offers, content: {application/json: {schema: {type: array, items: {$ref: '#/components/schemas/Offer'}}}}}
-            '401': {$ref: '#/components/responses/Error'}
+            '200':
+              description: What the backends offer.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Offer'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+      /users:
+        get:
+          description: Users and their roles (global admins only).
+          responses:
+            '200':
+              description: The users (without tokens).
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/UserInfo'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+        post:
+          description: Creates a user and returns its token once (global admins only).
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/UserRequest'
+          responses:
+            '200':
+              description: The user, with its token.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/UserInfo'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '409':
+              $ref: '#/components/responses/Conflict'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects:
+        get:
+          description: The projects the caller has a role in.
+          responses:
+            '200':
+              description: The projects.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/ProjectInfo'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+        post:
+          description: Creates a project (global admins only).
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ProjectRequest'
+          responses:
+            '200':
+              description: The project.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ProjectInfo'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '409':
+              $ref: '#/components/responses/Conflict'
+            '503':
+              $ref: '#/components/responses/Unavailable'
       /projects/{project}/runs/plan:
         post:
-          parameters: [{$ref: '#/components/parameters/project'}]
-          requestBody: {required: true, content: {application/json: {schema: {$ref: '#/components/schemas/ApplyRequest'}}}}
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ApplyRequest'
           responses:
-            '200': {description: plan, content: {application/json: {schema: {$ref: '#/components/schemas/Plan'}}}}
-            '400': {$ref: '#/components/responses/Error'}
-            '401': {$ref: '#/components/responses/Error'}
-            '403': {$ref: '#/components/responses/Error'}
+            '200':
+              description: What apply would do.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Plan'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
       /projects/{project}/runs/apply:
         post:
-          parameters: [{$ref: '#/components/parameters/project'}]
-          requestBody: {required: true, content: {application/json: {schema: {$ref: '#/components/schemas/ApplyRequest'}}}}
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ApplyRequest'
           responses:
-            '200': {description: the run, content: {application/json: {schema: {$ref: '#/components/schemas/Run'}}}}
-            '400': {$ref: '#/components/responses/Error'}
-            '409': {$ref: '#/components/responses/Error'}
+            '200':
+              description: The run.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Run'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '409':
+              $ref: '#/components/responses/Conflict'
+            '503':
+              $ref: '#/components/responses/Unavailable'
       /projects/{project}/runs:
         get:
-          parameters: [{$ref: '#/components/parameters/project'}]
+          parameters:
+            - $ref: '#/components/parameters/project'
           responses:
-            '200': {description: runs, content: {application/json: {schema: {type: array, items: {$ref: '#/components/schemas/Run'}}}}}
+            '200':
+              description: The project's runs.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Run'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
       /projects/{project}/runs/{name}:
         get:
-          parameters: [{$ref: '#/components/parameters/project'}, {$ref: '#/components/parameters/name'}]
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
           responses:
-            '200': {description: run, content: {application/json: {schema: {$ref: '#/components/schemas/Run'}}}}
-            '404': {$ref: '#/components/responses/Error'}
+            '200':
+              description: The run.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Run'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
         delete:
-          parameters: [{$ref: '#/components/parameters/project'}, {$ref: '#/components/parameters/name'}]
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
           responses:
-            '200': {description: the run, marked for deletion, content: {application/json: {schema: {$ref: '#/components/schemas/Run'}}}}
+            '200':
+              description: The run, marked for deletion (its workloads are cleaned up first).
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Run'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
       /projects/{project}/runs/{name}/stop:
         post:
-          parameters: [{$ref: '#/components/parameters/project'}, {$ref: '#/components/parameters/name'}]
-          requestBody: {content: {application/json: {schema: {type: object, properties: {abort: {type: boolean}}}}}}
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          requestBody:
+            description: Empty for a graceful stop.
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/StopRequest'
           responses:
-            '200': {description: run, content: {application/json: {schema: {$ref: '#/components/schemas/Run'}}}}
+            '200':
+              description: The run, stopping.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Run'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
       /projects/{project}/runs/{name}/replicas:
         get:
-          parameters: [{$ref: '#/components/parameters/project'}, {$ref: '#/components/parameters/name'}]
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
           responses:
-            '200': {description: replicas, content: {application/json: {schema: {type: array, items: {$ref: '#/components/schemas/Replica'}}}}}
+            '200':
+              description: The run's replicas.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Replica'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
       /projects/{project}/runs/{name}/events:
         get:
-          parameters: [{$ref: '#/components/parameters/project'}, {$ref: '#/components/parameters/name'}]
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
           responses:
-            '200': {description: events of the run and its replicas, content: {application/json: {schema: {type: array, items: {type: object}}}}}
+            '200':
+              description: Events of the run and its replicas, oldest first.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Event'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
       /projects/{project}/runs/{name}/logs:
         get:
           parameters:
-            - {$ref: '#/components/parameters/project'}
-            - {$ref: '#/components/parameters/name'}
-            - {name: replica, in: query, schema: {type: integer}}
-            - {name: follow, in: query, schema: {type: boolean}}
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+            - name: replica
+              in: query
+              description: Only this replica number.
+              schema:
+                type: integer
+                minimum: 0
+            - name: follow
+              in: query
+              description: Keep the stream open for new output (1, true or yes).
+              schema:
+                type: string
           responses:
-            '200': {description: log lines as NDJSON {replica, text}, content: {application/x-ndjson: {schema: {type: string}}}}
+            '200':
+              description: NDJSON LogLine objects, every replica's (or one's).
+              content:
+                application/x-ndjson:
+                  schema:
+                    $ref: '#/components/schemas/LogLine'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
       /projects/{project}/watch:
         get:
           parameters:
-            - {$ref: '#/components/parameters/project'}
-            - {name: resourceVersion, in: query, schema: {type: integer}, description: resume after this version; absent = current state first}
+            - $ref: '#/components/parameters/project'
+            - name: resourceVersion
+              in: query
+              description: Resume after this version; absent means the current state first.
+              schema:
+                type: integer
+                minimum: 0
           responses:
-            '200': {description: changes as NDJSON WatchEvent lines; an `expired` event means list again, content: {application/x-ndjson: {schema: {$ref: '#/components/schemas/WatchEvent'}}}}
+            '200':
+              description: NDJSON WatchEvent objects as runs and replicas change; an expired event means watch again without a version.
+              content:
+                application/x-ndjson:
+                  schema:
+                    $ref: '#/components/schemas/WatchEvent'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
     """#
 }
