@@ -38,6 +38,56 @@ import Testing
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
+    static func post(_ url: String, token: String, body: String) async -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        request.timeoutInterval = 60
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        guard let (data, response) = try? await session.data(for: request) else { return (0, "") }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A replica killed whole (its process group: the app and the local bridge) refuses
+    /// connections until it leaves the route: POSTs (not idempotent) that meet it never reached
+    /// it, so they go to the other replica. Only the requests it had already taken can fail (one
+    /// per client at most), never one that could not connect.
+    @Test func postsMeetingAKilledReplicaGoToTheOtherOne() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = try Self.writeService(server.home, name: "pk", body: "commands:\n  - python3 testapp.py --port 8000 --name pk\nreplicas: 2\n")
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        let apps = { processes(matching: "testapp.py", prefix: "python3", in: server.dataDir.path) }
+        try await waitFor(timeout: 30) { apps().count == 2 }
+        let url = server.url + "/proxy/services/main/pk/echo"
+        let token = server.token
+        let stop = StopFlag()
+        let loop = Task {
+            await withTaskGroup(of: [(Int, String)].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var statuses: [(Int, String)] = []
+                        while !stop.isSet, statuses.count < 5000 { statuses.append(await Self.post(url, token: token, body: "hello")) }
+                        return statuses
+                    }
+                }
+                return await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let victim = try #require(apps().first)
+        kill(-getpgid(pid_t(victim)), SIGKILL)   // the whole workload: app and bridge
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        stop.set()
+        let statuses = await loop.value
+        #expect(statuses.count > 50, "the loop ran: \(statuses.count) requests")
+        let failed = statuses.filter { $0.0 != 200 }
+        #expect(!failed.contains { $0.1.contains("could not connect") }, "\(failed.map(\.1))")
+        #expect(failed.count <= 4, "\(failed.count) of \(statuses.count) POSTs failed: \(failed.map { "\($0.0) \($0.1)" })")
+        #expect(try await server.cli(["stop", "pk", "-y"]).status == 0)
+    }
+
     @Test func scaleFromZeroHoldsAndServesConcurrentRequestsThenReturnsToZero() async throws {
         let server = try ServerE2ETests.Server()
         defer { server.stop() }
