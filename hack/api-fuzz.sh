@@ -33,9 +33,10 @@ url="http://127.0.0.1:$port/api/v1"
 curl -fsS "$url/openapi.yaml" -o "$work/openapi.yaml"
 "$tools/bin/openapi-spec-validator" "$work/openapi.yaml"
 set +e
-"$tools/bin/st" run "$url/openapi.yaml" --url "$url" -H "Authorization: Bearer $token" \
+# From the work directory: schemathesis keeps its own files (.schemathesis/) where it runs.
+(cd "$work" && "$tools/bin/st" run "$url/openapi.yaml" --url "$url" -H "Authorization: Bearer $token" \
   --checks not_a_server_error --max-examples "$examples" --seed 1 --workers 1 --request-timeout 20 \
-  --exclude-path-regex '/(logs|watch)$' --phases examples,coverage,fuzzing --no-shrink --warnings off --generation-database none --report-dir "$work/reports"
+  --exclude-path-regex '/(logs|watch)$' --phases examples,coverage,fuzzing --no-shrink --warnings off --generation-database none --report-dir "$work/reports")
 status=$?
 set -e
 if grep -q "Fatal error\|internal error" "$work/server.log"; then
