@@ -111,6 +111,9 @@ import Testing
         let workloads = { processes(matching: "testapp.py", prefix: "python3", in: server.dataDir.path) }
         try await Task.sleep(nanoseconds: 500_000_000)
         #expect(workloads().isEmpty, "a 0..2 service starts with no replica")
+        let idle = try await server.cli(["describe", "cold"])
+        #expect(idle.output.contains("Status:       waiting for requests\n") && idle.output.contains("Replicas:     0..2\n"),
+                "the status said once: \(idle.output)")
 
         // Ten requests at zero: held (not 503), counted as demand, all served once a replica is ready.
         let url = server.url + "/proxy/services/main/cold/name"

@@ -147,14 +147,26 @@ import TestSupport
         #expect(try await server.cli(["stop", "web", "-y"]).status == 0)
     }
 
-    @Test func aKilledReplicaIsReplacedWithoutARetryPolicy() async throws {
+    /// A started server running `web`: two replicas of Python's http.server (which listens with
+    /// a backlog of 5).
+    static func serverWithTwoHTTPReplicas() async throws -> ServerE2ETests.Server {
         let server = try ServerE2ETests.Server()
+        do {
+            try await server.waitHealthy()
+            let file = server.home.appendingPathComponent("web.dstack.yml")
+            try "type: service\nname: web\ncommands: [python3 -m http.server 8000 --bind 127.0.0.1]\nport: 8000\nreplicas: 2\n"
+                .write(to: file, atomically: true, encoding: .utf8)
+            #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+            return server
+        } catch {
+            server.stop()   // started: stopped by its PID whatever went wrong
+            throw error
+        }
+    }
+
+    @Test func aKilledReplicaIsReplacedWithoutARetryPolicy() async throws {
+        let server = try await Self.serverWithTwoHTTPReplicas()
         defer { server.stop() }
-        try await server.waitHealthy()
-        let file = server.home.appendingPathComponent("web.dstack.yml")
-        try "type: service\nname: web\ncommands: [python3 -m http.server 8000 --bind 127.0.0.1]\nport: 8000\nreplicas: 2\n"
-            .write(to: file, atomically: true, encoding: .utf8)
-        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
         let apps = { processes(matching: "http.server", prefix: "python3", in: server.dataDir.path) }
         try await waitFor(timeout: 30) { apps().count == 2 }
         let victim = try #require(apps().first)
@@ -228,14 +240,8 @@ import TestSupport
     }
 
     @Test func aBurstOfConnectionsToSmallBacklogsGetsNo502() async throws {
-        let server = try ServerE2ETests.Server()
+        let server = try await Self.serverWithTwoHTTPReplicas()
         defer { server.stop() }
-        try await server.waitHealthy()
-        let file = server.home.appendingPathComponent("web.dstack.yml")
-        // Python's http.server listens with a backlog of 5.
-        try "type: service\nname: web\ncommands: [python3 -m http.server 8000 --bind 127.0.0.1]\nport: 8000\nreplicas: 2\n"
-            .write(to: file, atomically: true, encoding: .utf8)
-        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
         try await waitFor(timeout: 30) { try await server.cli(["ps"]).output.contains("2/2") }
         let url = server.url + "/proxy/services/main/web/"
         let burst = try await runProcess(["curl", "-s", "--no-progress-meter", "-w", "%{http_code}\n", "--parallel", "--parallel-immediate",
