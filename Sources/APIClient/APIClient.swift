@@ -206,7 +206,9 @@ public struct ClientSettings: Sendable {
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let text = "url: \(url)\ntoken: \(token)\nproject: \(project)\n"
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw SettingsError(message: "cannot write \(path)")
+        }
     }
 
     public var client: APIClient { APIClient(baseURL: url, token: token, project: project) }

@@ -77,7 +77,9 @@ public enum SetpointServer {
         let auth = Authenticator(store: store)
         if let (token, generated) = try await auth.bootstrap(adminToken: settings.adminToken) {
             let path = settings.dataDirectory + "/admin-token"
-            fm.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            guard fm.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw DataDirectoryLock.Held(description: "cannot write the admin token to \(path): \(String(cString: strerror(errno)))")
+            }
             onToken(token, generated)
         }
 

@@ -39,3 +39,12 @@ final class ExitFlag: @unchecked Sendable {
     func set() { lock.lock(); value = true; lock.unlock() }
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
+
+/// Runs blocking work (a socket read with a timeout) on a thread of its own, so that the test's
+/// cooperative threads (two on a two-core machine) stay free for the servers and tests running
+/// beside it.
+public func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
+    }
+}

@@ -63,25 +63,31 @@ import Testing
         let url = server.url + "/proxy/services/main/pk/echo"
         let token = server.token
         let stop = StopFlag()
+        let done = RequestCount()
         let loop = Task {
             await withTaskGroup(of: [(Int, String)].self) { group in
                 for _ in 0..<4 {
                     group.addTask {
                         var statuses: [(Int, String)] = []
-                        while !stop.isSet, statuses.count < 5000 { statuses.append(await Self.post(url, token: token, body: "hello")) }
+                        while !stop.isSet, statuses.count < 5000 {
+                            statuses.append(await Self.post(url, token: token, body: "hello"))
+                            done.add()
+                        }
                         return statuses
                     }
                 }
                 return await group.reduce(into: []) { $0 += $1 }
             }
         }
-        try await Task.sleep(nanoseconds: 500_000_000)
+        // Requests flow, then one replica dies whole (app and bridge) while they do; the loop
+        // goes on for 40 more requests (ten per client), past the moment it leaves the route.
+        try await waitFor(timeout: 30) { done.value >= 20 }
         let victim = try #require(apps().first)
-        kill(-getpgid(pid_t(victim)), SIGKILL)   // the whole workload: app and bridge
-        try await Task.sleep(nanoseconds: 1_500_000_000)
+        kill(-getpgid(pid_t(victim)), SIGKILL)
+        let atKill = done.value
+        try await waitFor(timeout: 60) { done.value >= atKill + 40 }
         stop.set()
         let statuses = await loop.value
-        #expect(statuses.count > 50, "the loop ran: \(statuses.count) requests")
         let failed = statuses.filter { $0.0 != 200 }
         #expect(!failed.contains { $0.1.contains("could not connect") }, "\(failed.map(\.1))")
         #expect(failed.count <= 4, "\(failed.count) of \(statuses.count) POSTs failed: \(failed.map { "\($0.0) \($0.1)" })")
@@ -180,6 +186,14 @@ import Testing
         #expect(statuses.count > 10)
         #expect(failed.isEmpty, "\(failed.count) of \(statuses.count) requests failed: \(Set(failed))")
     }
+}
+
+/// Requests finished so far, for a test to wait on.
+final class RequestCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
 final class StopFlag: @unchecked Sendable {

@@ -183,7 +183,7 @@ import TestSupport
     }
 
     /// A raw TCP client to the server (what slow or silent clients do).
-    final class Socket {
+    final class Socket: @unchecked Sendable {
         let fd: Int32
         init(port: Int) throws {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -226,16 +226,16 @@ import TestSupport
         }
         let extra = try Socket(port: server.port)
         extra.send("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        let refused = extra.readAll()
+        let refused = await onThread { extra.readAll() }
         #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("Too many connections"), "\(refused)")
         // ...and every one of them is closed by the header timeout, without a response.
-        for s in silent { #expect(s.readAll().isEmpty) }
+        for s in silent { #expect(await onThread { s.readAll() }.isEmpty) }
         #expect(try await server.get("/api/v1/healthz").status == 200, "served again once they are gone")
         // A keep-alive connection is closed after the idle timeout.
         let idle = try Socket(port: server.port)
         idle.send("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         let started = Date()
-        let answer = idle.readAll()
+        let answer = await onThread { idle.readAll() }
         #expect(answer.hasPrefix("HTTP/1.1 200") && Date().timeIntervalSince(started) >= 2.5, "\(answer)")
     }
 
@@ -271,7 +271,7 @@ import TestSupport
             try await Self.setpoint(["server", "--port", String(try freePort()), "--data-dir", dataDir], home: base, timeout: 30)
         }
         let file = base.appendingPathComponent("afile").path
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         let onFile = try await server(file)
         #expect(onFile.status != 0 && onFile.output.contains("the data directory \(file) is a file, not a directory"), "\(onFile.output)")
         #expect(!onFile.output.contains("NSCocoaErrorDomain"))
@@ -361,7 +361,7 @@ import TestSupport
         let port = try freePort()
         let log = base.appendingPathComponent("server.log")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let p = Process()
         p.executableURL = ServerE2ETests.binary
         p.arguments = ["server", "--port", String(port), "--data-dir", data.path]

@@ -53,7 +53,7 @@ import TestSupport
             p.environment = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                              "SETPOINT_ADMIN_TOKEN": token].merging(environment) { _, b in b }
             if keepLog {
-                if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+                if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
                 let log = FileHandle(forWritingAtPath: logPath)
                 log?.seekToEndOfFile()
                 p.standardOutput = log

@@ -61,7 +61,7 @@ import TestSupport
             let dir = temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let archive = Data("fake-tar-gz".utf8)
-            FileManager.default.createFile(atPath: dir + "/code.tar.gz", contents: archive)
+            _ = FileManager.default.createFile(atPath: dir + "/code.tar.gz", contents: archive)
             let template = ReplicaTemplate(image: "ghcr.io/acme/app:1", commands: ["./serve"], registryUsername: "bot", registryPassword: "s3cret-pw",
                                            code: CodeArchive(hash: "abc", path: dir + "/code.tar.gz", size: archive.count))
             let id = try await backend.create(request(template: template))

@@ -32,7 +32,7 @@ import TestSupport
         try await eventually("nodes") { (try? await backend.offers())?.count == 1 }
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/code.tar.gz", contents: Data("archive".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/code.tar.gz", contents: Data("archive".utf8))
 
         // Every mapped field at once: GPUs, shm, spot, privileged, user, an httpGet probe,
         // registry_auth, code, limits; and a second replica with a POST probe and no GPU.

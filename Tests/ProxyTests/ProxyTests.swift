@@ -311,10 +311,17 @@ func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
 /// Slow, silent and too many clients (the slow-header attack, idle keep-alive connections).
 @Suite(.timeLimit(.minutes(1))) struct ProxyConnectionLimitTests {
     /// True when the server closed `raw` within `seconds` (a read returns end of stream).
-    static func closed(_ raw: RawHTTP, within seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline { if !raw.fill() { return true } }
-        return false
+    /// (Read on a thread of its own: a blocking read must not hold a cooperative thread.)
+    static func closed(_ raw: RawHTTP, within seconds: TimeInterval) async -> Bool {
+        await onThread {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline { if !raw.fill() { return true } }
+            return false
+        }
+    }
+
+    static func head(_ raw: RawHTTP) async -> (Int, [(String, String)])? {
+        await onThread { raw.readHead().map { ($0.0, $0.1) } }
     }
 
     @Test func silentSlowAndIdleConnectionsAreClosed() async throws {
@@ -325,15 +332,17 @@ func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
         // Slow: a head that never ends.
         let slow = try RawHTTP(port: h.port, timeout: 5)
         slow.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
-        #expect(Self.closed(silent, within: 5) && Self.closed(slow, within: 5))
+        let silentClosed = await Self.closed(silent, within: 5)
+        let slowClosed = await Self.closed(slow, within: 5)
+        #expect(silentClosed && slowClosed)
         // Idle after a request: served, kept alive, then closed once idle.
         let idle = try RawHTTP(port: h.port, timeout: 5)
         idle.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        let head = try #require(idle.readHead())
+        let head = try #require(await Self.head(idle))
         #expect(head.0 == 200)
-        _ = idle.readBody(head.1, method: "GET", status: 200)
+        _ = await onThread { idle.readBody(head.1, method: "GET", status: 200) }
         let started = Date()
-        #expect(Self.closed(idle, within: 5))
+        #expect(await Self.closed(idle, within: 5))
         #expect(Date().timeIntervalSince(started) >= 0.4, "kept open for the idle timeout, not the header one")
     }
 
@@ -344,18 +353,20 @@ func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
         let b = try RawHTTP(port: h.port, timeout: 5)
         a.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         b.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(a.readHead()?.0 == 200 && b.readHead()?.0 == 200)
+        let aHead = await Self.head(a)
+        let bHead = await Self.head(b)
+        #expect(aHead?.0 == 200 && bHead?.0 == 200)
         let c = try RawHTTP(port: h.port, timeout: 5)
         c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        let refused = try #require(c.readHead())
+        let refused = try #require(await Self.head(c))
         #expect(refused.0 == 503 && refused.1.contains { $0.0 == "Retry-After" })
-        #expect(Self.closed(c, within: 5))
+        #expect(await Self.closed(c, within: 5))
         // One leaves: a new client is served again.
         a.hangUp()
         try await waitUntil(timeout: 5) {
             let d = try RawHTTP(port: h.port, timeout: 5)
             d.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            return d.readHead()?.0 == 200
+            return await Self.head(d)?.0 == 200
         }
     }
 }

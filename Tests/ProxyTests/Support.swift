@@ -253,3 +253,10 @@ final class RawHTTP: @unchecked Sendable {
         }
     }
 }
+
+/// Runs a blocking socket read on a thread of its own: the test's cooperative threads (two on
+/// a two-core machine) stay free for the proxy and the tests running beside it. (This target
+/// does not link TestSupport, which has the same helper for the end-to-end tests.)
+func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in Thread.detachNewThread { continuation.resume(returning: body()) } }
+}

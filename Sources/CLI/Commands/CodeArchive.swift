@@ -55,8 +55,10 @@ enum CodeUpload {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let inputPath = scratch.appendingPathComponent("stdin").path
         let errorPath = scratch.appendingPathComponent("stderr").path
-        FileManager.default.createFile(atPath: inputPath, contents: input ?? Data())
-        FileManager.default.createFile(atPath: errorPath, contents: nil)
+        guard FileManager.default.createFile(atPath: inputPath, contents: input ?? Data()),
+              FileManager.default.createFile(atPath: errorPath, contents: nil) else {
+            throw UsageError(message: "cannot write temporary files in \(scratch.path)")
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args
