@@ -79,12 +79,19 @@ import TestSupport
         // 3,000 files: their list (~90 KB) and tar's output (~300 KB of incompressible bytes)
         // are each larger than a pipe's buffer.
         let project = server.home.appendingPathComponent("big-repo")
-        for i in 0..<3000 {
-            let dir = project.appendingPathComponent("src/module-\(String(format: "%03d", i / 100))")
-            if i % 100 == 0 { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
-            let bytes = (0..<96).map { _ in UInt8.random(in: 0...255) }
-            try Data(bytes).write(to: dir.appendingPathComponent("file-\(String(format: "%05d", i)).bin"))
+        // Thousands of file writes: on a thread of their own, not on the tests' cooperative threads.
+        let written = await onThread { () -> Bool in
+            var generator = SystemRandomNumberGenerator()
+            for i in 0..<3000 {
+                let dir = project.appendingPathComponent("src/module-\(String(format: "%03d", i / 100))")
+                if i % 100 == 0 { try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+                var bytes = [UInt8](repeating: 0, count: 96)
+                for j in bytes.indices { bytes[j] = UInt8.random(in: 0...255, using: &generator) }
+                guard (try? Data(bytes).write(to: dir.appendingPathComponent("file-\(String(format: "%05d", i)).bin"))) != nil else { return false }
+            }
+            return true
         }
+        #expect(written)
         let file = project.appendingPathComponent("svc.dstack.yml")
         try "type: service\nname: big-repo\ncommands: [python3 -m http.server 8000]\nport: 8000\n".write(to: file, atomically: true, encoding: .utf8)
         let applied = try await server.cli(["apply", "-f", file.path, "-y", "-d"])
