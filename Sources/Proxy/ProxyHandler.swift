@@ -126,8 +126,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// one) within `timeout` is closed. One timer per connection, moved lazily: a busy
     /// keep-alive connection sets a deadline per request, not a timer.
     func awaitRequest(within timeout: TimeAmount) {
-        waitDeadline = .now() + timeout
-        if waitTimer == nil { scheduleWait(at: waitDeadline!) }
+        let deadline = NIODeadline.now() + timeout
+        waitDeadline = deadline
+        if waitTimer == nil { scheduleWait(at: deadline) }
     }
 
     private func scheduleWait(at deadline: NIODeadline) {
