@@ -515,6 +515,9 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         eventStream.continuation.yield(WorkloadEvent(labels: labels, warning: true, reason: "PodRecreated",
                                                      message: "Pod \(name) was deleted outside Setpoint; submitted again"))
         var backoff = 0.5
+        // After re-creating the namespace the Pod is tried again at once, but only once per
+        // round: a namespace that does not take (still terminating) waits like any failure.
+        var recovered = false
         defer { state.withLock { _ = $0.resubmitting.removeValue(forKey: name) } }
         while !Task.isCancelled {
             // Ended by Setpoint meanwhile: no copy (and nothing left to wait for).
@@ -529,7 +532,12 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
                 if let e = error as? KubeAPIError {
                     why = e.message
                     // Its namespace went with it: re-create the namespace, then the Pod at once.
-                    do { if try await recoverNamespace(e) { continue } } catch { why = "\(error)" }
+                    do {
+                        if !recovered, try await recoverNamespace(e) {
+                            recovered = true
+                            continue
+                        }
+                    } catch { why = "\(error)" }
                 }
                 logger.warning("cannot submit the pod again", metadata: ["pod": "\(name)", "error": "\(error)"])
                 // The replica's status says why (`ps -v`, `describe`), not only the log.
@@ -542,6 +550,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, 10)
+            recovered = false
         }
     }
 
