@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CProcess"),
         .target(
             name: "LocalBackend",
-            dependencies: ["Backend", "Model", "CProcess", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Backend", "Model", "SetpointConfiguration", "CProcess", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Kubernetes",

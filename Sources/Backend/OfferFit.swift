@@ -32,33 +32,6 @@ public enum OfferFit {
         return nil
     }
 
-    /// The normalized `resources` JSON of a replica (`ReplicaTemplate.resources`) as a spec.
-    public static func resources(json text: String) -> ResourcesSpec? {
-        guard let json = try? JSONParser.parse(text) else { return nil }
-        func int(_ v: JSONValue?) -> Int? {
-            switch v { case .int(let i)?: return i; case .double(let d)?: return Int(d); default: return nil }
-        }
-        func double(_ v: JSONValue?) -> Double? {
-            switch v { case .int(let i)?: return Double(i); case .double(let d)?: return d; default: return nil }
-        }
-        var r = ResourcesSpec.defaults
-        r.cpu.count = ValueRange(min: int(json["cpu"]?["count"]?["min"]), max: int(json["cpu"]?["count"]?["max"]))
-        if case .string(let arch)? = json["cpu"]?["arch"] { r.cpu.arch = arch } else { r.cpu.arch = nil }
-        r.memory = ValueRange(min: double(json["memory"]?["min"]), max: double(json["memory"]?["max"]))
-        if let disk = json["disk"]?["size"], disk != .null { r.disk = ValueRange(min: double(disk["min"]), max: double(disk["max"])) } else { r.disk = nil }
-        if let g = json["gpu"], g != .null {
-            var gpu = GPUSpec.unset
-            gpu.count = ValueRange(min: int(g["count"]?["min"]), max: int(g["count"]?["max"]))
-            if case .string(let v)? = g["vendor"] { gpu.vendor = v }
-            if case .array(let names)? = g["name"] { gpu.name = names.compactMap { if case .string(let s) = $0 { return s } else { return nil } } }
-            if let m = g["memory"], m != .null { gpu.memory = ValueRange(min: double(m["min"]), max: double(m["max"])) }
-            r.gpu = gpu
-        } else {
-            r.gpu = nil
-        }
-        return r
-    }
-
     /// The offers that can hold at least one of the resource sets (one per replica group).
     public static func fitting(_ offers: [Offer], _ resources: [ResourcesSpec]) -> [Offer] {
         offers.filter { offer in resources.contains { mismatch(offer, $0) == nil } }

@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Logging
 import Model
+import SetpointConfiguration
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -135,7 +136,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         if let why = refusal(image: request.template.image, docker: false) { throw BackendError(.invalid, why) }
         // What this machine cannot give is not given: no capacity, with the reason (as a
         // cluster's scheduler says it).
-        if let resources = OfferFit.resources(json: request.template.resources), let machine = try? await offers().first,
+        if let resources = ResourcesSpec(normalizedJSON: request.template.resources), let machine = try? await offers().first,
            let missing = OfferFit.mismatch(machine, resources) {
             throw BackendError(.noCapacity, "this machine (local backend) cannot give the replica its resources: they need \(missing)")
         }

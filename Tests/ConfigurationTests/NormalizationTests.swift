@@ -171,3 +171,14 @@ import Testing
         #expect(again.json.serialized == original.json.serialized)
     }
 }
+
+/// A replica's stored `resources` JSON reads back as the spec it came from.
+@Suite struct ResourcesRoundTripTests {
+    @Test(arguments: ["", "image: app:1\nresources:\n  gpu: A100:40GB:2\n  cpu: arm:4..8\n  memory: 16GB..\n  disk: null\n  shm_size: 1GB\n",
+                      "resources:\n  gpu: 0\n  disk: 10GB..20GB\n", "image: rocm/vllm\nresources:\n  gpu: amd:MI300X:1\n"])
+    func storedResourcesReadBack(_ extra: String) throws {
+        let s = try #require(service(baseService + extra))
+        #expect(ResourcesSpec(normalizedJSON: s.resources.json.serialized) == s.resources)
+        #expect(ResourcesSpec(normalizedJSON: "not json") == nil)
+    }
+}

@@ -82,6 +82,15 @@ public enum Accelerators {
     }
 }
 
+extension ResourcesSpec {
+    /// Normalized `resources` JSON (as a replica template stores it) read back by the same
+    /// reader as a configuration's `resources`; nil when it is not such JSON.
+    public init?(normalizedJSON text: String) {
+        guard let json = try? JSONParser.parse(text), let spec = Reader().resources(json.yamlNode, FieldPath("resources")) else { return nil }
+        self = spec
+    }
+}
+
 extension Reader {
     func resources(_ node: YAMLNode, _ path: FieldPath) -> ResourcesSpec? {
         guard let obj = object(node, path, keys: ["cpu", "memory", "shm_size", "gpu", "disk"]) else { return nil }
