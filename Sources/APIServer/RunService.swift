@@ -48,18 +48,18 @@ public struct RunService: Sendable {
     /// Writes `data` to a temporary file next to `path`, then renames it: a reader never sees
     /// half a file, and a failure names the path and the cause (`No space left on device`).
     static func writeAtomically(_ data: Data, to path: String, directory: String) throws {
-        func failure(_ what: String, _ code: Int32) -> StorageError {
+        func failure(_ code: Int32) -> StorageError {
             var hint = ""
             if code == ENOSPC || code == EDQUOT { hint = ": free some space, then apply again" }
             if code == EROFS || code == EACCES || code == EPERM { hint = ": make \(directory) writable" }
-            return StorageError(message: "cannot \(what) \(path): \(String(cString: strerror(code)))\(hint)")
+            return StorageError(message: "cannot write \(path): \(String(cString: strerror(code)))\(hint)")
         }
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw StorageError(message: "cannot create \(directory): \(error.localizedDescription)")
         }
         let temporary = path + ".partial-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("write", errno) }
+        guard fd >= 0 else { throw failure(errno) }
         var offset = 0
         let result: Int32 = data.withUnsafeBytes { bytes in
             guard let base = bytes.baseAddress else { return fsync(fd) == 0 ? 0 : errno }
@@ -73,12 +73,12 @@ public struct RunService: Sendable {
         close(fd)
         guard result == 0 else {
             unlink(temporary)
-            throw failure("write", result)
+            throw failure(result)
         }
         guard rename(temporary, path) == 0 else {
             let code = errno
             unlink(temporary)
-            throw failure("write", code)
+            throw failure(code)
         }
     }
 
@@ -95,7 +95,6 @@ public struct RunService: Sendable {
         static func conflict(_ message: String) -> Failure { Failure(status: 409, body: API.ErrorBody(code: "conflict", message: message)) }
     }
 
-    /// Parses and validates the request's configuration and fills `env` values.
     /// What no configured backend can run (an image with only the local backend) is a located
     /// error at plan time, before anything is stored.
     func refuseUnsupported(_ config: ServiceConfiguration, _ request: API.ApplyRequest) throws {
@@ -118,6 +117,7 @@ public struct RunService: Sendable {
         }
     }
 
+    /// Parses and validates the request's configuration and fills `env` values.
     func resolve(_ request: API.ApplyRequest) throws -> (ServiceConfiguration, secretEnv: [String]) {
         let documents = ConfigurationParser.parse(request.configuration)
         guard documents.count == 1 else {

@@ -40,13 +40,7 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
 
     private func owner(_ id: WorkloadID) -> (any ComputeBackend)? { members.first { $0.backend.owns(id) }?.backend }
 
-    /// A refusal only when every member the template may use refuses it (the first one's words).
-    public func refusal(_ template: ReplicaTemplate, docker: Bool) -> String? {
-        let refusals = candidates(template).map { $0.backend.refusal(image: template.image, docker: docker) }
-        guard !refusals.isEmpty, refusals.allSatisfy({ $0 != nil }) else { return nil }
-        return refusals.first ?? nil
-    }
-
+    /// A refusal only when every member refuses (the first one's words).
     public func refusal(image: String?, docker: Bool) -> String? {
         let refusals = members.map { $0.backend.refusal(image: image, docker: docker) }
         guard !refusals.isEmpty, refusals.allSatisfy({ $0 != nil }) else { return nil }
@@ -72,10 +66,9 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
         }
         var last: BackendError?
         // Members that cannot run this kind of replica at all are passed over.
-        let able = candidates.filter { $0.backend.refusal(image: request.template.image, docker: false) == nil }
-        if able.isEmpty, let why = candidates.first?.backend.refusal(image: request.template.image, docker: false) {
-            throw BackendError(.invalid, why)
-        }
+        let refusals = candidates.map { $0.backend.refusal(image: request.template.image, docker: false) }
+        let able = zip(candidates, refusals).filter { $0.1 == nil }.map(\.0)
+        if able.isEmpty, let why = refusals.first ?? nil { throw BackendError(.invalid, why) }
         for m in able {
             do { return try await m.backend.create(request) } catch let e as BackendError where e.code == .noCapacity {
                 last = e

@@ -32,9 +32,9 @@ public enum PodObservation {
         switch status.phase {
         case "Succeeded": return .exited(0)
         case "Failed":
-            let reason = status.reason ?? "Failed"
-            let message = [reason, status.message].compactMap { $0 }.joined(separator: ": ")
-            return interruptions.contains(reason) ? .failed(.interruptedByNoCapacity, message) : .failed(.executorError, message)
+            // (Interruptions were answered above, by `disruption`.)
+            let message = [status.reason ?? "Failed", status.message].compactMap { $0 }.joined(separator: ": ")
+            return .failed(.executorError, message)
         default: break
         }
         if pod.metadata.deletionTimestamp != nil { return .stopping }
