@@ -313,11 +313,14 @@ import TestSupport
         try await waitFor(timeout: 30) { try await Self.setpoint(["ps"], home: base, env: env).status == 0 }
         let project = base.appendingPathComponent("project")
         try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
-        let svc = project.appendingPathComponent("web.dstack.yml")
-        try "type: service\nname: web\ncommands: [sleep 600]\nport: 8000\n".write(to: svc, atomically: true, encoding: .utf8)
-        #expect(try await Self.setpoint(["apply", "-f", svc.path, "-y", "-d"], home: base, env: env).status == 0)
+        // A run stored before the disk fills (its own name: its status keeps changing, and an
+        // update of it would race those writes with apply's version check).
+        let before = project.appendingPathComponent("before.dstack.yml")
+        try "type: service\nname: before\ncommands: [sleep 600]\nport: 8000\n".write(to: before, atomically: true, encoding: .utf8)
+        #expect(try await Self.setpoint(["apply", "-f", before.path, "-y", "-d"], home: base, env: env).status == 0)
         let filler = small + "/filler"
         _ = try await runProcess(["dd", "if=/dev/zero", "of=\(filler)", "bs=64k"])   // until the disk is full
+        let svc = project.appendingPathComponent("web.dstack.yml")
         try "type: service\nname: web\ncommands: [sleep 601]\nport: 8000\n".write(to: svc, atomically: true, encoding: .utf8)
         let full = try await Self.setpoint(["apply", "-f", svc.path, "-y", "-d"], home: base, env: env)
         #expect(full.status != 0, "\(full.output)")
@@ -328,7 +331,9 @@ import TestSupport
         try FileManager.default.removeItem(atPath: filler)
         let again = try await Self.setpoint(["apply", "-f", svc.path, "-y", "-d"], home: base, env: env)
         #expect(again.status == 0, "\(again.output)")
+        #expect(try await Self.setpoint(["ps", "-a"], home: base, env: env).output.contains("before"), "the run stored before is still there")
         #expect(try await Self.setpoint(["stop", "web", "-y"], home: base, env: env).status == 0)
+        #expect(try await Self.setpoint(["stop", "before", "-y"], home: base, env: env).status == 0)
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         await Self.unmount(small)
