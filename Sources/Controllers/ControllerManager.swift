@@ -13,6 +13,8 @@ public final class ControllerManager: Service, Sendable {
     public let replicaInformer: Informer
     public let runController: Controller<RunReconciler>
     public let replicaController: Controller<ReplicaReconciler>
+    /// Probes running replicas and wakes the replica controller when readiness changes.
+    public let readiness: ReadinessMonitor
     /// ProxyRoute objects, kept by `routeController` when routes are enabled.
     public let routeInformer: Informer
     public let routeController: Controller<RouteReconciler>?
@@ -33,34 +35,40 @@ public final class ControllerManager: Service, Sendable {
                                    indexLabel: Labels.run, logger: logger)
         runController = Controller(name: "run", reconciler: RunReconciler(store: store, replicas: InformerReplicaSource(replicaInformer), clock: clock),
                                    clock: clock, workers: runWorkers, metrics: metrics, logger: logger)
+        readiness = ReadinessMonitor(prober: prober, clock: clock)
         replicaController = Controller(name: "replica",
-                                       reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, clock: clock, drain: drain),
+                                       reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, monitor: readiness,
+                                                                     clock: clock, drain: drain),
                                        clock: clock, workers: replicaWorkers, metrics: metrics, logger: logger)
         routeInformer = Informer(store: store, kind: ProxyRouteKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
         let routeController = routes ? Controller(
             name: "route",
-            reconciler: RouteReconciler(store: store, runs: runInformer, replicas: InformerReplicaSource(replicaInformer), routes: routeInformer),
+            reconciler: RouteReconciler(store: store, runs: runInformer, replicas: InformerReplicaSource(replicaInformer), routes: routeInformer,
+                                        clock: clock),
             clock: clock, workers: 2, metrics: metrics, logger: logger) : nil
         self.routeController = routeController
         let runs = runController
         let replicas = replicaController
+        // Each controller has one root kind; other kinds' changes map to its keys (a run's route
+        // has the run's project and name).
+        @Sendable func routeKey(_ project: String, _ run: String) -> ObjectKey { ObjectKey(kind: ProxyRouteKind.name, project: project, name: run) }
         runInformer.addHandler { change in
             runs.enqueue(change.object.key)
-            routeController?.enqueue(change.object.key)
+            routeController?.enqueue(routeKey(change.object.meta.project, change.object.meta.name))
         }
         replicaInformer.addHandler { change in
             let o = change.object
             replicas.enqueue(o.key)
             // A replica's change is its run's business too (owner mapping), and its route's.
             if let run = o.meta.labels[Labels.run] {
-                let key = ObjectKey(kind: RunKind.name, project: o.meta.project, name: run)
-                runs.enqueue(key)
-                routeController?.enqueue(key)
+                runs.enqueue(ObjectKey(kind: RunKind.name, project: o.meta.project, name: run))
+                routeController?.enqueue(routeKey(o.meta.project, run))
             }
         }
         routeInformer.addHandler { change in
-            routeController?.enqueue(ObjectKey(kind: RunKind.name, project: change.object.meta.project, name: change.object.meta.name))
+            routeController?.enqueue(change.object.key)
         }
+        readiness.setOnChange { key in replicas.enqueue(key) }
     }
 
     public func run() async throws {
@@ -80,6 +88,7 @@ public final class ControllerManager: Service, Sendable {
             await replicaInformer.waitUntilSynced()
             await routeInformer.waitUntilSynced()
             await collectGarbage()
+            group.addTask { try await self.readiness.run() }
             group.addTask { try await self.runController.run() }
             group.addTask { try await self.replicaController.run() }
             if let routes = self.routeController { group.addTask { try await routes.run() } }
@@ -90,8 +99,7 @@ public final class ControllerManager: Service, Sendable {
     private func watchBackend() async {
         let replicas = replicaController
         for await change in backend.changes() {
-            guard let key = Self.replicaKey(change.labels) else { continue }
-            replicas.enqueue(key)
+            for key in Self.replicaKeys(change.labels) { replicas.enqueue(key) }
         }
     }
 
@@ -99,16 +107,20 @@ public final class ControllerManager: Service, Sendable {
     private func recordBackendEvents() async {
         let recorder = EventRecorder(store: store, clock: clock, component: "backend")
         for await event in backend.events() {
-            guard let key = Self.replicaKey(event.labels) else { continue }
+            let keys = Self.replicaKeys(event.labels)
+            guard let key = keys.first(where: { replicaInformer.get($0) != nil }) ?? keys.first else { continue }
             await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message)
         }
     }
 
-    static func replicaKey(_ labels: [String: String]) -> ObjectKey? {
+    /// The replica a workload belongs to, from its labels: the replica's name, and the name
+    /// earlier versions gave it (a replica created then keeps that name).
+    static func replicaKeys(_ labels: [String: String]) -> [ObjectKey] {
         guard let project = labels[Labels.project], let run = labels[Labels.run], let group = labels[Labels.group],
-              let num = labels[Labels.replica].flatMap(Int.init), let sub = labels[Labels.submission].flatMap(Int.init) else { return nil }
-        return ObjectKey(kind: ReplicaKind.name, project: project,
-                         name: Replica.name(run: run, group: group, replicaNum: num, submissionNum: sub))
+              let num = labels[Labels.replica].flatMap(Int.init), let sub = labels[Labels.submission].flatMap(Int.init) else { return [] }
+        return [Replica.name(run: run, group: group, replicaNum: num, submissionNum: sub),
+                Replica.legacyName(run: run, group: group, replicaNum: num, submissionNum: sub)]
+            .map { ObjectKey(kind: ReplicaKind.name, project: project, name: $0) }
     }
 
     /// Deletes workloads whose replica object no longer exists (after a crash between the
@@ -116,8 +128,13 @@ public final class ControllerManager: Service, Sendable {
     public func collectGarbage() async {
         do {
             for workload in try await backend.inventory(labels: [:]) {
-                guard let key = Self.replicaKey(workload.labels) else { continue }
-                if replicaInformer.get(key) == nil, try await store.get(key) == nil {
+                let keys = Self.replicaKeys(workload.labels)
+                guard !keys.isEmpty else { continue }
+                var orphaned = true
+                for key in keys {
+                    if replicaInformer.get(key) != nil { orphaned = false } else if try await store.get(key) != nil { orphaned = false }
+                }
+                if orphaned {
                     logger.info("deleting orphaned workload", metadata: ["workload": "\(workload.id)"])
                     try await backend.delete(workload.id)
                 }

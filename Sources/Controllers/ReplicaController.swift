@@ -5,203 +5,259 @@ import Model
 import Reconcile
 import Store
 
+/// What the replica controller does: backend calls, the probing service, the finalizer.
+public enum ReplicaAction: Sendable, Equatable {
+    case createWorkload(WorkloadRequest)
+    case stopWorkload(WorkloadID, graceful: Bool)
+    case deleteWorkload(WorkloadID)
+    case watchReadiness(ProbeTarget)
+    case stopProbing
+    case removeFinalizer
+}
+
+/// What the replica controller observes: the backend's word on the workload, readiness (the
+/// backend's, or the probing service's verdict), and requests still owed to the endpoint.
+public struct ReplicaObservation: Sendable, Equatable {
+    /// The workload, or nil when the replica has none yet or the backend has none any more.
+    public var workload: WorkloadStatus?
+    /// Readiness the backend observes itself (a kubelet's probe), if it does.
+    public var backendReadiness: Bool?
+    /// The probing service's verdict, if it watches this replica.
+    public var verdict: ProbeVerdict?
+    /// Requests in flight to the endpoint (plus one while still in rotation), for the drain;
+    /// nil = no proxy to ask.
+    public var pendingRequests: Int?
+
+    public init(workload: WorkloadStatus? = nil, backendReadiness: Bool? = nil, verdict: ProbeVerdict? = nil, pendingRequests: Int? = nil) {
+        self.workload = workload
+        self.backendReadiness = backendReadiness
+        self.verdict = verdict
+        self.pendingRequests = pendingRequests
+    }
+}
+
 /// Converges a Replica with its workload on the backend: creates it, maps what the backend
-/// observes to dstack's job phases and termination reasons, runs readiness probes, stops it
-/// gracefully (stop, wait up to `stop_duration`, kill) and cleans it up before the object goes.
-public struct ReplicaReconciler: Reconciler {
-    public typealias Key = ObjectKey
+/// observes to dstack's job phases and termination reasons, has it probed, stops it
+/// gracefully (drain, stop, wait up to `stop_duration`, kill) and cleans it up before the
+/// object goes. The decisions are `ReplicaPlanner`'s.
+public struct ReplicaController: PlanningController {
+    public typealias Kind = ReplicaKind
 
     let store: any ObjectStore
     let backend: any ComputeBackend
     let prober: any ReadinessProber
-    let clock: any ControllerClock
-    let events: EventRecorder
+    let monitor: ReadinessMonitor
     /// How a serving replica leaves rotation before it is stopped.
     let drain: Drain
 
-    public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
+    public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, monitor: ReadinessMonitor,
                 drain: Drain = .fixed(0)) {
         self.store = store
         self.backend = backend
         self.prober = prober
-        self.clock = clock
+        self.monitor = monitor
         self.drain = drain
-        self.events = EventRecorder(store: store, clock: clock, component: "replica-controller")
     }
 
     var replicas: TypedStore<ReplicaKind> { TypedStore(store) }
 
-    public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
-        guard let replica = try await replicas.get(project: key.project, name: key.name) else { return .done }
-        let now = clock.now()
-        var status = replica.status
-        let result: ReconcileResult
+    public func load(_ key: ObjectKey) async throws -> Replica? { try await load(from: store, key) }
 
-        if replica.meta.isDeleting {
-            if let id = replica.status.workloadID.map(WorkloadID.init) {
-                try await backend.delete(id)
-            }
-            var r = replica
-            r.meta.finalizers.removeAll { $0 == Labels.backendFinalizer }
-            do { try await replicas.update(r) } catch let e as StoreError where e.code == .notFound {}
-            return .done
+    public func observe(_ replica: Replica) async throws -> ReplicaObservation {
+        var observed = ReplicaObservation()
+        if let id = replica.status.workloadID.map(WorkloadID.init) {
+            observed.workload = try await backend.status(id)
         }
-
-        if status.phase.isFinished {
-            // Finished: make sure nothing is left running on the backend.
-            if let id = status.workloadID.map(WorkloadID.init), try await backend.status(id) != nil {
-                try await backend.delete(id)
-            }
-            return .done
+        if case .running(let endpoint)? = observed.workload?.state {
+            observed.backendReadiness = prober.observedReadiness(endpoint: endpoint)
         }
-
-        let workload = try await status.workloadID.map(WorkloadID.init).asyncMap { try await backend.status($0) } ?? nil
-
-        if let termination = replica.spec.termination {
-            result = try await terminate(replica, termination, workload, &status, now)
-        } else if status.workloadID == nil {
-            result = try await start(replica, &status, now)
-        } else {
-            result = try await observe(replica, workload, &status, now)
+        observed.verdict = monitor.verdict(replica.key)
+        if let endpoint = replica.status.endpoint, replica.spec.termination != nil {
+            observed.pendingRequests = drain.pending?(endpoint)
         }
-
-        if status != replica.status {
-            var updated = replica
-            status.observedGeneration = replica.meta.generation
-            updated.status = status
-            try await replicas.updateStatus(updated)
-            if status.phase != replica.status.phase, status.phase == .failed {
-                await events.record(replica.key, warning: true, reason: "ReplicaFailed",
-                                    message: "\(status.terminationReason?.rawValue ?? "failed")\(status.message.map { ": \($0)" } ?? "")")
-            }
-        }
-        return result
+        return observed
     }
 
-    private func start(_ replica: Replica, _ status: inout ReplicaStatus, _ now: Date) async throws -> ReconcileResult {
-        let request = WorkloadRequest(
+    public func plan(_ replica: Replica, _ observed: ReplicaObservation, now: Date) throws -> Plan<ReplicaStatus, ReplicaAction> {
+        ReplicaPlanner.plan(replica, observed, drain: drain.settings, now: now)
+    }
+
+    public func perform(_ action: ReplicaAction, on replica: inout Replica, plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) async throws {
+        switch action {
+        case .createWorkload(let request):
+            do {
+                let id = try await backend.create(request)
+                ReplicaPlanner.created(.success(id), &plan, now: now)
+            } catch let e as BackendError where e.code == .noCapacity || e.code == .invalid {
+                ReplicaPlanner.created(.failure(e), &plan, now: now)
+            }
+        case .stopWorkload(let id, let graceful):
+            try await backend.stop(id, graceful: graceful)
+        case .deleteWorkload(let id):
+            try await backend.delete(id)
+        case .watchReadiness(let target):
+            monitor.watch(replica.key, target)
+        case .stopProbing:
+            monitor.forget(replica.key)
+        case .removeFinalizer:
+            replica.meta.finalizers.removeAll { $0 == Labels.backendFinalizer }
+            do { try await replicas.update(replica) } catch let e as StoreError where e.code == .notFound {}
+        }
+    }
+
+    public func writeStatus(_ replica: Replica) async throws { try await replicas.updateStatus(replica) }
+}
+
+/// The replica controller in its shell.
+public typealias ReplicaReconciler = PlanReconciler<ReplicaController>
+
+extension PlanReconciler where C == ReplicaController {
+    public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, monitor: ReadinessMonitor,
+                clock: any ControllerClock, drain: Drain = .fixed(0)) {
+        self.init(ReplicaController(store: store, backend: backend, prober: prober, monitor: monitor, drain: drain),
+                  store: store, clock: clock, component: "replica-controller")
+    }
+}
+
+/// The replica controller's decisions, pure: phases from what the backend observes, readiness
+/// from the probing service, the stop sequence from the time. Table-tested in
+/// `ReplicaPlannerTests`.
+public enum ReplicaPlanner {
+    public static func plan(_ replica: Replica, _ observed: ReplicaObservation, drain: DrainSettings, now: Date) -> Plan<ReplicaStatus, ReplicaAction> {
+        var plan = Plan<ReplicaStatus, ReplicaAction>(status: replica.status)
+        let watching = observed.verdict != nil
+        let id = replica.status.workloadID.map(WorkloadID.init)
+
+        if replica.meta.isDeleting {
+            if let id { plan.actions.append(.deleteWorkload(id)) }
+            if watching { plan.actions.append(.stopProbing) }
+            plan.actions.append(.removeFinalizer)
+            return plan
+        }
+        if replica.status.phase.isFinished {
+            // Finished: make sure nothing is left running on the backend.
+            if let id, observed.workload != nil { plan.actions.append(.deleteWorkload(id)) }
+            if watching { plan.actions.append(.stopProbing) }
+            return plan
+        }
+
+        if let termination = replica.spec.termination {
+            terminate(replica, termination, observed, drain: drain, &plan, now: now)
+        } else if id == nil {
+            plan.actions.append(.createWorkload(request(replica)))
+            plan.requeue(after: 0)
+        } else {
+            follow(replica, observed, &plan, now: now)
+        }
+        // Probed only while it may serve.
+        if watching, plan.status.phase.isFinished || plan.status.phase == .terminating || plan.status.endpoint == nil {
+            plan.actions.append(.stopProbing)
+        }
+        conclude(replica, &plan, now: now)
+        return plan
+    }
+
+    /// Folds the outcome of `createWorkload` into the plan.
+    public static func created(_ outcome: Result<WorkloadID, BackendError>, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
+        let before = plan.status
+        switch outcome {
+        case .success(let id):
+            plan.status.workloadID = id.rawValue
+            plan.status.phase = .provisioning
+            plan.status.message = nil
+        case .failure(let e):
+            finish(&plan.status, e.code == .noCapacity ? .failedToStartDueToNoCapacity : .creatingContainerError, e.message, now)
+        }
+        setReady(&plan.status, now: now)
+        if plan.status.phase == .failed, before.phase != .failed { plan.events.append(failedEvent(plan.status)) }
+    }
+
+    /// The request for the replica's workload.
+    static func request(_ replica: Replica) -> WorkloadRequest {
+        WorkloadRequest(
             name: replica.meta.name, project: replica.meta.project, labels: replica.meta.labels,
             template: replica.spec.template,
             systemEnvironment: [
                 "DSTACK_RUN_NAME": replica.spec.run, "DSTACK_REPLICA_NUM": String(replica.spec.replicaNum),
-                "DSTACK_REPO_ID": replica.meta.project, "DSTACK_GPUS_NUM": String(Self.gpuCount(replica.spec.template)),
+                "DSTACK_REPO_ID": replica.meta.project, "DSTACK_GPUS_NUM": String(gpuCount(replica.spec.template)),
             ])
-        do {
-            let id = try await backend.create(request)
-            status.workloadID = id.rawValue
-            status.phase = .provisioning
-            status.message = nil
-            return .requeue(after: 0)
-        } catch let e as BackendError where e.code == .noCapacity {
-            finish(&status, .failedToStartDueToNoCapacity, e.message, now)
-            return .done
-        } catch let e as BackendError where e.code == .invalid {
-            finish(&status, .creatingContainerError, e.message, now)
-            return .done
-        }
     }
 
-    private func observe(_ replica: Replica, _ workload: WorkloadStatus?, _ status: inout ReplicaStatus, _ now: Date) async throws -> ReconcileResult {
-        guard let workload else {
-            finish(&status, .instanceUnreachable, "the workload disappeared from the backend", now)
-            return .done
+    /// The phase from the backend's word, and readiness while running.
+    static func follow(_ replica: Replica, _ observed: ReplicaObservation, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
+        guard let workload = observed.workload else {
+            finish(&plan.status, .instanceUnreachable, "the workload disappeared from the backend", now)
+            return
         }
         switch workload.state {
         case .pending(let message):
-            status.phase = .provisioning
-            status.message = message
-            leaveRotation(&status)
-            return .done
+            plan.status.phase = .provisioning
+            plan.status.message = message
+            leaveRotation(&plan.status)
         case .pulling:
-            status.phase = .pulling
-            leaveRotation(&status)
-            return .done
+            plan.status.phase = .pulling
+            leaveRotation(&plan.status)
         case .stopping:
-            status.phase = .terminating
-            return .done
+            plan.status.phase = .terminating
         case .exited(let code):
-            status.exitStatus = code
-            if code == 0 { finish(&status, .doneByRunner, nil, now) }
-            else { finish(&status, .containerExitedWithError, "exited with status \(code)", now) }
-            return .done
+            plan.status.exitStatus = code
+            if code == 0 { finish(&plan.status, .doneByRunner, nil, now) }
+            else { finish(&plan.status, .containerExitedWithError, "exited with status \(code)", now) }
         case .failed(let reason, let message):
-            finish(&status, reason, message, now)
-            return .done
+            finish(&plan.status, reason, message, now)
         case .running(let endpoint):
-            if status.phase != .running {
-                status.phase = .running
-                status.startedAt = now
-                status.message = nil
+            if plan.status.phase != .running {
+                plan.status.phase = .running
+                plan.status.startedAt = now
+                plan.status.message = nil
             }
-            status.endpoint = endpoint
-            return await probe(replica, endpoint, &status, now)
+            plan.status.endpoint = endpoint
+            if let ready = observed.backendReadiness {
+                // The backend probes (a kubelet) and announces readiness changes.
+                plan.status.ready = ready
+                return
+            }
+            let target = ProbeTarget(endpoint: endpoint, probes: replica.spec.template.probes,
+                                     since: plan.status.startedAt ?? now, ready: replica.status.ready)
+            if let verdict = observed.verdict, verdict.target.sameTarget(as: target) {
+                plan.status.ready = verdict.ready
+            } else {
+                // Not watched yet (or at another endpoint): from the stored verdict, so a
+                // restarted server keeps a serving replica in rotation while it probes again.
+                plan.actions.append(.watchReadiness(target))
+                plan.status.ready = replica.status.ready && replica.status.endpoint == endpoint
+            }
         }
     }
 
     /// A workload that went back to pending (a Pod recreated by its backend) serves nothing.
-    private func leaveRotation(_ status: inout ReplicaStatus) {
+    static func leaveRotation(_ status: inout ReplicaStatus) {
         status.ready = false
         status.endpoint = nil
-        status.probeStreaks = []
-        status.lastProbeAt = nil
     }
 
-    /// Runs the probes that are due; ready when every probe reached `ready_after` successes.
-    private func probe(_ replica: Replica, _ endpoint: String, _ status: inout ReplicaStatus, _ now: Date) async -> ReconcileResult {
-        let probes = replica.spec.template.probes
-        if let observed = prober.observedReadiness(endpoint: endpoint) {
-            // The backend runs the probe (a kubelet) and announces readiness changes.
-            status.ready = observed
-            return .done
-        }
-        if probes.isEmpty {
-            // No probe: ready once the app answers HTTP at all, checked often at first and
-            // then about once a second (a model server may take minutes to listen).
-            if status.ready { return .done }
-            if await prober.answers(endpoint: endpoint) {
-                status.ready = true
-                return .done
-            }
-            let elapsed = status.startedAt.map { now.timeIntervalSince($0) } ?? 0
-            return .requeue(after: min(1, 0.02 + elapsed / 20))
-        }
-        if status.probeStreaks.count != probes.count { status.probeStreaks = Array(repeating: 0, count: probes.count) }
-        let interval = TimeInterval(probes.map(\.interval).min() ?? ProbeSpec.defaultInterval)
-        if let last = status.lastProbeAt, now.timeIntervalSince(last) < interval {
-            return .requeue(after: interval - now.timeIntervalSince(last))
-        }
-        let done = status.ready && probes.allSatisfy(\.untilReady)
-        if done { return .done }
-        for (i, p) in probes.enumerated() {
-            let ok = await prober.probe(endpoint: endpoint, p)
-            status.probeStreaks[i] = ok ? status.probeStreaks[i] + 1 : 0
-        }
-        status.lastProbeAt = now
-        status.ready = zip(probes, status.probeStreaks).allSatisfy { $1 >= $0.readyAfter }
-        if status.ready && probes.allSatisfy(\.untilReady) { return .done }
-        return .requeue(after: interval)
-    }
-
-    private func terminate(_ replica: Replica, _ termination: TerminationRequest, _ workload: WorkloadStatus?,
-                           _ status: inout ReplicaStatus, _ now: Date) async throws -> ReconcileResult {
-        guard let workload, let id = status.workloadID.map(WorkloadID.init) else {
-            finish(&status, termination.reason, nil, now)
-            return .done
+    static func terminate(_ replica: Replica, _ termination: TerminationRequest, _ observed: ReplicaObservation, drain: DrainSettings,
+                          _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
+        guard let workload = observed.workload, let id = replica.status.workloadID.map(WorkloadID.init) else {
+            finish(&plan.status, termination.reason, nil, now)
+            return
         }
         switch workload.state {
         case .exited(let code):
-            status.exitStatus = code
-            try await backend.delete(id)
-            finish(&status, termination.reason, nil, now)
-            return .done
+            plan.status.exitStatus = code
+            plan.actions.append(.deleteWorkload(id))
+            finish(&plan.status, termination.reason, nil, now)
+            return
         case .failed:
-            try await backend.delete(id)
-            finish(&status, termination.reason, nil, now)
-            return .done
+            plan.actions.append(.deleteWorkload(id))
+            finish(&plan.status, termination.reason, nil, now)
+            return
         default:
             break
         }
         let bound = replica.spec.template.stopDuration
+        var status = plan.status
+        defer { plan.status = status }
         // A serving replica leaves rotation first; it is stopped once the proxy has no request in
         // flight to it (or after the fixed drain period), within `stop_duration`.
         if termination.graceful, drain.isEnabled, status.stopRequestedAt == nil {
@@ -209,33 +265,66 @@ public struct ReplicaReconciler: Reconciler {
                 status.drainStartedAt = now
                 status.phase = .terminating
                 status.ready = false
-                return .requeue(after: drain.remaining(since: now, now: now, stopDuration: bound, endpoint: status.endpoint) ?? 0)
+                plan.requeue(after: drain.remaining(since: now, now: now, stopDuration: bound, pending: observed.pendingRequests) ?? 0)
+                return
             }
-            if let started = status.drainStartedAt, let wait = drain.remaining(since: started, now: now, stopDuration: bound, endpoint: status.endpoint) {
-                return .requeue(after: wait)
+            if let started = status.drainStartedAt,
+               let wait = drain.remaining(since: started, now: now, stopDuration: bound, pending: observed.pendingRequests) {
+                plan.requeue(after: wait)
+                return
             }
         }
         status.phase = .terminating
         status.ready = false
         if !termination.graceful || bound == 0 {
-            try await backend.stop(id, graceful: false)
-            return .requeue(after: 1)
+            plan.actions.append(.stopWorkload(id, graceful: false))
+            plan.requeue(after: 1)
+            return
         }
         guard let asked = status.stopRequestedAt else {
-            try await backend.stop(id, graceful: true)
+            plan.actions.append(.stopWorkload(id, graceful: true))
             status.stopRequestedAt = now
-            return bound > 0 ? .requeue(after: TimeInterval(bound)) : .done
+            if bound > 0 { plan.requeue(after: TimeInterval(bound)) }
+            return
         }
         if bound > 0, now.timeIntervalSince(asked) >= TimeInterval(bound) {
-            try await backend.stop(id, graceful: false)
-            await events.record(replica.key, warning: true, reason: "Killed",
-                                message: "did not stop within stop_duration (\(bound)s); killed")
-            return .requeue(after: 1)
+            plan.actions.append(.stopWorkload(id, graceful: false))
+            plan.events.append(.warning("Killed", "did not stop within stop_duration (\(bound)s); killed"))
+            plan.requeue(after: 1)
+            return
         }
-        return bound > 0 ? .requeue(after: TimeInterval(bound) - now.timeIntervalSince(asked)) : .done
+        if bound > 0 { plan.requeue(after: TimeInterval(bound) - now.timeIntervalSince(asked)) }
     }
 
-    private func finish(_ status: inout ReplicaStatus, _ reason: TerminationReason, _ message: String?, _ now: Date) {
+    /// The `Ready` condition, the generation, and the failure event.
+    static func conclude(_ replica: Replica, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
+        setReady(&plan.status, now: now)
+        if plan.status != replica.status { plan.status.observedGeneration = replica.meta.generation }
+        if plan.status.phase == .failed, replica.status.phase != .failed { plan.events.append(failedEvent(plan.status)) }
+    }
+
+    static func failedEvent(_ status: ReplicaStatus) -> EventNote {
+        .warning("ReplicaFailed", "\(status.terminationReason?.rawValue ?? "failed")\(status.message.map { ": \($0)" } ?? "")")
+    }
+
+    /// `Ready`: true while serving; otherwise why not, as a reason from docs/status.md.
+    static func setReady(_ status: inout ReplicaStatus, now: Date) {
+        let reason: String
+        let message: String
+        switch status.phase {
+        case .running where status.ready: (reason, message) = ("Serving", "")
+        case .running: (reason, message) = ("ProbesFailing", "the readiness probes have not passed (yet)")
+        case .submitted: (reason, message) = ("Submitted", "")
+        case .provisioning: (reason, message) = ("Provisioning", status.message ?? "")
+        case .pulling: (reason, message) = ("Pulling", "")
+        case .terminating: (reason, message) = ("Terminating", "")
+        case .terminated, .aborted, .failed, .done:
+            (reason, message) = ("Finished", status.terminationReason?.rawValue ?? status.phase.rawValue)
+        }
+        status.conditions.set("Ready", status.phase == .running && status.ready, reason: reason, message: message, now: now)
+    }
+
+    static func finish(_ status: inout ReplicaStatus, _ reason: TerminationReason, _ message: String?, _ now: Date) {
         status.phase = reason.finalPhase
         status.terminationReason = reason
         status.message = message ?? status.message
@@ -282,16 +371,36 @@ public struct Drain: Sendable {
         Drain(minimum: seconds, pollInterval: seconds, pending: nil)
     }
 
-    var isEnabled: Bool { minimum > 0 || pending != nil }
+    /// What the planner needs (the `pending` closure is asked by `observe`).
+    public var settings: DrainSettings {
+        DrainSettings(minimum: minimum, pollInterval: pollInterval, asksProxy: pending != nil)
+    }
+}
+
+/// The drain's rules, pure.
+public struct DrainSettings: Sendable, Equatable {
+    public var minimum: TimeInterval
+    public var pollInterval: TimeInterval
+    /// Whether in-flight requests are waited for (a proxy is asked).
+    public var asksProxy: Bool
+
+    public init(minimum: TimeInterval, pollInterval: TimeInterval, asksProxy: Bool) {
+        self.minimum = minimum
+        self.pollInterval = pollInterval
+        self.asksProxy = asksProxy
+    }
+
+    var isEnabled: Bool { minimum > 0 || asksProxy }
 
     /// How much longer to wait before stopping, or nil to stop now. The whole drain is bounded
-    /// by `stop_duration` (0 or less: no bound beyond the minimum).
-    func remaining(since started: Date, now: Date, stopDuration: Int, endpoint: String?) -> TimeInterval? {
+    /// by `stop_duration` (0 or less: no bound beyond the minimum). `pending`: requests still
+    /// owed to the endpoint, nil when no proxy is asked.
+    func remaining(since started: Date, now: Date, stopDuration: Int, pending: Int?) -> TimeInterval? {
         let elapsed = now.timeIntervalSince(started)
         let bound = stopDuration > 0 ? TimeInterval(stopDuration) : .infinity
         let minimum = Swift.min(self.minimum, bound)
         if elapsed < minimum { return Swift.min(minimum - elapsed, pollInterval) }
-        guard let pending, let endpoint, elapsed < bound, pending(endpoint) > 0 else { return nil }
+        guard asksProxy, let pending, elapsed < bound, pending > 0 else { return nil }
         return Swift.min(pollInterval, bound - elapsed)
     }
 }

@@ -28,9 +28,24 @@ public enum RoutePlanner {
     }
 }
 
+/// What the route controller does to the store.
+public enum RouteAction: Sendable, Equatable {
+    case create(ProxyRoute)
+    case update(ProxyRoute)
+    case delete
+}
+
+/// The run a route serves, and its replicas.
+public struct RouteObservation: Sendable {
+    public var run: Run?
+    public var replicas: [Replica]
+}
+
 /// Keeps one ProxyRoute per serving run (same project and name), written only when it changes.
-public struct RouteReconciler: Reconciler {
-    public typealias Key = ObjectKey
+/// Its object is the route; a route not stored yet is loaded as a blank one (resourceVersion 0),
+/// so that "the run serves, there is no route" plans a create.
+public struct RouteController: PlanningController {
+    public typealias Kind = ProxyRouteKind
 
     let store: any ObjectStore
     let runs: Informer
@@ -46,32 +61,61 @@ public struct RouteReconciler: Reconciler {
 
     var routeStore: TypedStore<ProxyRouteKind> { TypedStore(store) }
 
-    /// `key` is the run's key.
-    public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
-        let routeKey = ObjectKey(kind: ProxyRouteKind.name, project: key.project, name: key.name)
-        let current = try routes.get(routeKey).map(TypedStore<ProxyRouteKind>.decode)
-        let run = try runs.get(ObjectKey(kind: RunKind.name, project: key.project, name: key.name)).map(TypedStore<RunKind>.decode)
-        let wanted = try await run.asyncMap { run in RoutePlanner.route(run: run, replicas: try await replicas.replicas(project: key.project, run: key.name)) } ?? nil
+    public func load(_ key: ObjectKey) async throws -> ProxyRoute? {
+        if let stored = routes.get(key) { return try TypedStore<ProxyRouteKind>.decode(stored) }
+        return ProxyRoute(project: key.project, name: key.name, labels: [Labels.run: key.name],
+                          spec: ProxyRouteSpec(run: key.name, auth: true, stripPrefix: true, endpoints: [], runCreatedAt: Date(timeIntervalSince1970: 0)))
+    }
 
-        switch (current, wanted) {
-        case (nil, nil):
+    public func observe(_ route: ProxyRoute) async throws -> RouteObservation {
+        let run = try runs.get(ObjectKey(kind: RunKind.name, project: route.meta.project, name: route.meta.name)).map(TypedStore<RunKind>.decode)
+        let children = run == nil ? [] : try await replicas.replicas(project: route.meta.project, run: route.meta.name)
+        return RouteObservation(run: run, replicas: children)
+    }
+
+    public func plan(_ route: ProxyRoute, _ observed: RouteObservation, now: Date) throws -> Plan<EmptyStatus, RouteAction> {
+        var plan = Plan<EmptyStatus, RouteAction>(status: route.status)
+        let stored = route.meta.resourceVersion != 0
+        let wanted = observed.run.flatMap { RoutePlanner.route(run: $0, replicas: observed.replicas) }
+        switch (stored, wanted) {
+        case (false, nil):
             break
-        case (let current?, nil):
-            do { try await routeStore.delete(project: current.meta.project, name: current.meta.name) } catch let e as StoreError where e.code == .notFound {}
-        case (nil, let spec?):
-            let owner = run.map { [$0.ownerReference] } ?? []
-            var route = ProxyRoute(project: key.project, name: key.name, labels: [Labels.run: key.name], spec: spec)
-            route.meta.ownerReferences = owner
-            do { try await routeStore.create(route) } catch let e as StoreError where e.code == .alreadyExists {
-                return .requeue(after: 0.05)   // the cache had not seen it yet
-            }
-        case (var current?, let spec?):
-            guard current.spec != spec else { break }
-            current.spec = spec
-            do { try await routeStore.update(current) } catch let e as StoreError where e.isConflictOrMissing {
-                return .requeue(after: 0.05)
-            }
+        case (true, nil):
+            plan.actions = [.delete]
+        case (false, let spec?):
+            var created = ProxyRoute(project: route.meta.project, name: route.meta.name, labels: [Labels.run: route.meta.name], spec: spec)
+            created.meta.ownerReferences = observed.run.map { [$0.ownerReference] } ?? []
+            plan.actions = [.create(created)]
+        case (true, let spec?):
+            guard route.spec != spec else { break }
+            var updated = route
+            updated.spec = spec
+            plan.actions = [.update(updated)]
         }
-        return .done
+        return plan
+    }
+
+    public func perform(_ action: RouteAction, on route: inout ProxyRoute, plan: inout Plan<EmptyStatus, RouteAction>, now: Date) async throws {
+        switch action {
+        case .create(let created):
+            // `alreadyExists` (the cache had not seen it yet) is retried: the next pass updates it.
+            route = try await routeStore.create(created)
+        case .update(let updated):
+            route = try await routeStore.update(updated)
+        case .delete:
+            do { try await routeStore.delete(project: route.meta.project, name: route.meta.name) } catch let e as StoreError where e.code == .notFound {}
+        }
+    }
+
+    /// Routes have no status.
+    public func writeStatus(_ route: ProxyRoute) async throws {}
+}
+
+/// The route controller in its shell.
+public typealias RouteReconciler = PlanReconciler<RouteController>
+
+extension PlanReconciler where C == RouteController {
+    public init(store: any ObjectStore, runs: Informer, replicas: any ReplicaSource, routes: Informer, clock: any ControllerClock) {
+        self.init(RouteController(store: store, runs: runs, replicas: replicas, routes: routes), store: store, clock: clock, component: "route-controller")
     }
 }

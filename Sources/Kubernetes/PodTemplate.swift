@@ -48,16 +48,26 @@ public struct PodTemplate: Sendable {
         ("karpenter.sh/capacity-type", "spot"), ("kubernetes.azure.com/scalesetpriority", "spot"),
     ]
 
-    /// A DNS-1123 label of at most 63 characters for a replica name.
+    /// A DNS-1123 label of at most 63 characters for a replica name, different for different
+    /// names: a name that already is such a label is kept; any other (a replica name has a `.`
+    /// between run and group) becomes its letters, digits and `-`, cut to 52 characters, and a
+    /// 40-bit digest of the whole name, so `svc-a.0-0-0` and `svc.a-0-0-0` stay two Pods.
     public static func podName(_ name: String) -> String {
-        var n = String(name.lowercased().map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" })
-        if n.count > 63 {
-            var h: UInt64 = 0xcbf29ce484222325
-            for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-            n = String(n.prefix(54)) + "-" + String(String(h, radix: 16).prefix(8))
-        }
+        if isLabel(name) { return name }
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        var n = String(String(name.lowercased().map { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" ? $0 : "-" }).prefix(52))
         while n.hasSuffix("-") { n.removeLast() }
-        return n
+        let digest = String(h & 0xff_ffff_ffff, radix: 16)
+        return n + "-" + String(repeating: "0", count: 10 - digest.count) + digest
+    }
+
+    /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+    public static func isLabel(_ s: String) -> Bool {
+        let bytes = Array(s.utf8)
+        func alnum(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) }
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 63, alnum(first), alnum(last) else { return false }
+        return bytes.allSatisfy { alnum($0) || $0 == 0x2d }
     }
 
     /// Label values: at most 63 characters of `[A-Za-z0-9._-]`, alphanumeric at both ends.

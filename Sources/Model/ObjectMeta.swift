@@ -106,6 +106,22 @@ extension Array where Element == Condition {
     public subscript(type: String) -> Condition? { first { $0.type == type } }
 }
 
+/// A status with Kubernetes-style conditions, so the shell can say `Stalled` and which
+/// generation the status describes.
+public protocol ConditionedStatus: Equatable, Sendable {
+    var conditions: [Condition] { get set }
+    var observedGeneration: Int64 { get set }
+    /// Says that an action was refused (`Ready` false with the reason); a status with a
+    /// message of its own puts it there too.
+    mutating func noteRefusal(reason: String, message: String, now: Date)
+}
+
+extension ConditionedStatus {
+    public mutating func noteRefusal(reason: String, message: String, now: Date) {
+        conditions.set("Ready", false, reason: reason, message: message, now: now)
+    }
+}
+
 /// A kind of stored object with a typed spec and status.
 public protocol ObjectKind: Sendable {
     associatedtype Spec: Codable & Equatable & Sendable

@@ -188,7 +188,7 @@ public struct ReplicaSpec: Codable, Equatable, Sendable {
     }
 }
 
-public struct ReplicaStatus: Codable, Equatable, Sendable {
+public struct ReplicaStatus: Codable, Equatable, Sendable, ConditionedStatus {
     public var phase: ReplicaPhase = .submitted
     public var terminationReason: TerminationReason?
     public var message: String?
@@ -204,11 +204,22 @@ public struct ReplicaStatus: Codable, Equatable, Sendable {
     public var stopRequestedAt: Date?
     /// When the replica left the proxy's rotation before being stopped.
     public var drainStartedAt: Date?
-    public var probeStreaks: [Int] = []
-    public var lastProbeAt: Date?
     public var observedGeneration: Int64 = 0
+    /// `Ready` (serving: running and its probes pass), with the reason it is not
+    /// (docs/status.md). Optional in storage: replicas stored before conditions existed read.
+    public var conditions: [Condition] {
+        get { storedConditions ?? [] }
+        set { storedConditions = newValue }
+    }
+    private var storedConditions: [Condition]?
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case phase, terminationReason, message, exitStatus, ready, endpoint, workloadID, startedAt, finishedAt
+        case stopRequestedAt, drainStartedAt, observedGeneration
+        case storedConditions = "conditions"
+    }
 }
 
 public enum ReplicaKind: ObjectKind {
@@ -221,9 +232,17 @@ public enum ReplicaKind: ObjectKind {
 public typealias Replica = Object<ReplicaKind>
 
 extension Object where Kind == ReplicaKind {
-    /// Replica objects are named `<run>-<group>-<replica>-<submission>`, deterministically, so a
-    /// stale cache can never create a duplicate.
+    /// Replica objects are named `<run>.<group>-<replica>-<submission>`, deterministically, so a
+    /// stale cache can never create a duplicate. The encoding is injective: run and group names
+    /// never contain `.` (they are `[a-z0-9-]`), and the two numbers after the group have no `-`,
+    /// so run `svc-a` group `0` (`svc-a.0-0-0`) and run `svc` group `a-0` (`svc.a-0-0-0`) differ.
     public static func name(run: String, group: String, replicaNum: Int, submissionNum: Int) -> String {
+        "\(run).\(group)-\(replicaNum)-\(submissionNum)"
+    }
+
+    /// The name earlier versions gave (joined with `-`, not injective): replicas created before
+    /// the change keep it, so workloads are matched by either.
+    public static func legacyName(run: String, group: String, replicaNum: Int, submissionNum: Int) -> String {
         "\(run)-\(group)-\(replicaNum)-\(submissionNum)"
     }
 

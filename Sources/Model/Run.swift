@@ -122,7 +122,7 @@ public struct SlotRetry: Codable, Equatable, Sendable {
     }
 }
 
-public struct RunStatus: Codable, Equatable, Sendable {
+public struct RunStatus: Codable, Equatable, Sendable, ConditionedStatus {
     public var phase: RunPhase = .submitted
     public var terminationReason: RunTerminationReason?
     public var message: String = ""
@@ -147,6 +147,11 @@ public struct RunStatus: Codable, Equatable, Sendable {
     public var lastScaledAt: Date?
 
     public init() {}
+
+    public mutating func noteRefusal(reason: String, message: String, now: Date) {
+        conditions.set("Ready", false, reason: reason, message: message, now: now)
+        self.message = message
+    }
 }
 
 public enum RunKind: ObjectKind {
@@ -181,8 +186,19 @@ public struct EventSpec: Codable, Equatable, Sendable {
     }
 }
 
-public struct EmptyStatus: Codable, Equatable, Sendable {
+/// The status of a kind that has none (events, routes): no conditions to keep.
+public struct EmptyStatus: Codable, Equatable, Sendable, ConditionedStatus {
     public init() {}
+
+    public var conditions: [Condition] {
+        get { [] }
+        set {}   // swiftlint:disable:this unused_setter_value
+    }
+
+    public var observedGeneration: Int64 {
+        get { 0 }
+        set {}   // swiftlint:disable:this unused_setter_value
+    }
 }
 
 public enum EventKind: ObjectKind {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Store
 import Synchronization
 
 /// Runs a `Reconciler` with N workers over a `WorkQueue`: one loop does all the bookkeeping
@@ -14,6 +15,8 @@ public final class Controller<R: Reconciler>: Service, Sendable {
     private let clock: any ControllerClock
     private let metrics: (any ControllerMetrics)?
     private let logger: Logger
+    /// Numbers reconciles, so the log lines of one can be told apart (`reconcile` metadata).
+    private let reconciles = Atomic<UInt64>(0)
 
     public init(name: String, reconciler: R, clock: any ControllerClock, workers: Int = 4, timeout: TimeInterval = 60,
                 rateLimit: WorkQueue<R.Key>.RateLimit = .init(), metrics: (any ControllerMetrics)? = nil,
@@ -58,12 +61,29 @@ public final class Controller<R: Reconciler>: Service, Sendable {
         }
     }
 
+    /// Processes every key that is queued now, one at a time, as a single worker would, and
+    /// returns how many it processed: how tests step the runtime on a manual clock (a key
+    /// requeued with a delay comes due when the clock is moved).
+    @discardableResult
+    public func processQueued() async -> Int {
+        var processed = 0
+        while queue.depth > 0, let key = await queue.get() {
+            await process(key)
+            queue.done(key)
+            processed += 1
+        }
+        return processed
+    }
+
     /// Processes one key (also callable directly by tests that step the runtime).
     public func process(_ key: R.Key) async {
         let start = clock.now()
+        let id = reconciles.add(1, ordering: .relaxed).newValue
         let outcome: String
         do {
-            let result = try await withTimeout { try await self.reconciler.reconcile(key) }
+            let result = try await ReconcileContext.$id.withValue(id) {
+                try await withTimeout { try await self.reconciler.reconcile(key) }
+            }
             queue.forget(key)
             switch result {
             case .done:
@@ -75,12 +95,17 @@ public final class Controller<R: Reconciler>: Service, Sendable {
         } catch let terminal as TerminalError {
             outcome = "terminal"
             queue.forget(key)
-            logger.warning("reconcile stalled", metadata: ["controller": "\(name)", "key": "\(key)", "reason": "\(terminal.reason)"])
-            await reconciler.stalled(key, error: terminal)
+            logger.warning("reconcile stalled", metadata: ["controller": "\(name)", "key": "\(key)", "reconcile": "\(id)", "reason": "\(terminal.reason)"])
+            await ReconcileContext.$id.withValue(id) { await reconciler.stalled(key, error: terminal) }
         } catch {
             outcome = "error"
-            logger.debug("reconcile failed, will retry", metadata: ["controller": "\(name)", "key": "\(key)", "error": "\(error)"])
             queue.addRateLimited(key)
+            // Every retried error is said, with the reconcile it ended; a write that lost a race
+            // with another writer (a conflict: read again and retry) is routine, so only `info`.
+            let routine = (error as? StoreError)?.code == .conflict
+            logger.log(level: routine ? .info : .warning, "reconcile failed; retrying", metadata: [
+                "controller": "\(name)", "key": "\(key)", "reconcile": "\(id)", "attempt": "\(queue.failures(key))", "error": "\(error)",
+            ])
         }
         metrics?.reconciled(controller: name, duration: clock.now().timeIntervalSince(start), outcome: outcome)
         metrics?.queueDepth(controller: name, depth: queue.depth)

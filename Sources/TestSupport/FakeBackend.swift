@@ -25,6 +25,7 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
         var healthRule: (@Sendable (WorkloadRequest) -> Bool)?
         var creates = 0
         var deletes = 0
+        var probes = 0
     }
 
     public let name = "fake"
@@ -157,9 +158,13 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
 
     // MARK: ReadinessProber
 
+    /// Probes run so far.
+    public var probeCount: Int { state.withLock { $0.probes } }
+
     public func probe(endpoint: String, _ probe: ProbeTemplate) async -> Bool {
         state.withLock { s in
-            s.workloads.values.contains { w in
+            s.probes += 1
+            return s.workloads.values.contains { w in
                 if case .running(let e) = w.state, e == endpoint { return w.healthy }
                 return false
             }

@@ -54,7 +54,7 @@ import TestSupport
         }
         // A workload whose replica object is gone (as after a crash between the two deletes).
         _ = try await backend.create(WorkloadRequest(
-            name: "web-0-9-0", project: "main",
+            name: "web.0-9-0", project: "main",
             labels: [Labels.project: "main", Labels.run: "web", Labels.group: "0", Labels.replica: "9", Labels.submission: "0"],
             template: ReplicaTemplate(), systemEnvironment: [:]))
         let creates = backend.createCount
@@ -66,7 +66,7 @@ import TestSupport
         let runs = TypedStore<RunKind>(store)
         try await waitFor { (try await runs.get(project: "main", name: "web"))?.status.readyReplicas == 2 }
         #expect(backend.createCount == creates, "existing workloads are adopted, not recreated")
-        #expect(Set(backend.workloads.map(\.request.name)) == ["web-0-0-0", "web-0-1-0"])
+        #expect(Set(backend.workloads.map(\.request.name)) == ["web.0-0-0", "web.0-1-0"])
     }
 }
 

@@ -1,4 +1,5 @@
 import Controllers
+import Reconcile
 import Foundation
 import Model
 import Store

@@ -7,22 +7,32 @@ import Reconcile
 import Store
 import TestSupport
 
-/// Drives the run and replica reconcilers step by step over a store and a fake backend with a
-/// manual clock: `converge()` reconciles every run and replica until a full pass writes nothing.
+/// Drives the real run and replica `Controller`s (queue, requeue, backoff, the shell) and the
+/// probing service over a store and a fake backend with a manual clock: `converge()` queues
+/// every run and replica (as informer events would) and processes the queues until a full pass
+/// writes nothing; `advance` moves the clock, so requeues, retries and probes come due.
 struct Harness {
     let clock: ManualClock
     let store: any ObjectStore
     let backend: FakeBackend
-    let runReconciler: RunReconciler
-    let replicaReconciler: ReplicaReconciler
+    let readiness: ReadinessMonitor
+    let runController: Controller<RunReconciler>
+    let replicaController: Controller<ReplicaReconciler>
 
     init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock(), drain: Drain = .fixed(0)) {
         self.clock = clock
         let c = clock
         self.store = store ?? MemoryStore(now: { c.now() })
         self.backend = backend ?? FakeBackend(clock: clock)
-        runReconciler = RunReconciler(store: self.store, replicas: StoreReplicaSource(self.store), clock: clock)
-        replicaReconciler = ReplicaReconciler(store: self.store, backend: self.backend, prober: self.backend, clock: clock, drain: drain)
+        readiness = ReadinessMonitor(prober: self.backend, clock: clock)
+        runController = Controller(name: "run", reconciler: RunReconciler(store: self.store, replicas: StoreReplicaSource(self.store), clock: clock),
+                                   clock: clock)
+        replicaController = Controller(name: "replica",
+                                       reconciler: ReplicaReconciler(store: self.store, backend: self.backend, prober: self.backend,
+                                                                     monitor: readiness, clock: clock, drain: drain),
+                                       clock: clock)
+        let replicas = replicaController
+        readiness.setOnChange { replicas.enqueue($0) }
     }
 
     var runs: TypedStore<RunKind> { TypedStore(store) }
@@ -86,15 +96,33 @@ struct Harness {
     func converge(maxPasses: Int = 60) async throws {
         for _ in 0..<maxPasses {
             let before = await store.writeCount()
-            for run in try await store.list(ListOptions(kind: RunKind.name)).items {
-                _ = try? await runReconciler.reconcile(run.key)
-            }
-            for replica in try await store.list(ListOptions(kind: ReplicaKind.name)).items {
-                _ = try? await replicaReconciler.reconcile(replica.key)
-            }
+            for run in try await store.list(ListOptions(kind: RunKind.name)).items { runController.enqueue(run.key) }
+            for replica in try await store.list(ListOptions(kind: ReplicaKind.name)).items { replicaController.enqueue(replica.key) }
+            await settle()
             if await store.writeCount() == before { return }
         }
         throw HarnessError(message: "did not converge in \(maxPasses) passes")
+    }
+
+    /// Runs only what the runtime itself has due: probes, then the queued keys (requeues,
+    /// retries, readiness changes), until nothing is queued.
+    func settle() async {
+        for _ in 0..<100 {
+            await readiness.probeDue()
+            let processed = await runController.processQueued() + replicaController.processQueued()
+            if processed == 0 { return }
+        }
+    }
+
+    /// One reconcile of one run, through its controller (the queue's bookkeeping included).
+    func reconcileRun(_ key: ObjectKey) async {
+        runController.enqueue(key)
+        await runController.processQueued()
+    }
+
+    func reconcileReplica(_ key: ObjectKey) async {
+        replicaController.enqueue(key)
+        await replicaController.processQueued()
     }
 
     /// Moves time forward (in steps, so timers and probes come due) and converges after each.

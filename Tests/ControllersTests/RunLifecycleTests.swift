@@ -23,10 +23,10 @@ import TestSupport
         #expect(run.status.observedGeneration == applied.meta.generation)
         #expect(run.status.deploymentNum == 1)
         let replicas = try await h.allReplicas("web")
-        #expect(replicas.map(\.meta.name) == ["web-0-0-0", "web-0-1-0"])
+        #expect(replicas.map(\.meta.name) == ["web.0-0-0", "web.0-1-0"])
         #expect(replicas.allSatisfy { $0.status.phase == .running && $0.status.ready })
         #expect(h.backend.workloads.count == 2)
-        let env = try #require(h.backend.workload(named: "web-0-1-0")?.request.systemEnvironment)
+        let env = try #require(h.backend.workload(named: "web.0-1-0")?.request.systemEnvironment)
         #expect(env["DSTACK_RUN_NAME"] == "web" && env["DSTACK_REPLICA_NUM"] == "1")
         #expect(try await h.events("web").contains { $0.reason == "ScaledUp" })
         // Converged: another pass writes nothing.
@@ -69,7 +69,7 @@ import TestSupport
 
     @Test func scaleDownPrefersTheLeastAdvanced() async throws {
         let h = Harness()
-        h.backend.setHealthRule { $0.name != "web-0-0-0" }
+        h.backend.setHealthRule { $0.name != "web.0-0-0" }
         try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3\nprobes: [{type: http, url: /health, interval: 1}]"))
         try await h.converge()
         try await h.advance(by: 10)
@@ -159,24 +159,24 @@ import TestSupport
         let h = Harness()
         try await h.apply(http2 + "\nretry: {on_events: [error], duration: 10m}")
         try await h.converge()
-        h.backend.exit("web-0-1-0", code: 1)
+        h.backend.exit("web.0-1-0", code: 1)
         try await h.converge()
         var run = try await h.run("web")
         #expect(run.status.phase == .running, "the other replica keeps serving")
         #expect(run.status.retries["0/1"]?.attempts == 0)
-        #expect(try await h.serving("web").map(\.meta.name) == ["web-0-0-0"])
+        #expect(try await h.serving("web").map(\.meta.name) == ["web.0-0-0"])
         try await h.advance(by: 10)
         #expect(try await h.allReplicas("web").count == 2, "not resubmitted before the 15 s backoff")
         try await h.advance(by: 5)
-        #expect(try await h.serving("web").map(\.meta.name) == ["web-0-0-0", "web-0-1-1"])
+        #expect(try await h.serving("web").map(\.meta.name) == ["web.0-0-0", "web.0-1-1"])
         #expect(try await h.allReplicas("web").count == 2, "the failed submission is cleaned up")
         // Failing again waits 30 s.
-        h.backend.exit("web-0-1-1", code: 1)
+        h.backend.exit("web.0-1-1", code: 1)
         try await h.converge()
         try await h.advance(by: 25)
         #expect(try await h.serving("web").count == 1)
         try await h.advance(by: 5)
-        #expect(try await h.serving("web").map(\.meta.name) == ["web-0-0-0", "web-0-1-2"])
+        #expect(try await h.serving("web").map(\.meta.name) == ["web.0-0-0", "web.0-1-2"])
         run = try await h.run("web")
         #expect(run.status.retries["0/1"]?.attempts == 2, "the streak lasts while the slot keeps failing")
         try await h.advance(by: 600, step: 60)
@@ -203,21 +203,21 @@ import TestSupport
         let h = Harness()
         try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3"))
         try await h.converge()
-        h.backend.exit("web-0-2-0", code: 137)   // kill -9
+        h.backend.exit("web.0-2-0", code: 137)   // kill -9
         try await h.converge()
         #expect(try await h.serving("web").count == 2)
-        let failed = try #require(try await h.allReplicas("web").first { $0.meta.name == "web-0-2-0" })
+        let failed = try #require(try await h.allReplicas("web").first { $0.meta.name == "web.0-2-0" })
         #expect(failed.status.phase == .failed && failed.status.endpoint == nil, "a failed replica shows no endpoint")
         try await h.advance(by: 10)
         #expect(try await h.serving("web").count == 2, "not before the 15 s backoff")
         try await h.advance(by: 5)
-        #expect(try await h.serving("web").map(\.meta.name) == ["web-0-0-0", "web-0-1-0", "web-0-2-1"])
+        #expect(try await h.serving("web").map(\.meta.name) == ["web.0-0-0", "web.0-1-0", "web.0-2-1"])
         let run = try await h.run("web")
         #expect(run.status.failedSlots.isEmpty && run.status.phase == .running)
         #expect(try await h.events("web").contains { $0.reason == "ReplicaFailed" && $0.message.contains("exited") && $0.message.contains("replacing it in 15s") })
         // Exiting again waits longer (30 s): a crash loop is not a hot loop.
         let creates = h.backend.createCount
-        h.backend.exit("web-0-2-1", code: 1)
+        h.backend.exit("web.0-2-1", code: 1)
         try await h.converge()
         try await h.advance(by: 25)
         #expect(h.backend.createCount == creates)
@@ -229,7 +229,7 @@ import TestSupport
         let h = Harness()
         try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3"))
         try await h.converge()
-        h.backend.interrupt("web-0-2-0")
+        h.backend.interrupt("web.0-2-0")
         try await h.converge()
         let creates = h.backend.createCount
         try await h.advance(by: 120)
@@ -338,15 +338,16 @@ import TestSupport
         let h = Harness()
         try await h.apply(http2 + "\nenv: [HF_TOKEN]")
         let key = try await h.run("web").key
-        do {
-            _ = try await h.runReconciler.reconcile(key)
-            Issue.record("expected a terminal error")
-        } catch let e as TerminalError {
-            await h.runReconciler.stalled(key, error: e)
-        }
+        let writes = await h.store.writeCount()
+        await h.reconcileRun(key)
         let run = try await h.run("web")
         #expect(run.status.conditions["Stalled"]?.status == "True")
         #expect(run.status.conditions["Stalled"]?.reason == "UnresolvedEnvironment")
+        #expect(run.status.conditions["Ready"]?.status == "False")
+        // One status write says it all, with the generation it is about; not retried.
+        #expect(run.status.observedGeneration == run.meta.generation)
+        #expect(await h.store.writeCount() == writes + 2, "the status and its event")
+        #expect(h.runController.queue.isIdle)
         #expect(try await h.allReplicas("web").isEmpty)
     }
 
@@ -357,7 +358,7 @@ import TestSupport
         let before = h.backend.createCount
         try await h.apply(http2 + "\nspot_policy: spot")
         // One pass: the old replicas are asked to stop and nothing new starts yet.
-        _ = try await h.runReconciler.reconcile(try await h.run("web").key)
+        await h.reconcileRun(try await h.run("web").key)
         var run = try await h.run("web")
         #expect(run.status.recreating && run.status.phase == .terminating)
         #expect(h.backend.createCount == before)
@@ -392,13 +393,13 @@ import TestSupport
             try await first.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 3"))
             // Crash mid-way: only one pass of the run controller happened (replica objects
             // exist, no workload yet for some).
-            _ = try await first.runReconciler.reconcile(try await first.run("web").key)
-            _ = try await first.replicaReconciler.reconcile(ObjectKey(kind: "Replica", project: "main", name: "web-0-0-0"))
+            await first.reconcileRun(try await first.run("web").key)
+            await first.reconcileReplica(ObjectKey(kind: "Replica", project: "main", name: "web.0-0-0"))
         }
         let second = Harness(store: try SQLiteStore(path: path, now: { clock.now() }), backend: backend, clock: clock)
         try await second.converge()
         let replicas = try await second.allReplicas("web")
-        #expect(replicas.map(\.meta.name) == ["web-0-0-0", "web-0-1-0", "web-0-2-0"])
+        #expect(replicas.map(\.meta.name) == ["web.0-0-0", "web.0-1-0", "web.0-2-0"])
         #expect(replicas.allSatisfy { $0.status.phase == .running })
         #expect(backend.workloads.count == 3, "no duplicate workload")
         #expect(backend.createCount == 3)

@@ -80,12 +80,20 @@ import TestSupport
         // Logs: every replica by default, each line prefixed; one replica's failure (the log API
         // answers 500 when the API server cannot reach the kubelet) is shown and fails the command,
         // the other replica's lines still come.
-        let names = fake.objects("pods").compactMap { $0.value(at: ["metadata", "name"])?.stringValue }.sorted()
+        // Pods are named after replicas (`web.0-1-0` → `web-0-1-0-<digest>`); output names replicas.
+        let replicaPods = fake.objects("pods").compactMap { pod -> (pod: String, replica: String)? in
+            guard let name = pod.value(at: ["metadata", "name"])?.stringValue,
+                  let group = pod.value(at: ["metadata", "labels", "setpoint.dev/group"])?.stringValue,
+                  let num = pod.value(at: ["metadata", "labels", "setpoint.dev/replica"])?.stringValue,
+                  let sub = pod.value(at: ["metadata", "labels", "setpoint.dev/submission"])?.stringValue else { return nil }
+            return (name, "web.\(group)-\(num)-\(sub)")
+        }.sorted { $0.replica < $1.replica }
+        let names = replicaPods.map { $0.replica }
         #expect(names.count == 2)
-        for name in names { fake.setLogs(pod: name, ["hello from \(name)"]) }
+        for (pod, replica) in replicaPods { fake.setLogs(pod: pod, ["hello from \(replica)"]) }
         let logs = try await server.cli(["logs", "web"])
         #expect(logs.status == 0 && names.allSatisfy { logs.output.contains("[\($0)] hello from \($0)") }, "\(logs.output)")
-        fake.failNext(1, matching: "/pods/\(names[0])/log", status: 500, message: "dial tcp 10.0.0.1:10250: connect: connection refused")
+        fake.failNext(1, matching: "/pods/\(replicaPods[0].pod)/log", status: 500, message: "dial tcp 10.0.0.1:10250: connect: connection refused")
         let failing = try await server.cli(["logs", "web"])
         #expect(failing.status != 0, "\(failing.output)")
         #expect(failing.output.contains("cannot read the logs of replica \(names[0])") && failing.output.contains("connection refused"), "\(failing.output)")
@@ -95,15 +103,15 @@ import TestSupport
 
         // The API server refuses to dial one Pod (its own Status, not the app's answer): the
         // request is served by the other replica; with both refused, a 502 with the reason.
-        fake.refuseProxy(pod: names[0], status: 400, message: "address not allowed")
+        fake.refuseProxy(pod: replicaPods[0].pod, status: 400, message: "address not allowed")
         for _ in 0..<8 {
             let r = try await server.get("/proxy/services/main/web/who", token: server.token)
-            #expect(r.status == 200 && r.body.contains(#""pod":"\#(names[1])""#), "\(r.status) \(r.body)")
+            #expect(r.status == 200 && r.body.contains(#""pod":"\#(replicaPods[1].pod)""#), "\(r.status) \(r.body)")
         }
-        fake.refuseProxy(pod: names[1], status: 400, message: "address not allowed")
+        fake.refuseProxy(pod: replicaPods[1].pod, status: 400, message: "address not allowed")
         let refused = try await server.get("/proxy/services/main/web/who", token: server.token)
         #expect(refused.status == 502 && refused.body.contains("address not allowed"), "\(refused.status) \(refused.body)")
-        for name in names { fake.refuseProxy(pod: name, message: nil) }
+        for (pod, _) in replicaPods { fake.refuseProxy(pod: pod, message: nil) }
 
         // The uploaded code is served by its SHA-256 to Pods that fetch it (no token needed).
         let codeSecret = try #require(fake.objects("secrets").first { ($0.value(at: ["metadata", "name"])?.stringValue ?? "").hasSuffix("-code") })

@@ -89,6 +89,10 @@ import Testing
         #expect(PodTemplate.podName("web-0-0-0") == "web-0-0-0")
         let long = PodTemplate.podName(String(repeating: "very-long-run-name-", count: 5) + "0-0-0")
         #expect(long.count <= 63 && !long.hasSuffix("-"))
+        // Replica names have a `.` between run and group: two that differ only there are two Pods.
+        let a = PodTemplate.podName("svc-a.0-0-0"), b = PodTemplate.podName("svc.a-0-0-0")
+        #expect(a != b && a.hasPrefix("svc-a-0-0-0-") && b.hasPrefix("svc-a-0-0-0-"))
+        for name in [a, b, long] { #expect(PodTemplate.isLabel(name) && name.count <= 63) }
         #expect(GPULabel.parse("NVIDIA-A100-SXM4-40GB") == GPULabel(name: "A100", memoryGB: 40))
         #expect(GPULabel.parse("Tesla-T4", memoryMiB: "15360") == GPULabel(name: "T4", memoryGB: 15))
         #expect(GPULabel.parse("NVIDIA-GeForce-RTX-4090") == GPULabel(name: "RTX4090", memoryGB: nil))

@@ -1,0 +1,191 @@
+import Backend
+import Foundation
+import Model
+import Reconcile
+import ServiceLifecycle
+import SetpointConfiguration
+import Synchronization
+
+/// What the replica controller asks to be probed for one replica.
+public struct ProbeTarget: Sendable, Equatable {
+    public var endpoint: String
+    public var probes: [ProbeTemplate]
+    /// When the workload started running (how often an app with no probe is asked).
+    public var since: Date
+    /// Start from this verdict (the stored one: a restarted server does not flap a serving
+    /// replica out of rotation while it probes again).
+    public var ready: Bool
+
+    public init(endpoint: String, probes: [ProbeTemplate], since: Date, ready: Bool) {
+        self.endpoint = endpoint
+        self.probes = probes
+        self.since = since
+        self.ready = ready
+    }
+
+    /// Same endpoint and probes: the same target (the verdict is not part of it).
+    func sameTarget(as other: ProbeTarget) -> Bool { endpoint == other.endpoint && probes == other.probes }
+}
+
+/// What the monitor knows of one replica: the target and the verdict so far.
+public struct ProbeVerdict: Sendable, Equatable {
+    public var target: ProbeTarget
+    public var ready: Bool
+}
+
+/// Runs readiness probes, on their own schedule, for every replica the replica controller
+/// asked it to watch, and reports only *changes* of readiness (`onChange`), so that a replica
+/// whose probes keep passing costs no reconcile and no store write.
+///
+/// | target | probed | ready when |
+/// |---|---|---|
+/// | with probes | every probe's `interval` | each probe has `ready_after` successes in a row |
+/// | with probes, all `until_ready` | until ready, then never again | as above |
+/// | no probe | at 20 ms, growing by 1/20 of the time since start, at most every 1 s | the app answers HTTP at all (then no more checks) |
+///
+/// Streaks live in memory: after a restart a target starts from its stored verdict.
+public final class ReadinessMonitor: Service, Sendable {
+    struct Watch {
+        var target: ProbeTarget
+        var streaks: [Int]
+        var ready: Bool
+        var due: Date
+        /// Nothing more to probe (ready, and until-ready or no probe).
+        var settled: Bool
+    }
+
+    private let prober: any ReadinessProber
+    private let clock: any ControllerClock
+    private let watches = Mutex<[ObjectKey: Watch]>([:])
+    /// The next wake-up already scheduled (one timer at a time).
+    private let nextWake = Mutex<Date?>(nil)
+    private let onChange = Mutex<(@Sendable (ObjectKey) -> Void)?>(nil)
+    private let wakes: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    public init(prober: any ReadinessProber, clock: any ControllerClock) {
+        self.prober = prober
+        self.clock = clock
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Who hears of readiness changes (the replica controller's queue).
+    public func setOnChange(_ handler: @escaping @Sendable (ObjectKey) -> Void) { onChange.withLock { $0 = handler } }
+
+    /// Probes `target` for `key` from now on; the same target again changes nothing.
+    public func watch(_ key: ObjectKey, _ target: ProbeTarget) {
+        let now = clock.now()
+        let due: Date? = watches.withLock { w in
+            if let existing = w[key], existing.target.sameTarget(as: target) { return nil }
+            let probes = target.probes
+            let streaks = probes.map { target.ready ? $0.readyAfter : 0 }
+            let settled = target.ready && probes.allSatisfy(\.untilReady)
+            w[key] = Watch(target: target, streaks: streaks, ready: target.ready, due: now, settled: settled)
+            return settled ? nil : now
+        }
+        if let due { schedule(due) }
+    }
+
+    public func forget(_ key: ObjectKey) { _ = watches.withLock { $0.removeValue(forKey: key) } }
+
+    /// The verdict for `key`, or nil when it is not watched.
+    public func verdict(_ key: ObjectKey) -> ProbeVerdict? {
+        watches.withLock { $0[key].map { ProbeVerdict(target: $0.target, ready: $0.ready) } }
+    }
+
+    public var watchedCount: Int { watches.withLock { $0.count } }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            // A round that waits on a slow probe does not hold up the next round's targets.
+            await withDiscardingTaskGroup { group in
+                for await _ in self.wakes {
+                    group.addTask { await self.probeDue() }
+                }
+            }
+        }
+    }
+
+    /// Runs every probe that is due now, together, and announces the replicas whose readiness
+    /// changed. The service's loop calls it on each timer; tests call it after moving a manual
+    /// clock.
+    public func probeDue() async {
+        let now = clock.now()
+        // Taken targets are marked in flight (due never) until their results are in.
+        let due = watches.withLock { w -> [(ObjectKey, ProbeTarget)] in
+            let keys = w.filter { !$0.value.settled && $0.value.due <= now }.map(\.key)
+            return keys.compactMap { key in
+                w[key]?.due = .distantFuture
+                return w[key].map { (key, $0.target) }
+            }
+        }
+        // Whatever happens next, the earliest target still waiting has a wake-up (a timer that
+        // fired a hair early finds nothing due and only schedules again).
+        defer { scheduleEarliest() }
+        guard !due.isEmpty else { return }
+        let results = await withTaskGroup(of: (ObjectKey, ProbeTarget, [Bool]?, Bool).self) { group in
+            for (key, target) in due {
+                group.addTask {
+                    // No probe: the app answering HTTP at all is the verdict.
+                    if target.probes.isEmpty { return (key, target, nil, await self.prober.answers(endpoint: target.endpoint)) }
+                    var outcomes: [Bool] = []
+                    for p in target.probes { outcomes.append(await self.prober.probe(endpoint: target.endpoint, p)) }
+                    return (key, target, outcomes, false)
+                }
+            }
+            var all: [(ObjectKey, ProbeTarget, [Bool]?, Bool)] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        var changed: [ObjectKey] = []
+        let after = clock.now()
+        watches.withLock { w in
+            for (key, target, outcomes, answers) in results {
+                guard var watch = w[key], watch.target.sameTarget(as: target) else { continue }   // replaced or forgotten meanwhile
+                let was = watch.ready
+                if let outcomes {
+                    for (i, ok) in outcomes.enumerated() where i < watch.streaks.count { watch.streaks[i] = ok ? watch.streaks[i] + 1 : 0 }
+                    watch.ready = zip(target.probes, watch.streaks).allSatisfy { $1 >= $0.readyAfter }
+                    watch.settled = watch.ready && target.probes.allSatisfy(\.untilReady)
+                    watch.due = after.addingTimeInterval(TimeInterval(target.probes.map(\.interval).min() ?? ProbeSpec.defaultInterval))
+                } else {
+                    watch.ready = answers
+                    watch.settled = answers
+                    watch.due = after.addingTimeInterval(Self.answerInterval(since: target.since, now: after))
+                }
+                w[key] = watch
+                if watch.ready != was { changed.append(key) }
+            }
+        }
+        let handler = onChange.withLock { $0 }
+        for key in changed { handler?(key) }
+    }
+
+    /// How soon an app with no probe is asked again: often at first, then about once a second
+    /// (a model server may take minutes to listen).
+    static func answerInterval(since: Date, now: Date) -> TimeInterval {
+        min(1, 0.02 + max(0, now.timeIntervalSince(since)) / 20)
+    }
+
+    private func scheduleEarliest() {
+        let earliest = watches.withLock { w in w.values.filter { !$0.settled && $0.due != .distantFuture }.map(\.due).min() }
+        if let earliest { schedule(earliest) }
+    }
+
+    /// One timer for the earliest wake-up: a later deadline waits for it (the round it starts
+    /// schedules the next).
+    private func schedule(_ deadline: Date) {
+        let now = clock.now()
+        let needed = nextWake.withLock { next -> Bool in
+            if let pending = next, pending > now, pending <= deadline { return false }
+            next = deadline
+            return true
+        }
+        guard needed else { return }
+        clock.schedule(at: deadline) { [weak self] in
+            guard let self else { return }
+            self.nextWake.withLock { if $0 == deadline { $0 = nil } }
+            self.wake.yield()
+        }
+    }
+}
