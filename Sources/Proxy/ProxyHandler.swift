@@ -271,10 +271,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let query { location += "?" + query }
             return .redirect(location)
         }
-        guard let route = shared.table.route(project: project, run: run) else {
+        // The token is checked before the caller hears whether the service exists: without
+        // access to the project, an unknown service and a private one answer alike (only
+        // `auth: false` services are public).
+        let route = shared.table.route(project: project, run: run)
+        if route?.spec.auth ?? true, let denied = deny(head, project: project) { return .refuse(denied.0, denied.1, []) }
+        guard let route else {
             return .refuse(.notFound, "Service \(project)/\(run) not found", [])
         }
-        if route.spec.auth, let denied = deny(head, project: project) { return .refuse(denied.0, denied.1, []) }
         let rest = "/" + parts[2]
         if let limiter = route.limiter,
            let wait = limiter.check(path: rest[...], clientIP: clientIP, header: { head.headers.first(name: $0) }) {

@@ -225,7 +225,14 @@ import Testing
         h.route("dead", endpoints: ["unix:" + h.dir.appendingPathComponent("none.sock").path])
         let dead = try await h.request("POST", "/proxy/services/main/dead/echo", body: Data("x".utf8))
         #expect(dead.status == 502 && dead.body.contains("could not connect"))
-        #expect(try await h.request("GET", "/proxy/services/main/missing/").status == 404)
+        // The token is checked first: without access, an unknown service and a private one look
+        // the same (status and body); a member hears that it does not exist.
+        for headers in [[], [("Authorization", "Bearer other")]] {
+            let missing = try await h.request("GET", "/proxy/services/main/missing/", headers: headers)
+            let existing = try await h.request("GET", "/proxy/services/main/h/", headers: headers)
+            #expect(missing.status == existing.status && missing.body == existing.body && [401, 403].contains(missing.status))
+        }
+        #expect(try await h.request("GET", "/proxy/services/main/missing/", headers: [("Authorization", "Bearer good")]).status == 404)
         #expect(try await h.request("GET", "/proxy/services/main/h/name").status == 401)
         #expect(try await h.request("GET", "/proxy/services/main/h/name", headers: [("Authorization", "Bearer other")]).status == 403)
         let redirect = try await h.request("GET", "/proxy/services/main/h?a=b")
