@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
@@ -49,15 +50,82 @@ public final class ProxyServer: Service, Sendable {
             }
         }
         await onListening(listener.port)
+        // Graceful shutdown drains: stop accepting, let every connection finish the request it
+        // is serving (idle keep-alive connections close at once), within `drainTimeout`.
+        let drain = DrainState(eventLoop: channel.eventLoop)
+        let bound = shared.settings.drainTimeout
         try? await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
                 try await channel.closeFuture.get()
+                try await drain.wait()
             } onGracefulShutdown: {
-                channel.close(promise: nil)
+                let quiesced = channel.eventLoop.makePromise(of: Void.self)
+                guard drain.start(timeout: bound, onTimeout: {
+                    shared.logger.warning("requests still in flight after the drain timeout; stopping anyway",
+                                          metadata: ["timeout_s": "\(bound.nanoseconds / 1_000_000_000)"])
+                }) else { return quiesced.succeed() }
+                quiesced.futureResult.whenComplete { _ in drain.finish() }
+                listener.quiescing.initiateShutdown(promise: quiesced)
             }
         } onCancel: {
             channel.close(promise: nil)
+            drain.finish()
         }
+        drain.finish()
+    }
+}
+
+/// The proxy's drain on shutdown: started once, finished once (all connections closed, the
+/// timeout, or cancellation), waited for only when started.
+final class DrainState: Sendable {
+    private struct State {
+        var started = false
+        var finished = false
+        var timer: Scheduled<Void>?
+    }
+
+    private let state = Mutex(State())
+    private let done: EventLoopPromise<Void>
+
+    init(eventLoop: EventLoop) { done = eventLoop.makePromise(of: Void.self) }
+
+    /// Starts the drain (false if it had started); `onTimeout` runs if it outlasts `timeout`.
+    func start(timeout: TimeAmount, onTimeout: @escaping @Sendable () -> Void) -> Bool {
+        let first = state.withLock { s -> Bool in
+            guard !s.started, !s.finished else { return false }
+            s.started = true
+            return true
+        }
+        guard first else { return false }
+        let timer = done.futureResult.eventLoop.scheduleTask(in: timeout) { [self] in
+            if isRunning { onTimeout() }
+            finish()
+        }
+        let cancelNow = state.withLock { s -> Bool in
+            s.timer = timer
+            return s.finished
+        }
+        if cancelNow { timer.cancel() }
+        return true
+    }
+
+    private var isRunning: Bool { state.withLock { $0.started && !$0.finished } }
+
+    func finish() {
+        let (complete, timer) = state.withLock { s -> (Bool, Scheduled<Void>?) in
+            guard !s.finished else { return (false, nil) }
+            s.finished = true
+            return (true, s.timer)
+        }
+        guard complete else { return }
+        timer?.cancel()
+        done.succeed()
+    }
+
+    /// Returns once finished, if the drain started; at once otherwise.
+    func wait() async throws {
+        guard state.withLock({ $0.started }) else { return }
+        try await done.futureResult.get()
     }
 }
 
@@ -67,19 +135,28 @@ public final class ProxyServer: Service, Sendable {
 public final class ProxyListener: Sendable {
     let channel: Channel
     public let port: Int
+    /// Tracks accepted connections, to drain them on shutdown.
+    let quiescing: ServerQuiescingHelper
     typealias SetUp = @Sendable (Channel) -> EventLoopFuture<Void>
     private final class Initializer: Sendable { let setUp = Mutex<SetUp?>(nil) }
     private let initializer: Initializer
 
-    private init(channel: Channel, port: Int, initializer: Initializer) {
+    private init(channel: Channel, port: Int, quiescing: ServerQuiescingHelper, initializer: Initializer) {
         self.channel = channel
         self.port = port
+        self.quiescing = quiescing
         self.initializer = initializer
     }
 
     public static func bind(host: String, port: Int, group: MultiThreadedEventLoopGroup = .singleton) async throws -> ProxyListener {
         let initializer = Initializer()
+        let quiescing = ServerQuiescingHelper(group: group)
         let bootstrap = ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.autoRead, value: false)
@@ -91,7 +168,7 @@ public final class ProxyListener: Sendable {
             }
         do {
             let channel = try await bootstrap.bind(host: host, port: port).get()
-            return ProxyListener(channel: channel, port: channel.localAddress?.port ?? port, initializer: initializer)
+            return ProxyListener(channel: channel, port: channel.localAddress?.port ?? port, quiescing: quiescing, initializer: initializer)
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw ProxyServerError(message: "cannot listen on \(host):\(port): the address is already in use (another Setpoint server? choose another with --port)")
         } catch let error as IOError where error.errnoCode == EACCES {

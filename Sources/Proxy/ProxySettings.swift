@@ -15,6 +15,9 @@ public struct ProxySettings: Sendable {
     public var maxBodySize: Int = 64 << 20
     /// How long a request waits for a first ready replica (503 with `Retry-After` past it).
     public var holdTimeout: TimeAmount = .seconds(300)
+    /// On shutdown: how long requests in flight may take to finish once the proxy stopped
+    /// accepting (Kubernetes' default grace period); then the server exits regardless.
+    public var drainTimeout: TimeAmount = .seconds(30)
     /// How many requests may wait per service (503 with `Retry-After` past it).
     public var holdQueue: Int = 1000
     /// Idle keep-alive connections kept per replica and event loop.

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import TestSupport
 
 /// The data path end to end with the real binary: a service that scales from zero holds and
 /// serves concurrent requests and goes back to zero when idle; a scale-down under load fails no
@@ -185,6 +186,32 @@ import Testing
         let failed = statuses.filter { $0 != 200 }
         #expect(statuses.count > 10)
         #expect(failed.isEmpty, "\(failed.count) of \(statuses.count) requests failed: \(Set(failed))")
+    }
+
+    /// SIGTERM drains the proxy: a request in flight finishes with its answer, a new connection
+    /// is refused, and the server exits once nothing is in flight (not after the 30 s bound).
+    @Test func shutdownFinishesRequestsInFlight() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = try Self.writeService(server.home, name: "slow", body: "commands:\n  - python3 testapp.py --port 8000 --name slow\n")
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        let url = server.url + "/proxy/services/main/slow/delay?ms=3000"
+        let token = server.token
+        let inFlight = Task { await Self.get(url, token: token) }
+        try await waitFor(timeout: 10) {
+            let metrics = try await server.get("/metrics", token: server.token).body
+            return metrics.contains(#"setpoint_proxy_in_flight{project="main",service="slow"} 1"#)
+        }
+        let pid = try #require(server.current?.processIdentifier)
+        let started = Date()
+        kill(pid, SIGTERM)
+        // The listening socket closes at once: a new request finds nobody.
+        try await waitFor(timeout: 5) { (try? await server.get("/api/v1/healthz")) == nil }
+        let (status, body) = await inFlight.value
+        #expect(status == 200 && body.contains("slow"), "\(status) \(body)")
+        await onThread { server.current?.waitUntilExit() }
+        #expect(Date().timeIntervalSince(started) < 20, "the server waited for the request, not for the drain bound")
     }
 }
 
