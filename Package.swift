@@ -155,7 +155,7 @@ let package = Package(
             name: "ControllersTests",
             dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "SetpointConfiguration"]
         ),
-        .testTarget(name: "CLITests", dependencies: ["setpoint"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["setpoint", "CLI", "APIClient", "Model"], exclude: ["Fixtures"]),
         .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration"]),
         .testTarget(
             name: "KubernetesTests",

@@ -87,45 +87,16 @@ struct ApplyCommand: AsyncParsableCommand {
         }
     }
 
-    /// Shows progress until the run is Ready (or fails), then where it is published.
+    /// Shows progress until the run is Ready (or stalls, or fails), then where it is published.
     func follow(_ applied: API.Run, client: APIClient, style: TextStyle) async throws {
-        var last = ""
         let generation = applied.generation
-        var unreachableSince: Date?
-        while true {
-            let run: API.Run
-            do {
-                run = try await client.run(applied.name)
-                unreachableSince = nil
-            } catch let f as APIClient.Failure where f.unreachable {
-                // A server restarting is back within a few seconds; one that went away is said so.
-                let since = unreachableSince ?? Date()
-                unreachableSince = since
-                if Date().timeIntervalSince(since) > 10 {
-                    Terminal.standardError.write(style.red("The server went away while following \(applied.name): ") + f.text
-                                                 + "\nThe run was submitted; `setpoint ps` shows it once the server is back.\n")
-                    throw ExitCode(1)
-                }
-                try await Task.sleep(nanoseconds: 500_000_000)
-                continue
-            }
-            let line = "\(run.phaseText) — \(run.readyText) ready\(run.status.message.isEmpty ? "" : " (\(run.status.message))")"
-            if line != last {
-                print(line)
-                last = line
-            }
-            if run.status.phase == .failed {
-                Terminal.standardError.write(style.red("Run \(run.name) failed: \(run.status.terminationReason?.rawValue ?? "")") + "\n")
-                throw ExitCode(1)
-            }
-            if run.status.observedGeneration >= generation, run.status.conditions.isTrue("Ready"), run.status.readyReplicas > 0 || run.status.desiredReplicas == 0 {
-                print("Service is published at:\n  \(run.url)")
-                if let model = run.modelURL, case .string(let name)? = run.configuration["model"]?["name"] {
-                    print("Model \(name) is published at:\n  \(model)")
-                }
-                return
-            }
-            try await Task.sleep(nanoseconds: 300_000_000)
+        let run = try await RunFollower(name: applied.name, client: client, style: style).follow { run in
+            run.status.observedGeneration >= generation && run.status.conditions.isTrue("Ready")
+                && (run.status.readyReplicas > 0 || run.status.desiredReplicas == 0) ? .done : .waiting
+        }
+        print("Service is published at:\n  \(run.url)")
+        if let model = run.modelURL, case .string(let name)? = run.configuration["model"]?["name"] {
+            print("Model \(name) is published at:\n  \(model)")
         }
     }
 

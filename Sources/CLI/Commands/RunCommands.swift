@@ -171,12 +171,19 @@ struct StopCommand: AsyncParsableCommand {
     @Argument(help: "Run name.") var name: String
     @Flag(name: [.customShort("x"), .customLong("abort")], help: "Kill replicas at once instead of stopping them gracefully.") var abort = false
     @Flag(name: .shortAndLong, help: "Do not ask for confirmation.") var yes = false
+    @Flag(name: .shortAndLong, help: "Return once the stop is requested, without waiting for the replicas to end.") var detach = false
 
     func run() async throws {
         let client = try server.client()
         guard try confirm("Stop the run \(name)?", yes: yes) else { return }
         _ = try await client.stop(name, abort: abort)
         print("Stopping \(name)\(abort ? " (abort)" : "")")
+        guard !detach else { return }
+        let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
+        _ = try await RunFollower(name: name, client: client, style: style).follow { run in
+            run.status.phase.isFinished ? .done : .waiting
+        }
+        print("Stopped \(name)")
     }
 }
 
