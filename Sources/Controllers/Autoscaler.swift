@@ -117,99 +117,145 @@ public enum AutoscalePolicy {
     }
 }
 
-/// Evaluates every autoscaled run on a short tick (and at once when the proxy reports demand
-/// at zero) and writes the groups' desired counts into the run's spec; the run controller
-/// does the scaling.
-public final class AutoscaleController: Service, Sendable {
+/// What the autoscaler observes about a run: the proxy's counts, and the panic state it keeps
+/// per group between looks (in memory: a restarted server starts calm, and never scales down
+/// before a full window).
+public struct AutoscaleObservation: Sendable {
+    public var demand: Demand?
+    public var panicSince: [String: Date]
+
+    public init(demand: Demand?, panicSince: [String: Date]) {
+        self.demand = demand
+        self.panicSince = panicSince
+    }
+}
+
+public enum AutoscaleAction: Sendable, Equatable {
+    /// The groups' desired counts (`spec.desiredReplicas`).
+    case setDesired([String: Int])
+    /// Panic state per group for the next look (nil: calm).
+    case rememberPanic([String: Date?])
+}
+
+/// Decides each autoscaled group's desired count from the proxy's counts (`AutoscalePolicy`) and
+/// writes `spec.desiredReplicas` when it changes; the run controller does the scaling. A run is
+/// looked at again every `interval` while it autoscales (sampling, as Knative's autoscaler
+/// ticks), and at once when a request waits at zero (`poke`).
+public struct Autoscaler: PlanningController {
+    public typealias Kind = RunKind
+
     let store: any ObjectStore
     let runs: Informer
-    let clock: any ControllerClock
-    let demand: @Sendable (_ project: String, _ run: String) -> Demand?
     let interval: TimeInterval
-    let events: EventRecorder
-    let logger: Logger
-    private let panics = Mutex<[String: Date]>([:])
-    private let pokes: AsyncStream<ObjectKey>
-    private let pokeSink: AsyncStream<ObjectKey>.Continuation
+    let demand: @Sendable (_ project: String, _ run: String) -> Demand?
+    let panics: PanicMemory
 
-    public init(store: any ObjectStore, runs: Informer, clock: any ControllerClock, interval: TimeInterval = 0.5,
-                logger: Logger, demand: @escaping @Sendable (String, String) -> Demand?) {
-        self.store = store
-        self.runs = runs
-        self.clock = clock
-        self.interval = interval
-        self.demand = demand
-        self.logger = logger
-        self.events = EventRecorder(store: store, clock: clock, component: "autoscaler")
-        (pokes, pokeSink) = AsyncStream.makeStream(of: ObjectKey.self, bufferingPolicy: .bufferingNewest(1024))
+    /// Panic state between looks, by `project/run/group`.
+    final class PanicMemory: Sendable {
+        let state = Mutex<[String: Date]>([:])
     }
 
-    /// Demand appeared where there was no replica: decide now rather than at the next tick.
-    public func poke(project: String, run: String) {
-        pokeSink.yield(ObjectKey(kind: RunKind.name, project: project, name: run))
+    public func load(_ key: ObjectKey) async throws -> Run? {
+        try runs.get(key).map(TypedStore<RunKind>.decode)
     }
 
-    public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await self.runs.waitUntilSynced()
-            await withDiscardingTaskGroup { group in
-                group.addTask {
-                    for await key in self.pokes {
-                        await self.evaluate(key)
-                    }
-                }
-                group.addTask {
-                    while !Task.isCancelled {
-                        await self.tick()
-                        await self.clock.sleep(until: self.clock.now().addingTimeInterval(self.interval))
-                    }
-                    self.pokeSink.finish()
-                }
-            }
-        }
+    public func observe(_ run: Run) async throws -> AutoscaleObservation {
+        let prefix = "\(run.meta.project)/\(run.meta.name)/"
+        let panicking = panics.state.withLock { p in p.filter { $0.key.hasPrefix(prefix) } }
+        return AutoscaleObservation(demand: demand(run.meta.project, run.meta.name),
+                                    panicSince: Dictionary(uniqueKeysWithValues: panicking.map { (String($0.key.dropFirst(prefix.count)), $0.value) }))
     }
 
-    public func tick() async {
-        let keys = runs.list().map(\.meta.key)
-        for key in keys { await evaluate(key) }
+    public func plan(_ run: Run, _ observed: AutoscaleObservation, now: Date) throws -> Plan<RunStatus, AutoscaleAction> {
+        Self.plan(run, observed, interval: interval, now: now)
     }
 
-    func evaluate(_ key: ObjectKey) async {
-        guard let stored = runs.get(key), let run = try? TypedStore<RunKind>.decode(stored) else { return }
+    /// Pure: the decision for every autoscaled group of `run`.
+    public static func plan(_ run: Run, _ observed: AutoscaleObservation, interval: TimeInterval, now: Date) -> Plan<RunStatus, AutoscaleAction> {
+        var plan = Plan<RunStatus, AutoscaleAction>(status: run.status)
         let groups = run.spec.configuration.replicaGroups.filter { $0.scaling != nil }
-        guard !groups.isEmpty, run.spec.stop == nil, !run.meta.isDeleting, !run.status.phase.isFinished else { return }
-        let now = clock.now()
-        let sample = demand(key.project, key.name)
+        guard !groups.isEmpty, run.spec.stop == nil, !run.meta.isDeleting, !run.status.phase.isFinished else { return plan }
         var desired = run.spec.desiredReplicas ?? [:]
-        var notes: [String] = []
+        var panics: [String: Date?] = [:]
         for group in groups {
             guard let scaling = group.scaling else { continue }
-            let min = group.replicas.min ?? 0
-            let max = group.replicas.max ?? min
-            let panicKey = "\(key.project)/\(key.name)/\(group.name)"
-            let current = desired[group.name] ?? min
-            let decision = AutoscalePolicy.decide(.init(scaling: scaling, min: min, max: max, current: current, demand: sample,
-                                                        lastScaledAt: run.status.lastScaledAt,
-                                                        panicSince: panics.withLock { $0[panicKey] }, now: now))
-            panics.withLock { $0[panicKey] = decision.panicSince }
-            if decision.desired != Swift.min(Swift.max(current, min), max) || desired[group.name] == nil {
+            let current = desired[group.name] ?? group.minReplicas
+            let decision = AutoscalePolicy.decide(.init(scaling: scaling, min: group.minReplicas, max: group.maxReplicas, current: current,
+                                                        demand: observed.demand, lastScaledAt: run.status.lastScaledAt,
+                                                        panicSince: observed.panicSince[group.name], now: now))
+            if decision.panicSince != observed.panicSince[group.name] { panics[group.name] = .some(decision.panicSince) }
+            if decision.desired != group.clamp(current) || desired[group.name] == nil {
                 if decision.desired != current {
-                    notes.append("group \(group.name): \(current) → \(decision.desired) replica(s) (\(decision.reason))")
+                    plan.events.append(.normal("Autoscaled", "group \(group.name): \(current) → \(decision.desired) replica(s) (\(decision.reason))"))
                 }
                 desired[group.name] = decision.desired
             }
         }
-        guard desired != (run.spec.desiredReplicas ?? [:]) else { return }
-        var updated = run
-        updated.spec.desiredReplicas = desired
-        do {
-            try await TypedStore<RunKind>(store).update(updated)
-            for note in notes {
-                await events.record(key, warning: false, reason: "Autoscaled", message: note)
+        if desired != (run.spec.desiredReplicas ?? [:]) { plan.actions.append(.setDesired(desired)) }
+        if !panics.isEmpty { plan.actions.append(.rememberPanic(panics)) }
+        plan.requeue(after: interval)
+        return plan
+    }
+
+    public func perform(_ action: AutoscaleAction, on run: inout Run, plan: inout Plan<RunStatus, AutoscaleAction>, now: Date) async throws {
+        switch action {
+        case .setDesired(let desired):
+            var updated = run
+            updated.spec.desiredReplicas = desired
+            // A conflict (the run changed meanwhile) is retried at once with the new version.
+            run = try await TypedStore<RunKind>(store).update(updated)
+        case .rememberPanic(let groups):
+            let prefix = "\(run.meta.project)/\(run.meta.name)/"
+            panics.state.withLock { p in
+                for (group, since) in groups { p[prefix + group] = since }
             }
-        } catch {
-            // A conflict means the run changed meanwhile; the next tick sees the new version.
-            logger.debug("autoscaler update failed", metadata: ["run": "\(key)", "error": "\(error)"])
         }
     }
+
+    /// The autoscaler writes the spec, never the status.
+    public func writeStatus(_ run: Run) async throws {}
+}
+
+/// Runs the `Autoscaler` in the one shell, fed by the run informer and by pokes from the proxy.
+public final class AutoscaleController: Service, Sendable {
+    public let controller: Controller<PlanReconciler<Autoscaler>>
+    let runs: Informer
+
+    public init(store: any ObjectStore, runs: Informer, clock: any ControllerClock, interval: TimeInterval = 0.5,
+                logger: Logger, demand: @escaping @Sendable (String, String) -> Demand?) {
+        self.runs = runs
+        let autoscaler = Autoscaler(store: store, runs: runs, interval: interval, demand: demand, panics: Autoscaler.PanicMemory())
+        controller = Controller(name: "autoscale", reconciler: PlanReconciler(autoscaler, store: store, clock: clock, component: "autoscaler",
+                                                                              logger: logger),
+                                clock: clock, workers: 2, logger: logger)
+        let controller = self.controller
+        runs.addHandler { change in
+            if case .delete = change { return }
+            let run = change.object
+            // Only runs with an autoscaled group are looked at (the spec says which).
+            if (try? TypedStore<RunKind>.decode(run))?.spec.configuration.replicaGroups.contains(where: { $0.scaling != nil }) == true {
+                controller.enqueue(run.key)
+            }
+        }
+    }
+
+    /// Demand appeared where there was no replica: decide now rather than at the next look.
+    public func poke(project: String, run: String) {
+        controller.enqueue(ObjectKey(kind: RunKind.name, project: project, name: run))
+    }
+
+    public func run() async throws {
+        await runs.waitUntilSynced()
+        try await controller.run()
+    }
+}
+
+extension ReplicaGroup {
+    /// `replicas` as a range: the least and the most replicas the group may have.
+    public var minReplicas: Int { replicas.min ?? 0 }
+    public var maxReplicas: Int { replicas.max ?? minReplicas }
+
+    /// A requested count within the group's range: the one clamp the run planner and the
+    /// autoscaler share.
+    public func clamp(_ requested: Int) -> Int { Swift.min(Swift.max(requested, minReplicas), maxReplicas) }
 }

@@ -31,6 +31,11 @@ public struct ProbeTarget: Sendable, Equatable {
 public struct ProbeVerdict: Sendable, Equatable {
     public var target: ProbeTarget
     public var ready: Bool
+
+    public init(target: ProbeTarget, ready: Bool) {
+        self.target = target
+        self.ready = ready
+    }
 }
 
 /// Runs readiness probes, on their own schedule, for every replica the replica controller

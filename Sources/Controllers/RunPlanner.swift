@@ -192,10 +192,7 @@ public enum RunPlanner {
 
         for group in groups {
             guard let template = templates[group.name], let hash = hashes[group.name] else { continue }
-            let min = group.replicas.min ?? 0
-            let max = group.replicas.max ?? min
-            let requested = run.spec.desiredReplicas?[group.name] ?? min
-            let desired = Swift.min(Swift.max(requested, min), max)
+            let desired = group.clamp(run.spec.desiredReplicas?[group.name] ?? group.minReplicas)
             totalDesired += desired
 
             let mine = slots.filter { $0.spec.group == group.name }

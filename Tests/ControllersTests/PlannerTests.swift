@@ -1,0 +1,178 @@
+import Backend
+import Controllers
+import Foundation
+import Model
+import Reconcile
+import SetpointConfiguration
+import Testing
+
+/// The pure planners as tables: the run planner, the replica planner and the autoscaler's plan,
+/// from an object, an observation and a time, with no store, backend or clock.
+@Suite struct PlannerTests {
+    let now = Date(timeIntervalSince1970: 1_900_000_000)
+
+    func run(_ yaml: String, desired: [String: Int]? = nil, stop: StopRequest? = nil) throws -> Run {
+        var run = Run(project: "main", name: "web", spec: RunSpec(configuration: try Harness.configuration(yaml), desiredReplicas: desired, stop: stop))
+        run.meta.uid = "run-uid"
+        return run
+    }
+
+    func templates(_ run: Run) throws -> [String: ReplicaTemplate] {
+        var t: [String: ReplicaTemplate] = [:]
+        for g in run.spec.configuration.replicaGroups { t[g.name] = try ReplicaTemplates.template(run.spec.configuration, group: g) }
+        return t
+    }
+
+    /// A replica of `run` in `phase`, created by an earlier plan.
+    func replica(_ run: Run, num: Int, sub: Int = 0, phase: ReplicaPhase, ready: Bool = false) throws -> Replica {
+        var live = run
+        live.spec.stop = nil
+        let create = try #require(RunPlanner.plan(run: live, replicas: [], templates: try templates(run), now: now).creates.first)
+        var spec = create.spec
+        spec.replicaNum = num
+        spec.submissionNum = sub
+        var r = Replica(project: "main", name: Replica.name(run: "web", group: spec.group, replicaNum: num, submissionNum: sub),
+                        labels: create.labels, owner: run.ownerReference, spec: spec)
+        r.status.phase = phase
+        r.status.ready = ready
+        r.status.endpoint = phase == .running ? "10.0.0.\(num):8000" : nil
+        r.status.startedAt = phase == .running ? now.addingTimeInterval(-60) : nil
+        return r
+    }
+
+    @Test(arguments: [
+        // (replicas wanted, replicas there (phase, ready), creates, terminations, run phase)
+        (2, [], 2, 0, RunPhase.submitted),
+        (2, [(ReplicaPhase.running, true)], 1, 0, .running),
+        (1, [(.running, true), (.running, true)], 0, 1, .running),
+        (1, [(.provisioning, false)], 0, 0, .provisioning),
+    ] as [(Int, [(ReplicaPhase, Bool)], Int, Int, RunPhase)])
+    func runPlannerScalesToTheDesiredCount(wanted: Int, there: [(ReplicaPhase, Bool)], creates: Int, terminations: Int, phase: RunPhase) throws {
+        var r = try run(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: \(wanted)"))
+        r.status.templateHashes = try templates(r).mapValues(\.hash)
+        r.status.deploymentNum = 1
+        r.status.recreateDigest = SpecChanges.recreateDigest(r.spec.configuration)
+        let replicas = try there.enumerated().map { i, p in try replica(r, num: i, phase: p.0, ready: p.1) }
+        let plan = RunPlanner.plan(run: r, replicas: replicas, templates: try templates(r), now: now)
+        #expect(plan.creates.count == creates)
+        #expect(plan.terminations.count == terminations)
+        #expect(plan.status.phase == phase)
+        #expect(plan.creates.allSatisfy { $0.name.hasPrefix("web.0-") })
+    }
+
+    @Test func runPlannerStopsEveryReplicaAndEndsTheRun() throws {
+        var r = try run(http2, stop: StopRequest(abort: false))
+        r.status.templateHashes = try templates(r).mapValues(\.hash)
+        let live = try replica(r, num: 0, phase: .running, ready: true)
+        let plan = RunPlanner.plan(run: r, replicas: [live], templates: try templates(r), now: now)
+        #expect(plan.terminations.map(\.request) == [TerminationRequest(reason: .terminatedByUser, graceful: true)])
+        #expect(plan.status.phase == .terminating && plan.status.conditions["Ready"]?.reason == "Stopped")
+        var ended = live
+        ended.spec.termination = TerminationRequest(reason: .terminatedByUser, graceful: true)
+        ended.status.phase = .terminated
+        let done = RunPlanner.plan(run: r, replicas: [ended], templates: try templates(r), now: now)
+        #expect(done.terminations.isEmpty && done.status.phase == .terminated)
+        #expect(done.events.map(\.reason) == ["Stopped"])
+    }
+
+    @Test func runPlannerRetriesAnExitedReplicaAfterItsBackoff() throws {
+        var r = try run(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 1"))
+        r.status.templateHashes = try templates(r).mapValues(\.hash)
+        r.status.deploymentNum = 1
+        r.status.recreateDigest = SpecChanges.recreateDigest(r.spec.configuration)
+        var exited = try replica(r, num: 0, phase: .failed)
+        exited.status.terminationReason = .containerExitedWithError
+        exited.status.finishedAt = now
+        let first = RunPlanner.plan(run: r, replicas: [exited], templates: try templates(r), now: now)
+        #expect(first.creates.isEmpty && first.requeueAfter == RunPlanner.backoff(attempt: 0))
+        r.status = first.status
+        let later = RunPlanner.plan(run: r, replicas: [exited], templates: try templates(r), now: now.addingTimeInterval(RunPlanner.backoff(attempt: 0)))
+        #expect(later.creates.map(\.name) == ["web.0-0-1"])
+    }
+
+    func replicaWith(_ phase: ReplicaPhase, ready: Bool = false, workload: Bool = true) -> Replica {
+        var r = Replica(project: "main", name: "web.0-0-0", spec: ReplicaSpec(run: "web", group: "0", replicaNum: 0, submissionNum: 0,
+                                                                             deploymentNum: 1, template: ReplicaTemplate(commands: ["x"], probes: [ProbeTemplate(url: "/h", interval: 5)])))
+        r.status.phase = phase
+        r.status.ready = ready
+        if workload { r.status.workloadID = "w" }
+        if phase == .running {
+            r.status.endpoint = "10.0.0.1:8000"
+            r.status.startedAt = now
+        }
+        return r
+    }
+
+    @Test func replicaPlannerFollowsTheBackend() {
+        let drain = DrainSettings(minimum: 0, pollInterval: 0.1, asksProxy: false)
+        let id = WorkloadID("w")
+        // No workload yet: create one.
+        let fresh = ReplicaPlanner.plan(replicaWith(.submitted, workload: false), ReplicaObservation(), drain: drain, now: now)
+        #expect(fresh.actions.count == 1 && { if case .createWorkload = fresh.actions[0] { return true }; return false }())
+        // Running, not watched: have it probed, not ready yet.
+        let running = ReplicaPlanner.plan(replicaWith(.provisioning),
+                                          ReplicaObservation(workload: WorkloadStatus(id: id, labels: [:], state: .running(endpoint: "10.0.0.1:8000"))),
+                                          drain: drain, now: now)
+        #expect(running.status.phase == .running && !running.status.ready)
+        #expect(running.actions.contains { if case .watchReadiness = $0 { return true }; return false })
+        #expect(running.status.conditions["Ready"]?.reason == "ProbesFailing")
+        // Running and ready by the probing service's verdict; the same again plans nothing.
+        let target = ProbeTarget(endpoint: "10.0.0.1:8000", probes: [ProbeTemplate(url: "/h", interval: 5)], since: now, ready: false)
+        let serving = replicaWith(.running)
+        let observed = ReplicaObservation(workload: WorkloadStatus(id: id, labels: [:], state: .running(endpoint: "10.0.0.1:8000")),
+                                          verdict: ProbeVerdict(target: target, ready: true))
+        let ready = ReplicaPlanner.plan(serving, observed, drain: drain, now: now)
+        #expect(ready.status.ready && ready.actions.isEmpty && ready.status.conditions["Ready"]?.status == "True")
+        var settled = serving
+        settled.status = ready.status
+        let steady = ReplicaPlanner.plan(settled, observed, drain: drain, now: now.addingTimeInterval(60))
+        #expect(steady.status == settled.status && steady.actions.isEmpty && steady.events.isEmpty, "nothing to write at steady state")
+        // Exited with an error: failed, with the event, and no more probing.
+        let exited = ReplicaPlanner.plan(settled, ReplicaObservation(workload: WorkloadStatus(id: id, labels: [:], state: .exited(3)),
+                                                                     verdict: ProbeVerdict(target: target, ready: true)),
+                                         drain: drain, now: now)
+        #expect(exited.status.phase == .failed && exited.status.terminationReason == .containerExitedWithError)
+        #expect(exited.events.map(\.reason) == ["ReplicaFailed"] && exited.actions == [.stopProbing])
+        // Gone from the backend: instance unreachable.
+        let gone = ReplicaPlanner.plan(settled, ReplicaObservation(), drain: drain, now: now)
+        #expect(gone.status.terminationReason == .instanceUnreachable)
+    }
+
+    @Test func replicaPlannerStopsGracefullyThenKills() {
+        let drain = DrainSettings(minimum: 0, pollInterval: 0.1, asksProxy: false)
+        var r = replicaWith(.running, ready: true)
+        r.spec.template.stopDuration = 10
+        r.spec.termination = TerminationRequest(reason: .scaledDown, graceful: true)
+        let observed = ReplicaObservation(workload: WorkloadStatus(id: WorkloadID("w"), labels: [:], state: .running(endpoint: "10.0.0.1:8000")))
+        let first = ReplicaPlanner.plan(r, observed, drain: drain, now: now)
+        #expect(first.actions.contains(.stopWorkload(WorkloadID("w"), graceful: true)) && first.requeueAfter == 10)
+        r.status = first.status
+        let late = ReplicaPlanner.plan(r, observed, drain: drain, now: now.addingTimeInterval(10))
+        #expect(late.actions.contains(.stopWorkload(WorkloadID("w"), graceful: false)) && late.events.map(\.reason) == ["Killed"])
+    }
+
+    @Test func autoscalerPlanWritesTheDesiredCountOnlyWhenItChanges() throws {
+        let yaml = """
+            type: service
+            name: web
+            commands: [x]
+            port: 8000
+            replicas: 0..4
+            scaling:
+              metric: rps
+              target: 10
+            """
+        var requests: [Int: Int] = [:]
+        for w in [2, 6, 60] { requests[w] = 25 * w }
+        let busy = Demand(requests: requests, observed: 3600)
+        let r = try run(yaml, desired: ["0": 1])
+        let up = Autoscaler.plan(r, AutoscaleObservation(demand: busy, panicSince: [:]), interval: 0.5, now: now)
+        #expect(up.actions.contains(.setDesired(["0": 3])) && up.events.map(\.reason) == ["Autoscaled"] && up.requeueAfter == 0.5)
+        let same = Autoscaler.plan(try run(yaml, desired: ["0": 3]), AutoscaleObservation(demand: busy, panicSince: [:]), interval: 0.5, now: now)
+        #expect(!same.actions.contains { if case .setDesired = $0 { return true }; return false } && same.events.isEmpty)
+        // Not autoscaled, stopped: nothing, and no look again.
+        let stopped = Autoscaler.plan(try run(yaml, desired: ["0": 1], stop: StopRequest(abort: false)), AutoscaleObservation(demand: busy, panicSince: [:]),
+                                      interval: 0.5, now: now)
+        #expect(stopped.actions.isEmpty && stopped.requeueAfter == nil)
+    }
+}
