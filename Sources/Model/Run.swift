@@ -63,13 +63,13 @@ public struct RunSpec: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        // The configuration is kept as its normalized JSON text, read back by the same validator.
+        // The configuration is kept as its normalized JSON text, read back without validating it
+        // again (it was validated when applied).
         let text = try c.decode(String.self, forKey: .configuration)
-        let json = try JSONParser.parse(text)
-        switch ConfigurationParser.parse(json: json) {
-        case .success(.service(let s)): configuration = s
-        case .success: throw DecodingError.dataCorruptedError(forKey: .configuration, in: c, debugDescription: "not a service")
-        case .failure(let e): throw DecodingError.dataCorruptedError(forKey: .configuration, in: c, debugDescription: e.description)
+        do {
+            configuration = try ConfigurationParser.readStored(service: text)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .configuration, in: c, debugDescription: "\(error)")
         }
         desiredReplicas = try c.decodeIfPresent([String: Int].self, forKey: .desiredReplicas)
         stop = try c.decodeIfPresent(StopRequest.self, forKey: .stop)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A configuration Setpoint can apply.
 public enum AnyConfiguration: Sendable, Equatable {
     case service(ServiceConfiguration)
@@ -105,6 +107,27 @@ public enum ConfigurationParser {
         parse(node: json.yamlNode)
     }
 
+    /// Reads a service configuration the server stored (its normalized JSON text) back, without
+    /// validating it again: it was validated once, when it was applied, and the rules applied
+    /// then (cross-field checks, resource defaults) are in the text. So a rule made stricter
+    /// since applies at the next apply, and never makes a stored run unreadable. Only the
+    /// grammar is read (property names and types), and each text is read once per process
+    /// (the store decodes a run on every read).
+    public static func readStored(service text: String) throws -> ServiceConfiguration {
+        if let known = StoredConfigurations.shared.get(text) { return known }
+        let json = try JSONParser.parse(text)
+        let reader = Reader()
+        let node = json.yamlNode
+        guard case .string("service")? = node["type"]?.value,
+              let service = reader.service(node, FieldPath("service")) else {
+            throw ConfigurationErrors(reader.issues.issues.isEmpty
+                ? [ConfigurationIssue(path: "type", location: nil, message: "a stored configuration that is not a service")]
+                : reader.issues.issues)
+        }
+        StoredConfigurations.shared.put(text, service)
+        return service
+    }
+
     static func configuration(_ node: YAMLNode, _ reader: Reader) -> AnyConfiguration? {
         let root = FieldPath("configuration")
         switch node.value {
@@ -141,6 +164,29 @@ public enum ConfigurationParser {
             }
             reader.fail(root.appending("type"), typeNode, message)
             return nil
+        }
+    }
+}
+
+/// Stored configurations already read, by their text: a bounded memo (a run's configuration is
+/// decoded on every store read, and the text of a run changes only when it is applied).
+final class StoredConfigurations: Sendable {
+    static let shared = StoredConfigurations()
+    private struct Memo {
+        var entries: [String: ServiceConfiguration] = [:]
+        var order: [String] = []
+    }
+    private let memo = Mutex(Memo())
+    private let limit = 512
+
+    func get(_ text: String) -> ServiceConfiguration? { memo.withLock { $0.entries[text] } }
+
+    func put(_ text: String, _ value: ServiceConfiguration) {
+        memo.withLock { m in
+            guard m.entries[text] == nil else { return }
+            m.entries[text] = value
+            m.order.append(text)
+            if m.order.count > limit { m.entries[m.order.removeFirst()] = nil }
         }
     }
 }

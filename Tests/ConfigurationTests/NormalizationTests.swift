@@ -182,3 +182,32 @@ import Testing
         #expect(ResourcesSpec(normalizedJSON: "not json") == nil)
     }
 }
+
+/// Stored configurations are read back as they were accepted, not validated again.
+@Suite struct StoredConfigurationTests {
+    @Test func aStoredConfigurationReadsBackAsItWasApplied() throws {
+        let yamls = [
+            "type: service\nname: web\ncommands: [python3 -m http.server 8000]\nport: 8000\nreplicas: 1..3\nscaling: {metric: rps, target: 10}\n",
+            "type: service\nimage: rocm/vllm\nport: 80\nresources:\n  gpu: 2\nenv: [A=1]\nprobes: [{type: http, url: /h}]\n",
+            "type: service\nport: 8000\ngroups:\n  - name: a-0\n    count: 2\n    commands: [x]\n",
+        ]
+        for yaml in yamls {
+            let applied = try #require(service(yaml))
+            let text = applied.json.serialized
+            #expect(try ConfigurationParser.readStored(service: text) == applied, "\(yaml)")
+            #expect(try ConfigurationParser.readStored(service: text).json.serialized == text)
+        }
+    }
+
+    @Test func aRuleMadeStricterSinceDoesNotMakeAStoredRunUnreadable() throws {
+        // A relative `working_dir` breaks a rule (it must be absolute): as if a version that
+        // allowed it had stored the run.
+        let applied = try #require(service("type: service\ncommands: [x]\nport: 8000\nworking_dir: /app\n"))
+        let text = applied.json.serialized.replacingOccurrences(of: #""working_dir":"/app""#, with: #""working_dir":"app""#)
+        guard case .failure = ConfigurationParser.parse(json: try JSONParser.parse(text)) else {
+            Issue.record("the rule should refuse it when applied")
+            return
+        }
+        #expect(try ConfigurationParser.readStored(service: text).workingDir == "app")
+    }
+}

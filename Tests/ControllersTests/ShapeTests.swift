@@ -125,4 +125,21 @@ import TestSupport
         #expect(try await h.serving("web").count == 1)
         #expect(h.replicaController.queue.failures(replica.key) == 0)
     }
+
+    @Test func aStoredRunIsReadWithoutTodaysRules() async throws {
+        let h = Harness()
+        try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 1") + "\nworking_dir: /srv")
+        // As a version that allowed a relative working_dir would have stored it.
+        let key = try await h.run("web").key
+        var stored = try #require(try await h.store.get(key))
+        // The configuration is JSON text inside the spec's JSON: its quotes (and `/`) are escaped.
+        let before = #"\"working_dir\":\"\/srv\""#, after = #"\"working_dir\":\"srv\""#
+        #expect(String(decoding: stored.spec, as: UTF8.self).contains(before))
+        stored.spec = Data(String(decoding: stored.spec, as: UTF8.self).replacingOccurrences(of: before, with: after).utf8)
+        _ = try await h.store.update(stored)
+        let run = try await h.run("web")
+        #expect(run.spec.configuration.workingDir == "srv")
+        try await h.converge()
+        #expect(try await h.run("web").status.readyReplicas == 1)
+    }
 }
