@@ -159,7 +159,8 @@ let package = Package(
         .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration"]),
         .testTarget(
             name: "KubernetesTests",
-            dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", "Controllers", "Store", "Reconcile",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ProxyTests",

@@ -43,6 +43,9 @@ public enum WorkloadState: Sendable, Equatable {
     case exited(Int32)
     /// The backend could not run it (no capacity, bad image, lost node).
     case failed(TerminationReason, String)
+    /// Removed by someone else (a Pod deleted outside Setpoint), and why: it can be created
+    /// again under the same name. What to do is the replica controller's decision.
+    case vanished(String)
 }
 
 public struct WorkloadStatus: Sendable, Equatable {

@@ -90,6 +90,11 @@ public struct ReplicaController: PlanningController {
                 ReplicaPlanner.created(.success(id), &plan, now: now)
             } catch let e as BackendError where e.code == .noCapacity || e.code == .invalid {
                 ReplicaPlanner.created(.failure(e), &plan, now: now)
+            } catch let e as BackendError where e.code == .unavailable {
+                // Retried with backoff; the status says why meanwhile (a cluster that does not
+                // answer, a namespace that is gone).
+                ReplicaPlanner.createFailed(e, &plan, now: now)
+                throw RetryLater(e.description)
             }
         case .stopWorkload(let id, let graceful):
             try await backend.stop(id, graceful: graceful)
@@ -172,6 +177,14 @@ public enum ReplicaPlanner {
         if plan.status.phase == .failed, before.phase != .failed { plan.events.append(failedEvent(plan.status)) }
     }
 
+    /// Folds a create the backend could not do now (retried with backoff): not ready, and why.
+    public static func createFailed(_ error: BackendError, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
+        let attempt = plan.status.message.map { $0.hasSuffix("; submitting it again") ? $0 + " failed: " : "" } ?? ""
+        plan.status.message = attempt + error.message
+        plan.status.ready = false
+        plan.status.conditions.set("Ready", false, reason: "CreateFailed", message: plan.status.message ?? "", now: now)
+    }
+
     /// The request for the replica's workload.
     static func request(_ replica: Replica) -> WorkloadRequest {
         WorkloadRequest(
@@ -205,6 +218,15 @@ public enum ReplicaPlanner {
             else { finish(&plan.status, .containerExitedWithError, "exited with status \(code)", now) }
         case .failed(let reason, let message):
             finish(&plan.status, reason, message, now)
+        case .vanished(let why):
+            // Removed behind Setpoint's back (`kubectl delete pod`, a node drain, a restored
+            // etcd): submitted again under its name, as a ReplicaSet would; out of rotation
+            // meanwhile. The create's outcome is folded in by `created`.
+            plan.status.phase = .provisioning
+            plan.status.message = "\(why); submitting it again"
+            leaveRotation(&plan.status)
+            plan.actions.append(.createWorkload(request(replica)))
+            plan.events.append(.warning("Resubmitted", "\(why); submitting it again"))
         case .running(let endpoint):
             if plan.status.phase != .running {
                 plan.status.phase = .running
@@ -243,6 +265,9 @@ public enum ReplicaPlanner {
             return
         }
         switch workload.state {
+        case .vanished:
+            finish(&plan.status, termination.reason, nil, now)
+            return
         case .exited(let code):
             plan.status.exitStatus = code
             plan.actions.append(.deleteWorkload(id))

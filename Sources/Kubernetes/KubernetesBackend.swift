@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import Logging
 import Model
+import ServiceLifecycle
 import Synchronization
 
 /// Replicas as Pods on a Kubernetes cluster (one kubeconfig context, one namespace).
@@ -9,7 +10,11 @@ import Synchronization
 /// It reads the cluster only through watches: Pods it manages (by label), Nodes (offers) and
 /// Pod events, each kept by a `Reflector`. At steady state it sends no list or get; writes are
 /// a create per Pod (and per Secret), a delete per Pod (and per Secret).
-public final class KubernetesBackend: ComputeBackend, ReadinessProber {
+///
+/// It does I/O and decides nothing: a Pod deleted outside Setpoint is reported as `vanished`
+/// (the replica controller submits it again); its background work (the watches, relays to Pods,
+/// announcements, secret cleanup) runs in `run()`, a Service of the server's ServiceGroup.
+public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLifecycle.Service {
     public enum Access: String, Sendable, Codable {
         /// Pod IP inside the cluster, the API server's pod proxy outside.
         case auto
@@ -61,20 +66,41 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         var deleting: Set<String> = []
         /// Pods whose last event is `Pulling`.
         var pulling: Set<String> = []
-        /// One relay per running Pod (outside the cluster); concurrent callers share its start.
-        var relays: [String: Task<PodRelay?, Never>] = [:]
+        /// One relay per running Pod (outside the cluster); callers that ask while it starts wait
+        /// for the same start.
+        var relays: [String: RelayEntry] = [:]
         /// Endpoint → Pod, for readiness.
         var endpoints: [String: String] = [:]
         var eventCounts: [String: Int] = [:]
-        /// Pods deleted by someone else, being created again: their labels, and why the last
-        /// attempt failed.
-        var resubmitting: [String: (labels: [String: String], error: String?)] = [:]
+        /// Pods deleted by someone else, by name, with their labels: reported as vanished until
+        /// the replica controller submits them again or ends them.
+        var vanished: [String: [String: String]] = [:]
         /// Pods a delete was accepted for, with the grace period asked (a second delete is sent
         /// only to shorten it).
         var deleteSent: [String: Int] = [:]
-        var timers: [String: Task<Void, Never>] = [:]
-        var task: Task<Void, Never>?
+        /// Pods with a re-announcement due (the unschedulable bound).
+        var rechecks: Set<String> = []
+        var stopped = false
     }
+
+    enum RelayEntry {
+        case starting([CheckedContinuation<PodRelay?, Never>])
+        case ready(PodRelay)
+    }
+
+    /// Background work `run()` carries out, asked for by synchronous callbacks (a watch event).
+    enum Chore: Sendable {
+        /// The Pod as the event showed it (it may be gone from the cache by the time it is said).
+        case announce(Pod)
+        case recheckDue(String)
+        case runRelay(PodRelay)
+        case closeRelay(PodRelay)
+        case deleteSecrets(Pod)
+        case recheck(String, after: TimeInterval)
+    }
+
+    private let chores: (stream: AsyncStream<Chore>, continuation: AsyncStream<Chore>.Continuation)
+    private let stopSignal = OneShot()
 
     private let state = Mutex(State())
     private let startedAt = Date()
@@ -84,6 +110,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         self.settings = settings
         self.logger = logger
         eventStream = AsyncStream<WorkloadEvent>.makeStream(bufferingPolicy: .bufferingNewest(1000))
+        chores = AsyncStream<Chore>.makeStream()
         let selector = Self.ownedSelector(settings.template.installation)
         let callbacks = self.callbacks
         pods = Reflector<Pod>(client: client, namespace: settings.template.namespace, labelSelector: selector, logger: logger) { change in
@@ -97,41 +124,85 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         callbacks.backend = self
     }
 
-    /// Ensures the namespace and starts the watches; waits up to `syncTimeout` for the Pod cache
-    /// (an unreachable cluster does not hold the server up: its replicas wait until it answers).
-    public func start(syncTimeout: TimeInterval = 10) async {
-        if mayCreateNamespace {
-            do {
-                if try await client.get(Namespace.self, name: namespace) == nil { try await createNamespace() }
-            } catch {
-                logger.warning("cannot ensure the namespace", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
-            }
+    /// Ensures the namespace (before the server's services start).
+    public func prepare() async {
+        guard mayCreateNamespace else { return }
+        do {
+            if try await client.get(Namespace.self, name: namespace) == nil { try await createNamespace() }
+        } catch {
+            logger.warning("cannot ensure the namespace", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
         }
+    }
+
+    /// The watches, the consistency check, the relays and the chores, until graceful shutdown
+    /// (or `shutdown()`): relays are closed gracefully, then the watches are cancelled.
+    public func run() async throws {
         let (pods, nodes, events) = (self.pods, self.nodes, self.podEvents)
         let interval = settings.consistencyCheckInterval
-        let task = Task {
+        let stopSignal = self.stopSignal
+        await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                group.addTask { await pods.run() }
-                group.addTask { await nodes.run() }
-                group.addTask { await events.run() }
-                group.addTask { [weak self] in
-                    await pods.waitUntilSynced()
-                    await self?.collectSecrets()
-                }
-                group.addTask { [weak self] in
-                    while !Task.isCancelled {
-                        do { try await Task.sleep(for: .seconds(interval)) } catch { return }
-                        await self?.checkConsistency()
+                group.addTask {
+                    await withDiscardingTaskGroup { watches in
+                        watches.addTask { await pods.run() }
+                        watches.addTask { await nodes.run() }
+                        watches.addTask { await events.run() }
+                        watches.addTask { [weak self] in
+                            await pods.waitUntilSynced()
+                            await self?.collectSecrets()
+                        }
+                        watches.addTask { [weak self] in
+                            while !Task.isCancelled {
+                                do { try await Task.sleep(for: .seconds(interval)) } catch { return }
+                                await self?.checkConsistency()
+                            }
+                        }
+                        await stopSignal.wait()
+                        watches.cancelAll()
                     }
                 }
+                for await chore in chores.stream {
+                    group.addTask { [weak self] in await self?.perform(chore) }
+                }
             }
+        } onGracefulShutdown: {
+            self.stop()
         }
-        state.withLock { $0.task = task }
-        _ = await waitForPods(timeout: syncTimeout)
+    }
+
+    private func perform(_ chore: Chore) async {
+        switch chore {
+        case .announce(let pod):
+            if let name = pod.metadata.name { await announce(pod, name: name) }
+        case .recheckDue(let name):
+            if let pod = pods.get(name) { await announce(pod, name: name) }
+        case .runRelay(let relay):
+            await relay.run()
+        case .closeRelay(let relay):
+            await relay.close()
+        case .deleteSecrets(let pod):
+            await deleteSecrets(of: pod)
+        case .recheck(let name, let delay):
+            try? await Task.sleep(for: .seconds(delay))
+            guard state.withLock({ $0.rechecks.remove(name) != nil }), !Task.isCancelled else { return }
+            if let pod = pods.get(name) { await announce(pod, name: name) }
+        }
+    }
+
+    /// Ends `run()`: relays close gracefully, the watches stop, no chore is taken any more.
+    private func stop() {
+        let relays = state.withLock { s -> [PodRelay] in
+            s.stopped = true
+            defer { s.relays = [:] }
+            return s.relays.values.compactMap { if case .ready(let r) = $0 { return r } else { return nil } }
+        }
+        for relay in relays { chores.continuation.yield(.closeRelay(relay)) }
+        chores.continuation.finish()
+        stopSignal.fire()
     }
 
     /// Waits until the Pod cache is filled; false after `timeout`.
-    func waitForPods(timeout: TimeInterval) async -> Bool {
+    public func waitForPods(timeout: TimeInterval) async -> Bool {
         if pods.isSynced { return true }
         let pods = self.pods
         return await withTaskGroup(of: Bool.self) { group in
@@ -189,11 +260,9 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         guard pods.isSynced else { throw BackendError(.unavailable, "the Kubernetes API server of context \(region) has not answered yet") }
     }
 
+    /// Stops `run()` (when it runs outside a ServiceGroup) and closes the client.
     public func shutdown() async {
-        let (task, relays, timers) = state.withLock { s in (s.task, Array(s.relays.values), Array(s.timers.values)) }
-        task?.cancel()
-        for relay in relays { await relay.value?.close() }
-        timers.forEach { $0.cancel() }
+        stop()
         eventStream.continuation.finish()
         await client.shutdown()
     }
@@ -283,26 +352,27 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             do { _ = try await client.create(secret, namespace: namespace) } catch let e as KubeAPIError where e.isAlreadyExists {}
             if let name = secret.metadata.name, !written.contains(name) { written.append(name) }
         }
-        pods.seed(try await client.create(objects.pod, namespace: namespace))
+        let pod = try await client.create(objects.pod, namespace: namespace)
+        // Submitted (again, if it had vanished): from now on a Pod like any other.
+        if let name = pod.metadata.name { state.withLock { _ = $0.vanished.removeValue(forKey: name) } }
+        pods.seed(pod)
     }
 
     public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
         try requireSynced()
         guard let name = podName(id) else { return nil }
         guard let pod = pods.get(name) else {
-            // Between a Pod deleted by someone else and its new copy, the workload still exists.
-            return state.withLock { $0.resubmitting[name] }.map { WorkloadStatus(id: id, labels: $0.labels, state: Self.resubmittingState($0.error)) }
+            // A Pod deleted by someone else is reported as such until it is submitted again.
+            return state.withLock { $0.vanished[name] }.map { WorkloadStatus(id: id, labels: $0, state: Self.vanishedState) }
         }
         return WorkloadStatus(id: id, labels: pod.metadata.labels ?? [:], state: await state(of: pod))
     }
 
-    static func resubmittingState(_ error: String?) -> WorkloadState {
-        .pending("the Pod was deleted outside Setpoint; submitting it again" + (error.map { " failed: \($0)" } ?? ""))
-    }
+    public static let vanishedState = WorkloadState.vanished("the Pod was deleted outside Setpoint")
 
     public func stop(_ id: WorkloadID, graceful: Bool) async throws {
         guard let name = podName(id) else { return }
-        state.withLock { s in if s.resubmitting[name] != nil { s.deleting.insert(name) } }
+        state.withLock { _ = $0.vanished.removeValue(forKey: name) }
         guard let pod = pods.get(name) else { return }
         let grace = graceful ? Int(pod.spec?.terminationGracePeriodSeconds ?? 30) : 1
         // Deleting a Pod is how Kubernetes stops it: SIGTERM, then SIGKILL after the grace period.
@@ -313,8 +383,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
 
     public func delete(_ id: WorkloadID) async throws {
         guard let name = podName(id) else { return }
-        // A copy still being submitted is not submitted any more.
-        state.withLock { s in if s.resubmitting[name] != nil { s.deleting.insert(name) } }
+        // A vanished Pod is gone for good once its replica is deleted.
+        state.withLock { _ = $0.vanished.removeValue(forKey: name) }
         guard let pod = pods.get(name) else { return }
         state.withLock { _ = $0.deleting.insert(name) }
         // A Pod already being stopped is left to finish its grace period; a finished one still
@@ -363,24 +433,18 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
 
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
         guard let name = podName(id) else { return AsyncThrowingStream { $0.finish() } }
-        let lines = client.logs(namespace: namespace, pod: name, container: "service", follow: follow)
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    for try await line in lines {
-                        // `timestamps=true`: "2026-01-02T03:04:05.123456789Z text".
-                        let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                        let time = parts.first.flatMap { KubeTime.parse(String($0).replacingOccurrences(of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)) }
-                        continuation.yield(LogLine(time: time ?? Date(), text: time != nil && parts.count == 2 ? String(parts[1]) : line))
-                    }
-                    continuation.finish()
-                } catch let e as KubeAPIError where e.isNotFound {
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
+        let lines = LineSource(client.logs(namespace: namespace, pod: name, container: "service", follow: follow))
+        // Read as the caller asks (no task of its own): `timestamps=true` lines are
+        // "2026-01-02T03:04:05.123456789Z text".
+        return AsyncThrowingStream {
+            do {
+                guard let line = try await lines.next() else { return nil }
+                let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                let time = parts.first.flatMap { KubeTime.parse(String($0).replacingOccurrences(of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)) }
+                return LogLine(time: time ?? Date(), text: time != nil && parts.count == 2 ? String(parts[1]) : line)
+            } catch let e as KubeAPIError where e.isNotFound {
+                return nil
             }
-            continuation.onTermination = { _ in task.cancel() }
         }
     }
 
@@ -425,133 +489,111 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         return observed
     }
 
+    /// The loopback address relaying to the Pod, started on first use: its listener runs in
+    /// `run()`, and callers that ask while it starts wait for the same start.
     private func relay(for name: String, port: Int) async -> String? {
-        let (client, namespace, logger) = (self.client, self.namespace, self.logger)
-        let task = state.withLock { s -> Task<PodRelay?, Never> in
-            if let started = s.relays[name] { return started }
-            let starting = Task { () -> PodRelay? in
-                do { return try await PodRelay.start(client: client, namespace: namespace, pod: name, port: port, logger: logger) } catch {
-                    logger.warning("cannot relay to pod", metadata: ["pod": "\(name)", "error": "\(error)"])
-                    return nil
-                }
+        enum Step { case ready(PodRelay), wait, start, stopped }
+        let step = state.withLock { s -> Step in
+            if s.stopped { return .stopped }
+            switch s.relays[name] {
+            case .ready(let relay)?: return .ready(relay)
+            case .starting?: return .wait
+            case nil:
+                s.relays[name] = .starting([])
+                return .start
             }
-            s.relays[name] = starting
-            return starting
         }
-        guard let relay = await task.value else {
-            state.withLock { _ = $0.relays.removeValue(forKey: name) }   // the next look tries again
+        switch step {
+        case .ready(let relay):
+            return relay.address
+        case .stopped:
             return nil
+        case .wait:
+            let relay = await withCheckedContinuation { (waiter: CheckedContinuation<PodRelay?, Never>) in
+                let now = state.withLock { s -> PodRelay?? in
+                    switch s.relays[name] {
+                    case .starting(var waiters)?:
+                        waiters.append(waiter)
+                        s.relays[name] = .starting(waiters)
+                        return nil   // resumed by the start
+                    case .ready(let relay)?: return .some(relay)
+                    case nil: return .some(nil)
+                    }
+                }
+                if let now { waiter.resume(returning: now) }
+            }
+            return relay?.address
+        case .start:
+            var relay: PodRelay?
+            do {
+                let started = try PodRelay.make(client: client, namespace: namespace, pod: name, port: port, logger: logger)
+                if case .enqueued = chores.continuation.yield(.runRelay(started)) {
+                    if await started.waitUntilListening() { relay = started } else { await started.close() }
+                }
+            } catch {
+                logger.warning("cannot relay to pod", metadata: ["pod": "\(name)", "error": "\(error)"])
+            }
+            // A Pod that went meanwhile must not leave a listener behind.
+            if let started = relay, pods.get(name) == nil {
+                chores.continuation.yield(.closeRelay(started))
+                relay = nil
+            }
+            let waiters = state.withLock { s -> [CheckedContinuation<PodRelay?, Never>] in
+                guard case .starting(let waiting)? = s.relays[name] else { return [] }
+                s.relays[name] = relay.map { .ready($0) }   // none: the next look tries again
+                return waiting
+            }
+            for waiter in waiters { waiter.resume(returning: relay) }
+            return relay?.address
         }
-        // A late look at a Pod that went meanwhile must not leave a listener behind.
-        if pods.get(name) == nil {
-            state.withLock { s in if s.relays[name] == task { s.relays[name] = nil } }
-            relay.close()
-            return nil
-        }
-        return relay.address
     }
 
     /// Announces the Pod again when the unschedulable bound passes, so the replica fails then.
     private func scheduleRecheck(_ name: String, at deadline: Date) {
         let delay = deadline.timeIntervalSinceNow + 0.05
-        guard delay > 0 else { return }
-        state.withLock { s in
-            guard s.timers[name] == nil else { return }
-            s.timers[name] = Task { [weak self] in
-                try? await Task.sleep(for: .seconds(delay))
-                guard let self, !Task.isCancelled else { return }
-                self.state.withLock { _ = $0.timers.removeValue(forKey: name) }
-                if let pod = self.pods.get(name) { self.podChanged(.upsert(pod)) }
-            }
-        }
+        guard delay > 0, state.withLock({ $0.rechecks.insert(name).inserted }) else { return }
+        chores.continuation.yield(.recheck(name, after: delay))
     }
 
     private func podChanged(_ change: Reflector<Pod>.Change) {
         switch change {
         case .upsert(let pod):
-            guard let name = pod.metadata.name else { return }
-            Task { await self.announce(pod, name: name) }
+            guard pod.metadata.name != nil else { return }
+            chores.continuation.yield(.announce(pod))
         case .deleted(let pod):
             guard let name = pod.metadata.name else { return }
-            let (expected, relay, timer) = state.withLock { s -> (Bool, Task<PodRelay?, Never>?, Task<Void, Never>?) in
+            let (expected, relay) = state.withLock { s -> (Bool, PodRelay?) in
                 let expected = s.deleting.remove(name) != nil
                 s.deleteSent[name] = nil
                 s.pulling.remove(name)
-                let relay = s.relays.removeValue(forKey: name)
+                s.rechecks.remove(name)
+                var relay: PodRelay?
+                if case .ready(let r)? = s.relays[name] {
+                    relay = r
+                    s.relays[name] = nil
+                }
                 s.endpoints = s.endpoints.filter { $0.value != name }
                 // Events are named `<pod>.<suffix>`: forget those of a Pod that is gone.
                 s.eventCounts = s.eventCounts.filter { !$0.key.hasPrefix(name + ".") }
-                return (expected, relay, s.timers.removeValue(forKey: name))
+                return (expected, relay)
             }
-            if let relay { Task { await relay.value?.close() } }
-            timer?.cancel()
+            if let relay { chores.continuation.yield(.closeRelay(relay)) }
             let finished = pod.status?.phase == "Succeeded" || pod.status?.phase == "Failed"
+            let labels = pod.metadata.labels ?? [:]
             if expected || finished {
-                Task { await self.deleteSecrets(of: pod) }
-                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: pod.metadata.labels ?? [:], state: .stopping))
+                chores.continuation.yield(.deleteSecrets(pod))
+                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: .stopping))
             } else {
-                // Deleted by someone else (a drain, `kubectl delete`): submitted again, as a
-                // ReplicaSet would, until Setpoint itself ends the replica. Meanwhile it is
-                // pending, so it leaves the proxy's rotation at once.
-                let labels = pod.metadata.labels ?? [:]
-                state.withLock { $0.resubmitting[name] = (labels, nil) }
-                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.resubmittingState(nil)))
-                Task { await self.resubmit(pod) }
+                // Deleted by someone else (a drain, `kubectl delete`, a restored etcd): said so;
+                // the replica controller decides to submit it again. Its Secrets stay for the copy.
+                state.withLock { $0.vanished[name] = labels }
+                broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.vanishedState))
             }
         }
     }
 
     private func announce(_ pod: Pod, name: String) async {
         broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: pod.metadata.labels ?? [:], state: await state(of: pod)))
-    }
-
-    private func resubmit(_ old: Pod) async {
-        guard let name = old.metadata.name, let spec = old.spec else { return }
-        var spec2 = spec
-        spec2.nodeName = nil
-        var meta = ObjectMeta(name: name, namespace: namespace, labels: old.metadata.labels, annotations: old.metadata.annotations)
-        meta.finalizers = nil
-        let labels = old.metadata.labels ?? [:]
-        eventStream.continuation.yield(WorkloadEvent(labels: labels, warning: true, reason: "PodRecreated",
-                                                     message: "Pod \(name) was deleted outside Setpoint; submitted again"))
-        var backoff = 0.5
-        // After re-creating the namespace the Pod is tried again at once, but only once per
-        // round: a namespace that does not take (still terminating) waits like any failure.
-        var recovered = false
-        defer { state.withLock { _ = $0.resubmitting.removeValue(forKey: name) } }
-        while !Task.isCancelled {
-            // Ended by Setpoint meanwhile: no copy (and nothing left to wait for).
-            if state.withLock({ $0.deleting.remove(name) != nil }) { return }
-            do {
-                pods.seed(try await client.create(Pod(metadata: meta, spec: spec2), namespace: namespace))
-                return
-            } catch let e as KubeAPIError where e.isAlreadyExists {
-                // The old Pod is still terminating: try again shortly.
-            } catch {
-                var why = "\(error)"
-                if let e = error as? KubeAPIError {
-                    why = e.message
-                    // Its namespace went with it: re-create the namespace, then the Pod at once.
-                    do {
-                        if !recovered, try await recoverNamespace(e) {
-                            recovered = true
-                            continue
-                        }
-                    } catch { why = "\(error)" }
-                }
-                logger.warning("cannot submit the pod again", metadata: ["pod": "\(name)", "error": "\(error)"])
-                // The replica's status says why (`ps -v`, `describe`), not only the log.
-                let changed = state.withLock { s -> Bool in
-                    guard s.resubmitting[name] != nil, s.resubmitting[name]?.error != why else { return false }
-                    s.resubmitting[name]?.error = why
-                    return true
-                }
-                if changed { broadcaster.announce(WorkloadStatus(id: workloadID(name), labels: labels, state: Self.resubmittingState(why))) }
-            }
-            try? await Task.sleep(for: .seconds(backoff))
-            backoff = min(backoff * 2, 10)
-            recovered = false
-        }
     }
 
     private func deleteSecrets(of pod: Pod) async {
@@ -580,7 +622,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
             default: return false
             }
         }
-        if changedPulling { Task { await self.announce(pod, name: podName) } }
+        if changedPulling { chores.continuation.yield(.recheckDue(podName)) }
         // Events from before this server started were recorded by its predecessor.
         let stamp = event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp
         if let time = stamp.flatMap(KubeTime.parse), time < startedAt.addingTimeInterval(-1) { return }
@@ -601,5 +643,45 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber {
         } catch {
             logger.warning("cannot collect secrets", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// A signal fired once; waiting after it fired returns at once.
+final class OneShot: Sendable {
+    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func fire() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            guard !s.fired else { return [] }
+            s.fired = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.fired { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+}
+
+/// Lines of a log stream read one at a time by whoever asks (an iterator kept by an actor, so
+/// the stream built on it needs no task of its own).
+actor LineSource {
+    private var iterator: AsyncThrowingStream<String, Error>.Iterator
+
+    init(_ lines: AsyncThrowingStream<String, Error>) { iterator = lines.makeAsyncIterator() }
+
+    func next() async throws -> String? {
+        var it = iterator   // a handle on the stream's storage: the copy reads the same stream
+        defer { iterator = it }
+        return try await it.next(isolation: self)
     }
 }

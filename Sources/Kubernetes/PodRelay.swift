@@ -6,23 +6,44 @@ import Logging
 import Model
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Reaches a Pod from outside its cluster: a listener on loopback that sends each HTTP request
 /// through the API server's pod proxy (`pods/<name>:<port>/proxy/…`) with the backend's
 /// credentials, streaming bodies both ways. The replica's endpoint is the listener's address,
 /// so the proxy and probes need not know. WebSocket upgrades are not relayed.
+///
+/// Its listener is a Hummingbird `Application` (which keeps its server in a ServiceGroup of its
+/// own, so that one relay stops gracefully when its Pod goes); `run()` is a child task of the
+/// backend's `run()`, the one owner of every relay's lifetime.
 final class PodRelay: Sendable {
-    let address: String
     private let group: ServiceGroup
+    private let pod: String
+    private let logger: Logger
+    private let bound: OneShotValue
 
-    private init(address: String, group: ServiceGroup) {
-        self.address = address
+    private init(group: ServiceGroup, pod: String, logger: Logger, bound: OneShotValue) {
         self.group = group
+        self.pod = pod
+        self.logger = logger
+        self.bound = bound
     }
+
+    /// `127.0.0.1:<port>` once listening.
+    var address: String { "127.0.0.1:\(bound.value ?? 0)" }
+
+    /// Serves until `close()`.
+    func run() async {
+        do { try await group.run() } catch { logger.warning("pod relay stopped", metadata: ["pod": "\(pod)", "error": "\(error)"]) }
+        bound.set(0)   // a relay that ended before listening: waiters hear it failed
+    }
+
+    /// True once listening, false if it ended first.
+    func waitUntilListening() async -> Bool { (await bound.wait()) > 0 }
 
     /// A graceful shutdown: cancelling the serving task could drop a just-accepted connection
     /// unserved, which NIO treats as a programming error (apple/swift-nio#3481).
-    func close() { Task { await group.triggerGracefulShutdown() } }
+    func close() async { await group.triggerGracefulShutdown() }
 
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
                                         "host", "content-length", "authorization"]
@@ -35,7 +56,8 @@ final class PodRelay: Sendable {
         return [status.code.map { "\($0)" }, status.reason, status.message].compactMap { $0 }.joined(separator: " ")
     }
 
-    static func start(client: KubeClient, namespace: String, pod: String, port: Int, logger: Logger) async throws -> PodRelay {
+    /// A relay to `pod`'s `port`, listening once `run()` runs.
+    static func make(client: KubeClient, namespace: String, pod: String, port: Int, logger: Logger) throws -> PodRelay {
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             var outbound = try await client.podProxyRequest(namespace: namespace, pod: pod, port: port, pathAndQuery: request.uri.description)
             outbound.method = .init(rawValue: request.method.rawValue)
@@ -78,22 +100,41 @@ final class PodRelay: Sendable {
             }
             return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
         }
-        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let bound = OneShotValue()
         var relayLogger = logger
         relayLogger.logLevel = .critical   // its own shutdown on cancellation is not news
         let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0); continuation.finish() },
+                              onServerRunning: { channel in bound.set(channel.localAddress?.port ?? 0) },
                               logger: relayLogger)
         let group = ServiceGroup(configuration: .init(services: [app], logger: relayLogger))
-        Task {
-            do { try await group.run() } catch { logger.warning("pod relay stopped", metadata: ["pod": "\(pod)", "error": "\(error)"]) }
-            continuation.finish()
+        return PodRelay(group: group, pod: pod, logger: logger, bound: bound)
+    }
+}
+
+/// An Int set once (the relay's port; 0 = it never listened), awaited by whoever needs it.
+final class OneShotValue: Sendable {
+    private let state = Mutex<(value: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+
+    var value: Int? { state.withLock { $0.value } }
+
+    func set(_ value: Int) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Int, Never>] in
+            guard s.value == nil else { return [] }
+            s.value = value
+            defer { s.waiters = [] }
+            return s.waiters
         }
-        var iterator = stream.makeAsyncIterator()
-        guard let bound = await iterator.next(), bound > 0 else {
-            await group.triggerGracefulShutdown()
-            throw KubeAPIError(code: 0, reason: "RelayFailed", message: "could not listen on loopback for pod \(pod)", verb: "LISTEN", path: pod)
+        for w in waiters { w.resume(returning: value) }
+    }
+
+    func wait() async -> Int {
+        await withCheckedContinuation { (c: CheckedContinuation<Int, Never>) in
+            let now = state.withLock { s -> Int? in
+                if let v = s.value { return v }
+                s.waiters.append(c)
+                return nil
+            }
+            if let now { c.resume(returning: now) }
         }
-        return PodRelay(address: "127.0.0.1:\(bound)", group: group)
     }
 }

@@ -215,6 +215,11 @@ public struct ReplicaStatus: Codable, Equatable, Sendable, ConditionedStatus {
 
     public init() {}
 
+    public mutating func noteRefusal(reason: String, message: String, now: Date) {
+        conditions.set("Ready", false, reason: reason, message: message, now: now)
+        self.message = message
+    }
+
     enum CodingKeys: String, CodingKey {
         case phase, terminationReason, message, exitStatus, ready, endpoint, workloadID, startedAt, finishedAt
         case stopRequestedAt, drainStartedAt, observedGeneration

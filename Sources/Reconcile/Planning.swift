@@ -63,6 +63,16 @@ public struct ActionRefused: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(reason): \(message)" }
 }
 
+/// An action that failed in a way its planner folded into the plan (the status says why): the
+/// shell writes the plan's status as amended, records its events, and retries the key with
+/// backoff. The fold must give the same status on the next failure, so nothing wakes the key
+/// before its backoff.
+public struct RetryLater: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
+}
+
 /// One controller in the one shape: it loads its object, observes what it depends on (caches,
 /// the backend, the probing service), plans purely, and performs the plan's actions. Only
 /// `plan` decides; `observe` and `perform` do I/O and nothing else. Written by copying
@@ -133,6 +143,9 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
                 plan.status.noteRefusal(reason: refused.reason, message: refused.message, now: now)
                 plan.events = [.warning(refused.reason, refused.message)]
                 refusal = refused
+                break
+            } catch let later as RetryLater {
+                refusal = later
                 break
             }
         }

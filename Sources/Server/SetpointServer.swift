@@ -12,6 +12,7 @@ import NIOCore
 import Proxy
 import Reconcile
 import ServiceLifecycle
+import Synchronization
 import Store
 import StoreSQLite
 
@@ -65,14 +66,14 @@ public enum SetpointServer {
         defer { listener.close() }
         let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
         let (backend, clusters) = try await makeBackends(settings, logger: logger)
-        // Inside a cluster, one server of an installation is active at a time (a Lease).
+        // Inside a cluster, one server of an installation is active at a time (a Lease): the
+        // lease holder is a service of the group, and the others wait for it to be taken.
         var leader: LeaderElector?
         if let home = clusters.first(where: { $0.client.connection.inCluster }) {
-            let elector = LeaderElector(client: home.client, namespace: home.client.connection.namespace,
-                                        identity: ProcessInfo.processInfo.hostName, logger: logger)
-            try await elector.acquire()
-            leader = elector
+            leader = LeaderElector(client: home.client, namespace: home.client.connection.namespace,
+                                   identity: ProcessInfo.processInfo.hostName, logger: logger)
         }
+        let leadership = Gate(open: leader == nil)
 
         let auth = Authenticator(store: store)
         if let (token, generated) = try await auth.bootstrap(adminToken: settings.adminToken) {
@@ -130,12 +131,14 @@ public enum SetpointServer {
         // A service that fails shuts the others down gracefully (cancelling Hummingbird or NIO
         // mid-accept can hang or trap), and the whole stop is bounded: 30 s of graceful shutdown,
         // then cancellation, then at most 10 s more before the process ends regardless.
-        let members: [any ServiceLifecycle.Service] = [manager, autoscaler, api, front]
+        // The clusters' watches first (shut down last); the rest once this server leads.
+        let gated: [any ServiceLifecycle.Service] = [manager, autoscaler, api, front]
+        let members: [any ServiceLifecycle.Service] = clusters + gated.map { Gated($0, by: leadership) }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = members.map {
             .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
         }
         if let leader {
-            services.append(.init(service: LeaseHolder(elector: leader), successTerminationBehavior: .ignore,
+            services.append(.init(service: LeaseHolder(elector: leader, leadership: leadership), successTerminationBehavior: .ignore,
                                   failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -191,7 +194,7 @@ public enum SetpointServer {
                     backendSettings.access = k.access
                     backendSettings.unschedulableTimeout = TimeInterval(k.unschedulableTimeout)
                     let cluster = KubernetesBackend(client: client, settings: backendSettings, logger: logger)
-                    await cluster.start()
+                    await cluster.prepare()
                     logger.info("kubernetes backend ready", metadata: [
                         "context": "\(connection.context)", "server": "\(connection.server.absoluteString)", "namespace": "\(connection.namespace)",
                         "access": "\(cluster.useAPIProxy ? "api-proxy" : "pod-ip")",
@@ -236,10 +239,68 @@ extension SetpointServer {
 /// candidate).
 struct LeaseHolder: ServiceLifecycle.Service {
     let elector: LeaderElector
+    let leadership: Gate
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
+            try await elector.acquire()
+            leadership.open()
             try await elector.holdUntilLost()
         }
+    }
+}
+
+/// Opens once (this server took the leader Lease); services gated by it start then.
+final class Gate: Sendable {
+    private let state: Mutex<(open: Bool, waiters: [CheckedContinuation<Bool, Never>])>
+
+    init(open: Bool) { state = Mutex((open, [])) }
+
+    func open() { release(true) }
+
+    /// Wakes the waiters without opening (the group is shutting down).
+    func abandon() { release(false) }
+
+    private func release(_ opened: Bool) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            if opened { s.open = true }
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(returning: opened) }
+    }
+
+    /// True once open; false if abandoned first.
+    func wait() async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume(returning: true) }
+        }
+    }
+}
+
+/// Runs `service` once `gate` opens; a shutdown before that ends it without running it.
+struct Gated: ServiceLifecycle.Service {
+    let service: any ServiceLifecycle.Service
+    let gate: Gate
+
+    init(_ service: any ServiceLifecycle.Service, by gate: Gate) {
+        self.service = service
+        self.gate = gate
+    }
+
+    func run() async throws {
+        let gate = self.gate
+        let opened = await withGracefulShutdownHandler {
+            await withTaskCancellationHandler { await gate.wait() } onCancel: { gate.abandon() }
+        } onGracefulShutdown: {
+            gate.abandon()
+        }
+        guard opened else { return }
+        try await service.run()
     }
 }

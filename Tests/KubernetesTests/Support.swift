@@ -42,7 +42,10 @@ func makeBackend(_ fake: FakeKubernetes, installation: String = "test", access: 
     settings.unschedulableTimeout = unschedulableTimeout
     adjust(&settings)
     let backend = KubernetesBackend(client: client, settings: settings, logger: quietLogger)
-    await backend.start()
+    await backend.prepare()
+    // The server runs it in its ServiceGroup; a test runs it until `shutdown()`.
+    Task { try? await backend.run() }
+    _ = await backend.waitForPods(timeout: 10)
     return backend
 }
 
