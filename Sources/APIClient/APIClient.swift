@@ -123,40 +123,11 @@ public struct APIClient: Sendable {
     public func projects() async throws -> [API.ProjectInfo] { try await call(.GET, "/api/v1/projects", as: [API.ProjectInfo].self) }
     public func users() async throws -> [API.UserInfo] { try await call(.GET, "/api/v1/users", as: [API.UserInfo].self) }
 
-    /// An NDJSON stream (logs, watch), decoded line by line.
+    /// An NDJSON stream (logs, watch), decoded line by line as the consumer asks (in its task:
+    /// cancelling it cancels the request).
     func lines<T: Decodable & Sendable>(_ path: String, as type: T.Type) -> AsyncThrowingStream<T, Error> {
-        let request = self.request(.GET, path)
-        let baseURL = self.baseURL
-        let client = self
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    let response: HTTPClientResponse
-                    do { response = try await Self.http.execute(request, timeout: .hours(24)) } catch { throw client.unreachable(error) }
-                    guard response.status == .ok else {
-                        let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
-                        let body = (try? API.decoder.decode([String: API.ErrorBody].self, from: data))?["error"]
-                        throw Failure(status: Int(response.status.code), body: body, text: String(decoding: data, as: UTF8.self))
-                    }
-                    var pending = Data()
-                    for try await chunk in response.body {
-                        pending.append(contentsOf: chunk.readableBytesView)
-                        while let newline = pending.firstIndex(of: 0x0A) {
-                            let line = pending[pending.startIndex..<newline]
-                            pending.removeSubrange(pending.startIndex...newline)
-                            if !line.isEmpty { continuation.yield(try API.decoder.decode(T.self, from: line)) }
-                        }
-                    }
-                    continuation.finish()
-                } catch let f as Failure {
-                    continuation.finish(throwing: f)
-                } catch {
-                    continuation.finish(throwing: Failure(status: 0, body: nil, text: "the stream from the Setpoint server at \(baseURL) broke off (did the server stop?): \(error)",
-                                                          unreachable: true))
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        let reader = NDJSONReader<T>(client: self, request: self.request(.GET, path))
+        return AsyncThrowingStream { try await reader.next() }
     }
 
     public func logs(_ name: String, replica: Int?, follow: Bool) -> AsyncThrowingStream<API.LogLine, Error> {
@@ -217,4 +188,59 @@ public struct ClientSettings: Sendable {
 public struct SettingsError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var description: String { message }
+}
+
+/// The lines of one NDJSON response, decoded one `next()` at a time.
+actor NDJSONReader<T: Decodable & Sendable> {
+    private let client: APIClient
+    private let request: HTTPClientRequest
+    private var body: HTTPClientResponse.Body.AsyncIterator?
+    private var pending = Data()
+    private var finished = false
+
+    init(client: APIClient, request: HTTPClientRequest) {
+        self.client = client
+        self.request = request
+    }
+
+    func next() async throws -> T? {
+        do {
+            while true {
+                if let newline = pending.firstIndex(of: 0x0A) {
+                    let line = pending[pending.startIndex..<newline]
+                    pending.removeSubrange(pending.startIndex...newline)
+                    if !line.isEmpty { return try API.decoder.decode(T.self, from: line) }
+                    continue
+                }
+                if finished { return nil }
+                var iterator: HTTPClientResponse.Body.AsyncIterator
+                if let body { iterator = body } else { iterator = try await open() }
+                let chunk = try await iterator.next(isolation: self)
+                body = iterator
+                guard let chunk else {
+                    finished = true
+                    continue
+                }
+                pending.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch let f as APIClient.Failure {
+            throw f
+        } catch is DecodingError {
+            throw APIClient.Failure(status: 0, body: nil, text: "the Setpoint server at \(client.baseURL) sent a line this client cannot read (a newer server?)")
+        } catch {
+            throw APIClient.Failure(status: 0, body: nil, text: "the stream from the Setpoint server at \(client.baseURL) broke off (did the server stop?): \(error)",
+                                    unreachable: true)
+        }
+    }
+
+    private func open() async throws -> HTTPClientResponse.Body.AsyncIterator {
+        let response: HTTPClientResponse
+        do { response = try await APIClient.http.execute(request, timeout: .hours(24)) } catch { throw client.unreachable(error) }
+        guard response.status == .ok else {
+            let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
+            let body = (try? API.decoder.decode([String: API.ErrorBody].self, from: data))?["error"]
+            throw APIClient.Failure(status: Int(response.status.code), body: body, text: String(decoding: data, as: UTF8.self))
+        }
+        return response.body.makeAsyncIterator()
+    }
 }

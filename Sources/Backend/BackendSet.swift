@@ -93,8 +93,8 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
         return all
     }
 
-    public func changes() -> AsyncStream<WorkloadStatus> { merge(members.map { $0.backend.changes() }) }
-    public func events() -> AsyncStream<WorkloadEvent> { merge(members.map { $0.backend.events() }) }
+    public func changeStreams() -> [AsyncStream<WorkloadStatus>] { members.flatMap { $0.backend.changeStreams() } }
+    public func eventStreams() -> [AsyncStream<WorkloadEvent>] { members.flatMap { $0.backend.eventStreams() } }
 
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
         guard let owner = owner(id) else { return AsyncThrowingStream { $0.finish() } }
@@ -110,18 +110,5 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
     public func observedReadiness(endpoint: String) -> Bool? {
         for m in members { if let r = m.prober?.observedReadiness(endpoint: endpoint) { return r } }
         return nil
-    }
-
-    private func merge<T: Sendable>(_ streams: [AsyncStream<T>]) -> AsyncStream<T> {
-        if streams.count == 1 { return streams[0] }
-        return AsyncStream { continuation in
-            let task = Task {
-                await withDiscardingTaskGroup { group in
-                    for s in streams { group.addTask { for await item in s { continuation.yield(item) } } }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 }

@@ -94,7 +94,7 @@ public struct BackendError: Error, Sendable, Equatable, CustomStringConvertible 
 /// Where replicas run. Implementations: local processes, Kubernetes Pods, and a fake for tests.
 ///
 /// Every call is idempotent: `create` by name, `stop` and `delete` of a workload that is gone
-/// succeed. `changes()` announces every state change so controllers watch instead of polling;
+/// succeed. `changeStreams()` announce every state change so controllers watch instead of polling;
 /// `inventory` lists what exists by label, for garbage collection and restart adoption.
 public protocol ComputeBackend: Sendable {
     var name: String { get }
@@ -106,10 +106,13 @@ public protocol ComputeBackend: Sendable {
     /// Removes the workload and what it holds; stops it first if needed.
     func delete(_ id: WorkloadID) async throws
     func inventory(labels: [String: String]) async throws -> [WorkloadStatus]
-    func changes() -> AsyncStream<WorkloadStatus>
+    /// Every state change, as one stream per source (a set of backends has one per member):
+    /// the consumer reads them side by side, in tasks of its own.
+    func changeStreams() -> [AsyncStream<WorkloadStatus>]
     func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error>
-    /// What the backend tells about workloads beyond their state (a cluster's Pod events).
-    func events() -> AsyncStream<WorkloadEvent>
+    /// What the backend tells about workloads beyond their state (a cluster's Pod events), one
+    /// stream per source.
+    func eventStreams() -> [AsyncStream<WorkloadEvent>]
     /// Whether a workload ID is this backend's (a set of backends asks each in turn).
     func owns(_ id: WorkloadID) -> Bool
     /// Why this backend cannot run a replica of this kind at all (the local backend runs no
@@ -133,7 +136,7 @@ public struct WorkloadEvent: Sendable, Equatable {
 }
 
 extension ComputeBackend {
-    public func events() -> AsyncStream<WorkloadEvent> { AsyncStream { $0.finish() } }
+    public func eventStreams() -> [AsyncStream<WorkloadEvent>] { [] }
     public func owns(_ id: WorkloadID) -> Bool { true }
     public func refusal(image: String?, docker: Bool) -> String? { nil }
 }

@@ -95,21 +95,34 @@ public final class ControllerManager: Service, Sendable {
         }
     }
 
-    /// Backend changes become replica keys (workloads carry their replica's labels).
+    /// Backend changes become replica keys (workloads carry their replica's labels); one task
+    /// per stream (a set of backends has one per member).
     private func watchBackend() async {
         let replicas = replicaController
-        for await change in backend.changes() {
-            for key in Self.replicaKeys(change.labels) { replicas.enqueue(key) }
+        await withDiscardingTaskGroup { group in
+            for stream in backend.changeStreams() {
+                group.addTask {
+                    for await change in stream {
+                        for key in Self.replicaKeys(change.labels) { replicas.enqueue(key) }
+                    }
+                }
+            }
         }
     }
 
     /// The backend's remarks (a Pod's events) become the replica's events.
     private func recordBackendEvents() async {
         let recorder = EventRecorder(store: store, clock: clock, component: "backend")
-        for await event in backend.events() {
-            let keys = Self.replicaKeys(event.labels)
-            guard let key = keys.first(where: { replicaInformer.get($0) != nil }) ?? keys.first else { continue }
-            await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message)
+        await withDiscardingTaskGroup { group in
+            for stream in backend.eventStreams() {
+                group.addTask {
+                    for await event in stream {
+                        let keys = Self.replicaKeys(event.labels)
+                        guard let key = keys.first(where: { self.replicaInformer.get($0) != nil }) ?? keys.first else { continue }
+                        await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message)
+                    }
+                }
+            }
         }
     }
 

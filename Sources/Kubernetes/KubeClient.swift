@@ -137,8 +137,7 @@ public final class KubeClient: Sendable {
 
     deinit {
         // Never block here: the last reference may go on an event loop.
-        let http = self.http
-        Task { try? await http.shutdown() }
+        http.shutdown { _ in }
     }
 
     public func shutdown() async { try? await http.shutdown() }
@@ -340,27 +339,18 @@ public final class KubeClient: Sendable {
     func streamLines<Element: Sendable>(_ path: String, verb: String, accept: String = "application/json", timeout: TimeAmount,
                                         keepUnterminated: Bool = false,
                                         _ transform: @escaping @Sendable ([UInt8]) throws -> Element) -> AsyncThrowingStream<Element, Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    let request = try await self.makeRequest(.GET, path, verb: verb, accept: accept)
-                    let response = try await self.http.execute(request, timeout: timeout)
-                    guard response.status == .ok else {
-                        let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
-                        throw Self.apiError(status: Int(response.status.code), body: body, verb: "GET", path: path)
-                    }
-                    var lines = LineSplitter()
-                    for try await chunk in response.body {
-                        for line in lines.feed(chunk) { continuation.yield(try transform(line)) }
-                    }
-                    if keepUnterminated, let rest = lines.rest { continuation.yield(try transform(rest)) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
+        // Read as the consumer asks, in its task (no task of its own): cancelling the consumer
+        // cancels the request.
+        let reader = StreamedLines(keepUnterminated: keepUnterminated, transform: transform) {
+            let request = try await self.makeRequest(.GET, path, verb: verb, accept: accept)
+            let response = try await self.http.execute(request, timeout: timeout)
+            guard response.status == .ok else {
+                let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+                throw Self.apiError(status: Int(response.status.code), body: body, verb: "GET", path: path)
             }
-            continuation.onTermination = { _ in task.cancel() }
+            return response.body
         }
+        return AsyncThrowingStream { try await reader.next() }
     }
 
     static func decodeEvent<T: KubeObject>(_ type: T.Type, _ line: [UInt8]) throws -> WatchEvent<T> {
@@ -403,6 +393,41 @@ private struct Typed<O: Decodable>: Decodable { var object: O }
 private struct BookmarkObject: Decodable { var metadata: ListMeta }
 
 /// Splits a byte stream into `\n`-terminated lines.
+/// The lines of one streamed response, turned into elements one `next()` at a time.
+actor StreamedLines<Element: Sendable> {
+    private let open: @Sendable () async throws -> HTTPClientResponse.Body
+    private let transform: @Sendable ([UInt8]) throws -> Element
+    private let keepUnterminated: Bool
+    private var body: HTTPClientResponse.Body.AsyncIterator?
+    private var lines = LineSplitter()
+    private var ready: [Element] = []
+    private var finished = false
+
+    init(keepUnterminated: Bool, transform: @escaping @Sendable ([UInt8]) throws -> Element,
+         open: @escaping @Sendable () async throws -> HTTPClientResponse.Body) {
+        self.open = open
+        self.transform = transform
+        self.keepUnterminated = keepUnterminated
+    }
+
+    func next() async throws -> Element? {
+        while true {
+            if !ready.isEmpty { return ready.removeFirst() }
+            if finished { return nil }
+            var iterator: HTTPClientResponse.Body.AsyncIterator
+            if let body { iterator = body } else { iterator = try await open().makeAsyncIterator() }
+            let chunk = try await iterator.next(isolation: self)
+            body = iterator
+            guard let chunk else {
+                finished = true
+                if keepUnterminated, let rest = lines.rest { ready.append(try transform(rest)) }
+                continue
+            }
+            for line in lines.feed(chunk) { ready.append(try transform(line)) }
+        }
+    }
+}
+
 struct LineSplitter {
     private var pending: [UInt8] = []
 

@@ -429,7 +429,9 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
     }
 
     public func changes() -> AsyncStream<WorkloadStatus> { broadcaster.subscribe() }
+    public func changeStreams() -> [AsyncStream<WorkloadStatus>] { [changes()] }
     public func events() -> AsyncStream<WorkloadEvent> { eventStream.stream }
+    public func eventStreams() -> [AsyncStream<WorkloadEvent>] { [events()] }
 
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
         guard let name = podName(id) else { return AsyncThrowingStream { $0.finish() } }

@@ -100,23 +100,33 @@ public final class Reflector<T: KubeObject>: Sendable {
                     s.watches += 1
                     return s.resourceVersion
                 }
-                // The watch runs in its own task so that `requestRelist` can end it.
+                // The watch races the relist signal in a task group, so that `requestRelist` can
+                // end it (the first to finish cancels the other).
                 let opened = ContinuousClock.now
-                let watch = Task { [client, namespace, labelSelector, fieldSelector] () -> (delivered: Bool, error: Error?) in
-                    var delivered = false
-                    do {
-                        for try await event in client.watch(T.self, namespace: namespace, labelSelector: labelSelector,
-                                                            fieldSelector: fieldSelector, resourceVersion: from) {
-                            try self.apply(event)
-                            delivered = true
+                let relist = OneShot()
+                state.withLock { $0.cancelWatch = { relist.fire() } }
+                let outcome = await withTaskGroup(of: (delivered: Bool, error: Error?)?.self) { group in
+                    group.addTask { [client, namespace, labelSelector, fieldSelector] in
+                        var delivered = false
+                        do {
+                            for try await event in client.watch(T.self, namespace: namespace, labelSelector: labelSelector,
+                                                                fieldSelector: fieldSelector, resourceVersion: from) {
+                                try self.apply(event)
+                                delivered = true
+                            }
+                            return (delivered, nil)
+                        } catch {
+                            return (delivered, error)
                         }
-                        return (delivered, nil)
-                    } catch {
-                        return (delivered, error)
                     }
+                    group.addTask {
+                        await withTaskCancellationHandler { await relist.wait() } onCancel: { relist.fire() }
+                        return nil   // a relist was asked for
+                    }
+                    let first = await group.next() ?? nil
+                    group.cancelAll()
+                    return first ?? (false, nil)
                 }
-                state.withLock { $0.cancelWatch = { watch.cancel() } }
-                let outcome = await withTaskCancellationHandler { await watch.value } onCancel: { watch.cancel() }
                 state.withLock { $0.cancelWatch = nil }
                 // A watch that delivered, or stayed open a while, was a success: the next outage
                 // starts from the shortest wait again.

@@ -246,35 +246,16 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
     }
 
     public func changes() -> AsyncStream<WorkloadStatus> { broadcaster.subscribe() }
+    public func changeStreams() -> [AsyncStream<WorkloadStatus>] { [changes()] }
 
-    /// The workload's output; with `follow`, new lines as they are written, until it ends.
+    /// The workload's output; with `follow`, new lines as they are written, until it ends. Read
+    /// as the consumer asks, in its task (no task of its own).
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
-        let path = directory(id.rawValue) + "/output.log"
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                var offset: UInt64 = 0
-                var pending = ""
-                repeat {
-                    if let handle = FileHandle(forReadingAtPath: path) {
-                        try? handle.seek(toOffset: offset)
-                        let data = handle.readDataToEndOfFile()
-                        try? handle.close()
-                        offset += UInt64(data.count)
-                        pending += String(decoding: data, as: UTF8.self)
-                        while let newline = pending.firstIndex(of: "\n") {
-                            continuation.yield(LogLine(time: Date(), text: String(pending[..<newline])))
-                            pending = String(pending[pending.index(after: newline)...])
-                        }
-                    }
-                    let ended = (try? await self.status(id))??.state.isFinished ?? true
-                    if !follow || ended { break }
-                    try await Task.sleep(nanoseconds: 200_000_000)
-                } while !Task.isCancelled
-                if !pending.isEmpty { continuation.yield(LogLine(time: Date(), text: pending)) }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
+        let reader = OutputReader(path: directory(id.rawValue) + "/output.log", follow: follow) { [weak self] in
+            guard let self else { return true }
+            return (try? await self.status(id))??.state.isFinished ?? true
         }
+        return AsyncThrowingStream { try await reader.next() }
     }
 
     // MARK: ReadinessProber
@@ -374,3 +355,53 @@ extension WorkloadState {
 }
 
 func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+/// A workload's output file read line by line: what is there, then (following) what is added,
+/// every 200 ms, until the workload has ended and everything is read.
+actor OutputReader {
+    private let path: String
+    private let follow: Bool
+    private let ended: @Sendable () async -> Bool
+    private var offset: UInt64 = 0
+    private var pending = ""
+    private var lines: [String] = []
+    private var done = false
+
+    init(path: String, follow: Bool, ended: @escaping @Sendable () async -> Bool) {
+        self.path = path
+        self.follow = follow
+        self.ended = ended
+    }
+
+    func next() async throws -> LogLine? {
+        var first = offset == 0 && lines.isEmpty && !done
+        while true {
+            if !lines.isEmpty { return LogLine(time: Date(), text: lines.removeFirst()) }
+            if done { return nil }
+            if !first, follow { try await Task.sleep(nanoseconds: 200_000_000) }
+            first = false
+            read()
+            if !lines.isEmpty { continue }
+            let finished = follow ? await ended() : true
+            if finished {
+                read()   // what was written before it ended
+                if !pending.isEmpty { lines.append(pending) }
+                pending = ""
+                done = true
+            }
+        }
+    }
+
+    private func read() {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        try? handle.seek(toOffset: offset)
+        let data = handle.readDataToEndOfFile()
+        try? handle.close()
+        offset += UInt64(data.count)
+        pending += String(decoding: data, as: UTF8.self)
+        while let newline = pending.firstIndex(of: "\n") {
+            lines.append(String(pending[..<newline]))
+            pending = String(pending[pending.index(after: newline)...])
+        }
+    }
+}

@@ -148,6 +148,7 @@ public final class FakeBackend: ComputeBackend, ReadinessProber {
     }
 
     public func changes() -> AsyncStream<WorkloadStatus> { broadcaster.subscribe() }
+    public func changeStreams() -> [AsyncStream<WorkloadStatus>] { [changes()] }
 
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
         AsyncThrowingStream { c in
