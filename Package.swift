@@ -32,6 +32,8 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
         .target(name: "Model", dependencies: ["SetpointConfiguration"]),
+        // Small shared parts: the one list/watch cache (the store and the Kubernetes API), backoff, the token bucket.
+        .target(name: "Primitives", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "Store", dependencies: ["Model"]),
         .target(
             name: "StoreSQLite",
@@ -40,7 +42,7 @@ let package = Package(
         .target(
             name: "Reconcile",
             dependencies: [
-                "Store", "Model",
+                "Store", "Model", "Primitives",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "Kubernetes",
             dependencies: [
-                "Backend", "Model", "SetpointConfiguration",
+                "Backend", "Model", "SetpointConfiguration", "Primitives",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -92,7 +94,7 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
-                "Model", "Store", "Reconcile", "SetpointConfiguration",
+                "Model", "Store", "Reconcile", "SetpointConfiguration", "Primitives",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -159,7 +161,7 @@ let package = Package(
         .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration"]),
         .testTarget(
             name: "KubernetesTests",
-            dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", "Controllers", "Store", "Reconcile",
+            dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", "Controllers", "Store", "Reconcile", "Primitives",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

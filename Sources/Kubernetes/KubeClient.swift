@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Primitives
 import Logging
 import NIOCore
 import NIOFoundationCompat
@@ -32,17 +33,16 @@ public struct KubeAPIError: Error, CustomStringConvertible, Sendable {
     public var isTransient: Bool { code == 429 || code >= 500 || code == 0 }
 }
 
-/// Client-side request rate limit: a token bucket (client-go's QPS and burst).
-public final class TokenBucket: Sendable {
-    private struct State { var tokens: Double; var last: ContinuousClock.Instant }
+/// Client-side request rate limit: client-go's QPS and burst, on the one `TokenBucket`.
+public final class RequestLimiter: Sendable {
+    private let bucket: Mutex<TokenBucket>
+    private let start: ContinuousClock.Instant
     private let qps: Double
-    private let burst: Double
-    private let state: Mutex<State>
 
     public init(qps: Double, burst: Int, start: ContinuousClock.Instant = .now) {
         self.qps = qps
-        self.burst = Double(burst)
-        state = Mutex(State(tokens: Double(burst), last: start))
+        self.start = start
+        bucket = Mutex(TokenBucket(rate: qps, capacity: Double(burst), now: 0))
     }
 
     /// Waits for a token (reserves it at once, so waiters are served in order).
@@ -55,14 +55,9 @@ public final class TokenBucket: Sendable {
     /// Takes a token at `now` and returns how many seconds the caller must wait for it.
     public func reserve(at now: ContinuousClock.Instant) -> Double {
         guard qps > 0 else { return 0 }
-        return state.withLock { s in
-            let elapsed = now - s.last
-            let seconds = max(0, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            s.tokens = min(burst, s.tokens + seconds * qps)
-            s.last = max(now, s.last)
-            s.tokens -= 1
-            return s.tokens >= 0 ? 0 : -s.tokens / qps
-        }
+        let elapsed = now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return bucket.withLock { $0.reserve(now: seconds) }
     }
 }
 
@@ -94,7 +89,7 @@ public final class KubeClient: Sendable {
     public let options: Options
     public let counter = RequestCounter()
     let http: HTTPClient
-    private let limiter: TokenBucket
+    private let limiter: RequestLimiter
     private let credentials: CredentialSource
     private let logger: Logger
 
@@ -102,7 +97,7 @@ public final class KubeClient: Sendable {
         self.connection = connection
         self.options = options
         self.logger = logger
-        limiter = TokenBucket(qps: options.qps, burst: options.burst)
+        limiter = RequestLimiter(qps: options.qps, burst: options.burst)
         credentials = CredentialSource(connection.credentials)
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(10), read: nil)

@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import Primitives
 import Logging
 import Model
 import ServiceLifecycle
@@ -100,7 +101,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
     }
 
     private let chores: (stream: AsyncStream<Chore>, continuation: AsyncStream<Chore>.Continuation)
-    private let stopSignal = OneShot()
+    private let stopSignal = Signal()
 
     private let state = Mutex(State())
     private let startedAt = Date()
@@ -644,32 +645,6 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
             }
         } catch {
             logger.warning("cannot collect secrets", metadata: ["error": "\(error)"])
-        }
-    }
-}
-
-/// A signal fired once; waiting after it fired returns at once.
-final class OneShot: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func fire() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            guard !s.fired else { return [] }
-            s.fired = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for w in waiters { w.resume() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.fired { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume() }
         }
     }
 }

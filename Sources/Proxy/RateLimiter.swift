@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Primitives
 import Synchronization
 
 /// A service's `rate_limits`: the longest matching prefix applies; each key (client IP, or the
@@ -7,13 +8,8 @@ import Synchronization
 /// nginx's `limit_req … burst=N nodelay` does on a dstack gateway. A request without the
 /// header a limit is keyed by is not limited by it (nginx skips empty keys).
 public final class RateLimiter: Sendable {
-    struct Bucket {
-        var tokens: Double
-        var updated: TimeInterval
-    }
-
     let limits: [RouteRateLimit]
-    private let buckets: Mutex<[[String: Bucket]]>
+    private let buckets: Mutex<[[String: TokenBucket]]>
     /// Past this many keys a limit forgets the ones whose buckets are full again.
     static let sweepAt = 10_000
 
@@ -35,21 +31,12 @@ public final class RateLimiter: Sendable {
         } else {
             key = clientIP
         }
-        let capacity = Double(limit.burst + 1)
         return buckets.withLock { all -> TimeInterval? in
-            var b = all[i][key] ?? Bucket(tokens: capacity, updated: now)
-            b.tokens = min(capacity, b.tokens + (now - b.updated) * limit.rps)
-            b.updated = now
-            let wait: TimeInterval?
-            if b.tokens >= 1 {
-                b.tokens -= 1
-                wait = nil
-            } else {
-                wait = (1 - b.tokens) / limit.rps
-            }
-            all[i][key] = b
+            var bucket = all[i][key] ?? TokenBucket(rate: limit.rps, capacity: Double(limit.burst + 1), now: now)
+            let wait = bucket.take(now: now)
+            all[i][key] = bucket
             if all[i].count > Self.sweepAt {
-                all[i] = all[i].filter { _, v in v.tokens + (now - v.updated) * limit.rps < capacity }
+                all[i] = all[i].filter { _, b in !b.isFull(at: now) }
             }
             return wait
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Primitives
 import Logging
 import Model
 import ServiceLifecycle
@@ -26,49 +27,58 @@ public final class Informer: Service, Sendable {
     public typealias Handler = @Sendable (Change) -> Void
 
     private struct State {
-        var cache: [ObjectKey: StoredObject] = [:]
         /// `project/label value` → keys, for the indexed label.
         var index: [String: Set<ObjectKey>] = [:]
+        /// Key → the index entry it is in.
+        var indexed: [ObjectKey: String] = [:]
         var handlers: [Handler] = []
-        var synced = false
-        var syncWaiters: [CheckedContinuation<Void, Never>] = []
-        var relists = 0
     }
 
     public let kind: String
     /// A label whose values are indexed (per project) for `list(project:indexed:)`.
     public let indexLabel: String?
-    private let store: any ObjectStore
     private let clock: any ControllerClock
     private let resyncPeriod: TimeInterval?
     private let state = Mutex(State())
-    private let logger: Logger
+    /// The one list/watch cache (the Kubernetes reflectors use it too).
+    private let cache: ListWatchCache<StoreSource>
 
     public init(store: any ObjectStore, kind: String, clock: any ControllerClock, resyncPeriod: TimeInterval? = 600,
                 indexLabel: String? = nil, logger: Logger = Logger(label: "setpoint.informer")) {
-        self.store = store
         self.kind = kind
         self.indexLabel = indexLabel
         self.clock = clock
         self.resyncPeriod = resyncPeriod
-        self.logger = logger
+        let box = WeakInformer()
+        cache = ListWatchCache(source: StoreSource(store: store, kind: kind), logger: logger,
+                               sleep: { delay in await clock.sleep(until: clock.now().addingTimeInterval(delay)) },
+                               onChange: { change in box.informer?.changed(change) })
+        box.informer = self
+    }
+
+    /// Lets the cache (made before `self`) call back.
+    private final class WeakInformer: Sendable {
+        private let target = Mutex<Informer?>(nil)
+        var informer: Informer? {
+            get { target.withLock { $0 } }
+            set { target.withLock { $0 = newValue } }
+        }
     }
 
     public func addHandler(_ handler: @escaping Handler) {
         state.withLock { $0.handlers.append(handler) }
     }
 
-    public func get(_ key: ObjectKey) -> StoredObject? { state.withLock { $0.cache[key] } }
+    public func get(_ key: ObjectKey) -> StoredObject? { cache.get(key) }
 
     public func list(_ include: (StoredObject) -> Bool = { _ in true }) -> [StoredObject] {
-        state.withLock { s in s.cache.values.filter(include) }
+        cache.items.filter(include)
     }
 
     /// Cached objects of `project` whose indexed label has `value`.
     public func list(project: String, indexed value: String) -> [StoredObject] {
-        state.withLock { s in
-            (s.index["\(project)/\(value)"] ?? []).compactMap { s.cache[$0] }
-        }
+        let keys = state.withLock { $0.index["\(project)/\(value)"] ?? [] }
+        return keys.compactMap { cache.get($0) }
     }
 
     private func indexKey(_ o: StoredObject) -> String? {
@@ -76,25 +86,17 @@ public final class Informer: Service, Sendable {
         return "\(o.meta.project)/\(value)"
     }
 
-    public var count: Int { state.withLock { $0.cache.count } }
-    public var relistCount: Int { state.withLock { $0.relists } }
+    public var count: Int { cache.count }
+    /// Lists after the first (a watch position too old, a broken feed).
+    public var relistCount: Int { max(0, cache.counts.lists - 1) }
 
     /// Returns once the first list has filled the cache.
-    public func waitUntilSynced() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.synced { return true }
-                s.syncWaiters.append(c)
-                return false
-            }
-            if ready { c.resume() }
-        }
-    }
+    public func waitUntilSynced() async { await cache.waitUntilSynced() }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.listAndWatch() }
+                group.addTask { await self.cache.run() }
                 if let period = self.resyncPeriod {
                     group.addTask {
                         while !Task.isCancelled {
@@ -108,70 +110,60 @@ public final class Informer: Service, Sendable {
         }
     }
 
-    private func listAndWatch() async {
-        var failures = 0
-        while !Task.isCancelled {
-            do {
-                let listed = try await store.list(ListOptions(kind: kind))
-                replaceCache(with: listed.items)
-                failures = 0
-                for try await event in store.watch(kind: kind, from: listed.resourceVersion) {
-                    apply(event)
-                }
-                if Task.isCancelled { return }
-            } catch let error as StoreError where error.code == .resourceVersionTooOld {
-                logger.debug("watch position too old; listing again", metadata: ["kind": "\(kind)"])
-            } catch is CancellationError {
-                return
-            } catch {
-                failures += 1
-                let delay = min(30, 0.1 * pow(2, Double(min(failures, 10))))
-                logger.warning("list/watch failed; retrying", metadata: ["kind": "\(kind)", "error": "\(error)"])
-                await clock.sleep(until: clock.now().addingTimeInterval(delay))
-            }
-            state.withLock { $0.relists += 1 }
-        }
-    }
-
-    private func replaceCache(with items: [StoredObject]) {
-        let (changes, handlers, waiters): ([Change], [Handler], [CheckedContinuation<Void, Never>]) = state.withLock { s in
-            var changes: [Change] = []
-            var fresh: [ObjectKey: StoredObject] = [:]
-            for item in items {
-                fresh[item.key] = item
-                if s.cache[item.key] != item { changes.append(.upsert(item)) }
-            }
-            for (key, old) in s.cache where fresh[key] == nil { changes.append(.delete(old)) }
-            s.cache = fresh
-            s.index = [:]
-            for o in fresh.values { if let k = indexKey(o) { s.index[k, default: []].insert(o.key) } }
-            s.synced = true
-            defer { s.syncWaiters = [] }
-            return (changes, s.handlers, s.syncWaiters)
-        }
-        for change in changes { for h in handlers { h(change) } }
-        for w in waiters { w.resume() }
-    }
-
-    private func apply(_ event: WatchEvent) {
+    /// The cache holds the change: index it, then tell the handlers.
+    private func changed(_ change: ListWatchCache<StoreSource>.Change) {
         let handlers: [Handler] = state.withLock { s in
-            if let old = s.cache[event.object.key], let k = indexKey(old) { s.index[k]?.remove(old.key) }
-            switch event.type {
-            case .added, .modified:
-                s.cache[event.object.key] = event.object
-                if let k = indexKey(event.object) { s.index[k, default: []].insert(event.object.key) }
-            case .deleted:
-                s.cache[event.object.key] = nil
+            let o: StoredObject
+            switch change {
+            case .upsert(let object), .delete(let object): o = object
+            }
+            if let old = s.indexed.removeValue(forKey: o.key) { s.index[old]?.remove(o.key) }
+            if case .upsert = change, let k = indexKey(o) {
+                s.index[k, default: []].insert(o.key)
+                s.indexed[o.key] = k
             }
             return s.handlers
         }
-        let change: Change = event.type == .deleted ? .delete(event.object) : .upsert(event.object)
-        for h in handlers { h(change) }
+        let event: Change
+        switch change {
+        case .upsert(let o): event = .upsert(o)
+        case .delete(let o): event = .delete(o)
+        }
+        for h in handlers { h(event) }
     }
 
     /// Re-announces every cached object.
     public func resync() {
-        let (objects, handlers) = state.withLock { (Array($0.cache.values), $0.handlers) }
-        for o in objects { for h in handlers { h(.resync(o)) } }
+        let handlers = state.withLock { $0.handlers }
+        for o in cache.items { for h in handlers { h(.resync(o)) } }
     }
+}
+
+/// The store's list and feed of one kind, for `ListWatchCache`.
+struct StoreSource: ListWatchSource {
+    let store: any ObjectStore
+    let kind: String
+
+    var name: String { kind }
+
+    func key(of object: StoredObject) -> ObjectKey? { object.key }
+    func same(_ a: StoredObject, _ b: StoredObject) -> Bool { a == b }
+
+    func list() async throws -> (items: [StoredObject], version: String) {
+        let listed = try await store.list(ListOptions(kind: kind))
+        return (listed.items, String(listed.resourceVersion))
+    }
+
+    func watch(from version: String) -> AsyncMapSequence<AsyncThrowingStream<Store.WatchEvent, Error>, WatchedEvent<StoredObject>> {
+        store.watch(kind: kind, from: Int64(version) ?? 0).map { event in
+            let position = String(event.object.meta.resourceVersion)
+            switch event.type {
+            case .added: return WatchedEvent(.added(event.object), version: position)
+            case .modified: return WatchedEvent(.modified(event.object), version: position)
+            case .deleted: return WatchedEvent(.deleted(event.object), version: position)
+            }
+        }
+    }
+
+    func requiresRelist(_ error: any Error) -> Bool { (error as? StoreError)?.code == .resourceVersionTooOld }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Primitives
 import Synchronization
 
 /// A queue of keys to reconcile, with client-go's workqueue guarantees:
@@ -42,8 +43,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         /// Earliest pending deadline per delayed key.
         var waiting: [Key: Date] = [:]
         var failures: [Key: Int] = [:]
-        var tokens: Double
-        var tokensAt: Date?
+        var tokens: TokenBucket
         var waiters: [CheckedContinuation<Key?, Never>] = []
         var shuttingDown = false
     }
@@ -55,7 +55,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public init(clock: any ControllerClock, rateLimit: RateLimit = RateLimit()) {
         self.clock = clock
         self.limits = rateLimit
-        self.state = Mutex(State(tokens: rateLimit.burst))
+        self.state = Mutex(State(tokens: TokenBucket(rate: rateLimit.qps, capacity: rateLimit.burst,
+                                                     now: clock.now().timeIntervalSinceReferenceDate)))
     }
 
     /// Queues `key` now.
@@ -111,13 +112,8 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             let n = s.failures[key, default: 0]
             s.failures[key] = n + 1
             let perKey = min(limits.maxDelay, limits.baseDelay * pow(2, Double(n)))
-            // Token bucket: refill, take one; a negative balance is time to wait.
-            if let last = s.tokensAt {
-                s.tokens = min(limits.burst, s.tokens + now.timeIntervalSince(last) * limits.qps)
-            }
-            s.tokensAt = now
-            s.tokens -= 1
-            let bucket = s.tokens >= 0 ? 0 : -s.tokens / limits.qps
+            // The global bucket: a reserved token's wait (a negative balance is time to wait).
+            let bucket = s.tokens.reserve(now: now.timeIntervalSinceReferenceDate)
             return max(perKey, bucket)
         }
         add(key, after: delay)

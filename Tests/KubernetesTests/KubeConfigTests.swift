@@ -1,5 +1,6 @@
 import Foundation
 import Kubernetes
+import Primitives
 import Testing
 import TestSupport
 
@@ -121,7 +122,7 @@ import TestSupport
 @Suite struct RateLimitTests {
     @Test func tokenBucketAllowsTheBurstThenQPS() {
         let t0 = ContinuousClock.now
-        let bucket = TokenBucket(qps: 10, burst: 3, start: t0)
+        let bucket = RequestLimiter(qps: 10, burst: 3, start: t0)
         // The burst goes at once; then one request per 100 ms, waiters queued in order.
         #expect((0..<3).map { _ in bucket.reserve(at: t0) } == [0, 0, 0])
         let queued = (0..<3).map { _ in bucket.reserve(at: t0) }
@@ -131,6 +132,18 @@ import TestSupport
         #expect((0..<3).map { _ in bucket.reserve(at: later) } == [0, 0, 0])
         #expect(abs(bucket.reserve(at: later) - 0.1) < 1e-9)
         // qps 0: no limit.
-        #expect(TokenBucket(qps: 0, burst: 0).reserve(at: t0) == 0)
+        #expect(RequestLimiter(qps: 0, burst: 0).reserve(at: t0) == 0)
+    }
+
+    /// The one bucket, as the proxy's `rate_limits` use it: take or refuse with the wait.
+    @Test func theOneTokenBucketTakesOrSaysHowLongToWait() {
+        var bucket = TokenBucket(rate: 0.5, capacity: 2, now: 100)
+        #expect(bucket.take(now: 100) == nil && bucket.take(now: 100) == nil)
+        #expect(bucket.take(now: 100) == 2, "one token in 2 s at 0.5/s")
+        #expect(bucket.take(now: 101) == 1, "a refused request takes nothing")
+        #expect(bucket.take(now: 102) == nil)
+        #expect(!bucket.isFull(at: 102) && bucket.isFull(at: 106))
+        // Time going backwards (another clock) never adds tokens.
+        #expect(bucket.take(now: 50) == 2)
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Kubernetes
+import Primitives
 import Model
 import SetpointConfiguration
 import Testing
