@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "ConfigurationTests", dependencies: ["SetpointConfiguration"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "Model", "TestSupport"]),
         .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport"]),
-        .testTarget(name: "LocalBackendTests", dependencies: ["LocalBackend", "Backend", "Model", "Controllers", "Store", "Reconcile", "SetpointConfiguration"]),
+        .testTarget(name: "LocalBackendTests", dependencies: ["LocalBackend", "Backend", "Model", "Controllers", "Store", "Reconcile", "SetpointConfiguration", "TestSupport"]),
         .testTarget(
             name: "ControllersTests",
             dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "SetpointConfiguration"]
@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProxyTests",
-            dependencies: ["Proxy", "Model", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Proxy", "Model", "TestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

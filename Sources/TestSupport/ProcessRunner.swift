@@ -43,6 +43,15 @@ final class ExitFlag: @unchecked Sendable {
 /// Runs blocking work (a socket read with a timeout) on a thread of its own, so that the test's
 /// cooperative threads (two on a two-core machine) stay free for the servers and tests running
 /// beside it.
+/// `onThread` for a body that throws.
+public func onThreadThrowing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
+        Thread.detachNewThread {
+            do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
+        }
+    }
+}
+
 public func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         Thread.detachNewThread { continuation.resume(returning: body()) }

@@ -70,10 +70,3 @@ import TestSupport
     }
 }
 
-func waitFor(timeout: TimeInterval = 20, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while try await !condition() {
-        if Date() > deadline { throw HarnessError(message: "condition not met within \(timeout) s") }
-        try await Task.sleep(nanoseconds: 2_000_000)
-    }
-}

@@ -313,13 +313,6 @@ func freePort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-func waitFor(timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while !((try? await condition()) ?? false) {
-        if Date() > deadline { throw E2EError(message: "condition not met within \(timeout) s") }
-        try await Task.sleep(nanoseconds: 50_000_000)
-    }
-}
 
 /// Pids whose command line contains `text` and starts with `prefix`, running in a directory
 /// under `directory` (a test's own data directory).

@@ -5,16 +5,6 @@ import Logging
 import Model
 import TestSupport
 
-/// Polls `condition` until it holds or the deadline passes.
-func eventually(_ what: String, timeout: TimeInterval = 10, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    struct Timeout: Error, CustomStringConvertible { var description: String }
-    throw Timeout(description: "timed out after \(timeout)s waiting for \(what)")
-}
 
 func temporaryDirectory() -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-k8s-\(UUID().uuidString.prefix(8))").path

@@ -3,6 +3,7 @@ import Foundation
 import LocalBackend
 import Model
 import Testing
+import TestSupport
 
 /// The local backend with real processes: process groups, exit statuses, logs, adoption after
 /// a restart, and several replicas on one port through network namespaces.
@@ -20,13 +21,14 @@ import Testing
                         systemEnvironment: ["DSTACK_RUN_NAME": "web", "DSTACK_REPLICA_NUM": "0"])
     }
 
-    func waitFor(_ backend: LocalBackend, _ id: WorkloadID, timeout: TimeInterval = 20, _ done: (WorkloadState) -> Bool) async throws -> WorkloadState {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let s = try await backend.status(id)?.state, done(s) { return s }
-            if Date() > deadline { throw LocalTestError(message: "workload \(id) did not reach the expected state") }
-            try await Task.sleep(nanoseconds: 10_000_000)
+    func waitFor(_ backend: LocalBackend, _ id: WorkloadID, timeout: TimeInterval = 20, _ done: @escaping (WorkloadState) -> Bool) async throws -> WorkloadState {
+        var reached: WorkloadState?
+        try await TestSupport.waitFor("workload \(id) in the expected state", timeout: timeout) {
+            guard let s = try await backend.status(id)?.state, done(s) else { return false }
+            reached = s
+            return true
         }
+        return reached!
     }
 
     func cleanup(_ backend: LocalBackend) async {
@@ -83,13 +85,7 @@ import Testing
         for id in [a, b] {
             guard case .running(let endpoint) = try await waitFor(backend, id, { if case .running = $0 { return true } else { return false } }) else { continue }
             #expect(endpoint.hasPrefix("unix:"))
-            let deadline = Date().addingTimeInterval(20)
-            var ok = false
-            while !ok, Date() < deadline {
-                ok = await backend.probe(endpoint: endpoint, probe)
-                if !ok { try await Task.sleep(nanoseconds: 50_000_000) }
-            }
-            #expect(ok, "replica \(id) answers on its own port 8000")
+            try await TestSupport.waitFor("replica \(id) answering on its own port 8000", timeout: 20) { await backend.probe(endpoint: endpoint, probe) }
         }
         for id in [a, b] { try await backend.stop(id, graceful: true) }
         for id in [a, b] { _ = try await waitFor(backend, id) { if case .exited = $0 { return true } else { return false } } }
@@ -153,20 +149,12 @@ import Store
         }
         let runs = TypedStore<RunKind>(store)
         try await runs.create(Run(project: "main", name: "web", spec: RunSpec(configuration: config)))
-        let deadline = Date().addingTimeInterval(30)
-        while (try await runs.get(project: "main", name: "web"))?.status.readyReplicas != 2 {
-            if Date() > deadline { Issue.record("the service did not become ready"); break }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
+        try await TestSupport.waitFor("the service ready", timeout: 30) { (try await runs.get(project: "main", name: "web"))?.status.readyReplicas == 2 }
         #expect(processes(matching: "http.server 8000", prefix: "python3", in: root).count == 2)
         var run = try #require(try await runs.get(project: "main", name: "web"))
         run.spec.stop = StopRequest(abort: false)
         try await runs.update(run)
-        let stopDeadline = Date().addingTimeInterval(30)
-        while (try await runs.get(project: "main", name: "web"))?.status.phase != .terminated {
-            if Date() > stopDeadline { Issue.record("the service did not stop"); break }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
+        try await TestSupport.waitFor("the service stopped", timeout: 30) { (try await runs.get(project: "main", name: "web"))?.status.phase == .terminated }
         #expect(processes(matching: "http.server 8000", in: root).isEmpty, "no process of either replica is left")
         #expect(try await backend.inventory(labels: [:]).isEmpty, "stopped workloads are cleaned up")
     }

@@ -2,6 +2,7 @@ import Foundation
 import Model
 import Proxy
 import Testing
+import TestSupport
 
 /// The proxy with real upstream processes (Tests/Apps/testapp.py) on Unix sockets and real
 /// HTTP on loopback.
@@ -40,7 +41,7 @@ import Testing
         h.route("ws", endpoints: [try await h.app("ws")], auth: true)
         let port = h.port
         let table = h.table
-        try await onThread {
+        try await onThreadThrowing {
             let conn = try RawHTTP(port: port)
             conn.send("GET /proxy/services/main/ws/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer good\r\n\r\n")
@@ -307,13 +308,6 @@ final class TimeLog: @unchecked Sendable {
     }
 }
 
-func onThread(_ body: @escaping @Sendable () throws -> Void) async throws {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-        Thread.detachNewThread {
-            do { try body(); c.resume() } catch { c.resume(throwing: error) }
-        }
-    }
-}
 
 /// Slow, silent and too many clients (the slow-header attack, idle keep-alive connections).
 @Suite(.timeLimit(.minutes(1))) struct ProxyConnectionLimitTests {

@@ -4,6 +4,7 @@ import Model
 import NIOCore
 import Proxy
 import Testing
+import TestSupport
 
 /// A proxy on a free port with a route table the test fills, and Python test apps
 /// (Tests/Apps/testapp.py) on Unix sockets as replicas. Everything started is stopped by PID.
@@ -91,13 +92,9 @@ final class Counter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
+/// `waitFor` from TestSupport, under the name these tests use.
 func waitUntil(timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try await condition() { return }
-        try await Task.sleep(nanoseconds: 20_000_000)
-    }
-    throw TestFailure(message: "condition not met within \(timeout) s")
+    try await waitFor(timeout: timeout, condition)
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -254,9 +251,3 @@ final class RawHTTP: @unchecked Sendable {
     }
 }
 
-/// Runs a blocking socket read on a thread of its own: the test's cooperative threads (two on
-/// a two-core machine) stay free for the proxy and the tests running beside it. (This target
-/// does not link TestSupport, which has the same helper for the end-to-end tests.)
-func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in Thread.detachNewThread { continuation.resume(returning: body()) } }
-}

@@ -239,16 +239,10 @@ struct SeededRandom {
     }
 }
 
-/// Waits for a condition with a deadline, yielding in between (no sleeps as synchronization).
+/// `waitFor` from TestSupport, under the name these tests use.
 func waitUntil(timeout: TimeInterval = 10, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while try await !condition() {
-        if Date() > deadline { throw WaitTimeout() }
-        try await Task.sleep(nanoseconds: 1_000_000)
-    }
+    try await waitFor(timeout: timeout, poll: .milliseconds(1), condition)
 }
-
-struct WaitTimeout: Error {}
 
 /// A lock-protected value that closures can capture.
 final class Locked<T: Sendable>: Sendable {
