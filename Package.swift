@@ -157,6 +157,13 @@ let package = Package(
             name: "ControllersTests",
             dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "Model", "Backend", "Reconcile", "SetpointConfiguration"]
         ),
+        .testTarget(
+            name: "APIServerTests",
+            dependencies: ["APIServer", "Model", "Store", "Reconcile", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "CLITests", dependencies: ["setpoint", "CLI", "APIClient", "Model"], exclude: ["Fixtures"]),
         .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration"]),
         .testTarget(
