@@ -22,10 +22,14 @@ public final class ControllerManager: Service, Sendable {
     let backend: any ComputeBackend
     let clock: any ControllerClock
     let logger: Logger
+    /// How often orphaned workloads are looked for while running (besides at start).
+    let garbageCollectionInterval: TimeInterval?
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
                 runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
-                routes: Bool = false, metrics: (any ControllerMetrics)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
+                routes: Bool = false, metrics: (any ControllerMetrics)? = nil, garbageCollectionInterval: TimeInterval? = 600,
+                logger: Logger = Logger(label: "setpoint.controllers")) {
+        self.garbageCollectionInterval = garbageCollectionInterval
         self.store = store
         self.backend = backend
         self.clock = clock
@@ -88,6 +92,17 @@ public final class ControllerManager: Service, Sendable {
             await replicaInformer.waitUntilSynced()
             await routeInformer.waitUntilSynced()
             await collectGarbage()
+            if let interval = garbageCollectionInterval {
+                // A workload can be orphaned while the server runs too (a replica object deleted
+                // by hand, a delete that failed half-way).
+                group.addTask {
+                    while !Task.isCancelled {
+                        await self.clock.sleep(until: self.clock.now().addingTimeInterval(interval))
+                        if Task.isCancelled { return }
+                        await self.collectGarbage()
+                    }
+                }
+            }
             group.addTask { try await self.readiness.run() }
             group.addTask { try await self.runController.run() }
             group.addTask { try await self.replicaController.run() }

@@ -68,5 +68,24 @@ import TestSupport
         #expect(backend.createCount == creates, "existing workloads are adopted, not recreated")
         #expect(Set(backend.workloads.map(\.request.name)) == ["web.0-0-0", "web.0-1-0"])
     }
-}
 
+    @Test func workloadsOrphanedWhileRunningAreCollected() async throws {
+        let clock = SystemClock()
+        let store = MemoryStore()
+        let backend = FakeBackend(clock: clock)
+        let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, resyncPeriod: nil,
+                                        garbageCollectionInterval: 0.2)
+        let task = Task { try await manager.run() }
+        defer { task.cancel() }
+        let runs = TypedStore<RunKind>(store)
+        try await runs.create(Run(project: "main", name: "web", spec: RunSpec(configuration: try Harness.configuration(http2))))
+        try await waitFor { (try await runs.get(project: "main", name: "web"))?.status.readyReplicas == 2 }
+        // Long after the start: a workload whose replica object does not exist.
+        _ = try await backend.create(WorkloadRequest(
+            name: "web.0-7-0", project: "main",
+            labels: [Labels.project: "main", Labels.run: "web", Labels.group: "0", Labels.replica: "7", Labels.submission: "0"],
+            template: ReplicaTemplate(), systemEnvironment: [:]))
+        try await waitFor("the orphan collected", timeout: 10) { !backend.workloads.contains { $0.request.name == "web.0-7-0" } }
+        #expect(Set(backend.workloads.map(\.request.name)) == ["web.0-0-0", "web.0-1-0"], "the run's own are left alone")
+    }
+}
