@@ -59,9 +59,15 @@ public final class ReadinessMonitor: Service, Sendable {
         var settled: Bool
     }
 
+    private struct Book {
+        var watches: [ObjectKey: Watch] = [:]
+        /// The watched replicas still probed (not settled): the only ones a round looks at.
+        var active: Set<ObjectKey> = []
+    }
+
     private let prober: any ReadinessProber
     private let clock: any ControllerClock
-    private let watches = Mutex<[ObjectKey: Watch]>([:])
+    private let book = Mutex(Book())
     /// The next wake-up already scheduled (one timer at a time).
     private let nextWake = Mutex<Date?>(nil)
     private let onChange = Mutex<(@Sendable (ObjectKey) -> Void)?>(nil)
@@ -77,28 +83,40 @@ public final class ReadinessMonitor: Service, Sendable {
     /// Who hears of readiness changes (the replica controller's queue).
     public func setOnChange(_ handler: @escaping @Sendable (ObjectKey) -> Void) { onChange.withLock { $0 = handler } }
 
-    /// Probes `target` for `key` from now on; the same target again changes nothing.
-    public func watch(_ key: ObjectKey, _ target: ProbeTarget) {
-        let now = clock.now()
-        let due: Date? = watches.withLock { w in
-            if let existing = w[key], existing.target.sameTarget(as: target) { return nil }
-            let probes = target.probes
-            let streaks = probes.map { target.ready ? $0.readyAfter : 0 }
-            let settled = target.ready && probes.allSatisfy(\.untilReady)
-            w[key] = Watch(target: target, streaks: streaks, ready: target.ready, due: now, settled: settled)
-            return settled ? nil : now
+    /// Probes `target` for `key` from now on, the first time at once (its verdict is returned,
+    /// so a replica whose app answers is ready in the same reconcile); the same target again
+    /// changes nothing and returns the verdict so far.
+    @discardableResult
+    public func watch(_ key: ObjectKey, _ target: ProbeTarget) async -> ProbeVerdict {
+        let fresh = book.withLock { b -> Bool in
+            if let existing = b.watches[key], existing.target.sameTarget(as: target) { return false }
+            let streaks = target.probes.map { target.ready ? $0.readyAfter : 0 }
+            // In flight (due never) until the first round below is in.
+            b.watches[key] = Watch(target: target, streaks: streaks, ready: target.ready, due: .distantFuture, settled: false)
+            b.active.insert(key)
+            return true
         }
-        if let due { schedule(due) }
+        if fresh {
+            let outcome = await probeOutcome(target)
+            _ = record(key, target, outcome.probes, answers: outcome.answers)
+            scheduleEarliest()
+        }
+        return verdict(key) ?? ProbeVerdict(target: target, ready: false)
     }
 
-    public func forget(_ key: ObjectKey) { _ = watches.withLock { $0.removeValue(forKey: key) } }
+    public func forget(_ key: ObjectKey) {
+        book.withLock { b in
+            b.watches[key] = nil
+            b.active.remove(key)
+        }
+    }
 
     /// The verdict for `key`, or nil when it is not watched.
     public func verdict(_ key: ObjectKey) -> ProbeVerdict? {
-        watches.withLock { $0[key].map { ProbeVerdict(target: $0.target, ready: $0.ready) } }
+        book.withLock { $0.watches[key].map { ProbeVerdict(target: $0.target, ready: $0.ready) } }
     }
 
-    public var watchedCount: Int { watches.withLock { $0.count } }
+    public var watchedCount: Int { book.withLock { $0.watches.count } }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -111,17 +129,55 @@ public final class ReadinessMonitor: Service, Sendable {
         }
     }
 
+    /// One probe round of one target: each probe's outcome, or (no probe) whether the app
+    /// answers HTTP at all.
+    private func probe(_ target: ProbeTarget) async -> [Bool]? {
+        if target.probes.isEmpty { return nil }
+        var outcomes: [Bool] = []
+        for p in target.probes { outcomes.append(await prober.probe(endpoint: target.endpoint, p)) }
+        return outcomes
+    }
+
+    private func probeOutcome(_ target: ProbeTarget) async -> (probes: [Bool]?, answers: Bool) {
+        let outcomes = await probe(target)
+        if outcomes == nil { return (nil, await prober.answers(endpoint: target.endpoint)) }
+        return (outcomes, false)
+    }
+
+    /// Books a round's outcome; true when the readiness changed.
+    private func record(_ key: ObjectKey, _ target: ProbeTarget, _ outcomes: [Bool]?, answers: Bool? = nil) -> Bool {
+        let after = clock.now()
+        return book.withLock { b -> Bool in
+            guard var watch = b.watches[key], watch.target.sameTarget(as: target) else { return false }   // replaced or forgotten meanwhile
+            let was = watch.ready
+            if let outcomes {
+                for (i, ok) in outcomes.enumerated() where i < watch.streaks.count { watch.streaks[i] = ok ? watch.streaks[i] + 1 : 0 }
+                watch.ready = zip(target.probes, watch.streaks).allSatisfy { $1 >= $0.readyAfter }
+                watch.settled = watch.ready && target.probes.allSatisfy(\.untilReady)
+                watch.due = after.addingTimeInterval(TimeInterval(target.probes.map(\.interval).min() ?? ProbeSpec.defaultInterval))
+            } else {
+                let ok = answers ?? false
+                watch.ready = ok
+                watch.settled = ok
+                watch.due = after.addingTimeInterval(Self.answerInterval(since: target.since, now: after))
+            }
+            b.watches[key] = watch
+            if watch.settled { b.active.remove(key) }
+            return watch.ready != was
+        }
+    }
+
     /// Runs every probe that is due now, together, and announces the replicas whose readiness
     /// changed. The service's loop calls it on each timer; tests call it after moving a manual
     /// clock.
     public func probeDue() async {
         let now = clock.now()
         // Taken targets are marked in flight (due never) until their results are in.
-        let due = watches.withLock { w -> [(ObjectKey, ProbeTarget)] in
-            let keys = w.filter { !$0.value.settled && $0.value.due <= now }.map(\.key)
-            return keys.compactMap { key in
-                w[key]?.due = .distantFuture
-                return w[key].map { (key, $0.target) }
+        let due = book.withLock { b -> [(ObjectKey, ProbeTarget)] in
+            b.active.compactMap { key -> (ObjectKey, ProbeTarget)? in
+                guard let w = b.watches[key], !w.settled, w.due <= now else { return nil }
+                b.watches[key]?.due = .distantFuture
+                return (key, w.target)
             }
         }
         // Whatever happens next, the earliest target still waiting has a wake-up (a timer that
@@ -131,37 +187,15 @@ public final class ReadinessMonitor: Service, Sendable {
         let results = await withTaskGroup(of: (ObjectKey, ProbeTarget, [Bool]?, Bool).self) { group in
             for (key, target) in due {
                 group.addTask {
-                    // No probe: the app answering HTTP at all is the verdict.
-                    if target.probes.isEmpty { return (key, target, nil, await self.prober.answers(endpoint: target.endpoint)) }
-                    var outcomes: [Bool] = []
-                    for p in target.probes { outcomes.append(await self.prober.probe(endpoint: target.endpoint, p)) }
-                    return (key, target, outcomes, false)
+                    let outcome = await self.probeOutcome(target)
+                    return (key, target, outcome.probes, outcome.answers)
                 }
             }
             var all: [(ObjectKey, ProbeTarget, [Bool]?, Bool)] = []
             for await result in group { all.append(result) }
             return all
         }
-        var changed: [ObjectKey] = []
-        let after = clock.now()
-        watches.withLock { w in
-            for (key, target, outcomes, answers) in results {
-                guard var watch = w[key], watch.target.sameTarget(as: target) else { continue }   // replaced or forgotten meanwhile
-                let was = watch.ready
-                if let outcomes {
-                    for (i, ok) in outcomes.enumerated() where i < watch.streaks.count { watch.streaks[i] = ok ? watch.streaks[i] + 1 : 0 }
-                    watch.ready = zip(target.probes, watch.streaks).allSatisfy { $1 >= $0.readyAfter }
-                    watch.settled = watch.ready && target.probes.allSatisfy(\.untilReady)
-                    watch.due = after.addingTimeInterval(TimeInterval(target.probes.map(\.interval).min() ?? ProbeSpec.defaultInterval))
-                } else {
-                    watch.ready = answers
-                    watch.settled = answers
-                    watch.due = after.addingTimeInterval(Self.answerInterval(since: target.since, now: after))
-                }
-                w[key] = watch
-                if watch.ready != was { changed.append(key) }
-            }
-        }
+        let changed = results.filter { key, target, outcomes, answers in record(key, target, outcomes, answers: answers) }.map(\.0)
         let handler = onChange.withLock { $0 }
         for key in changed { handler?(key) }
     }
@@ -173,7 +207,12 @@ public final class ReadinessMonitor: Service, Sendable {
     }
 
     private func scheduleEarliest() {
-        let earliest = watches.withLock { w in w.values.filter { !$0.settled && $0.due != .distantFuture }.map(\.due).min() }
+        let earliest = book.withLock { b in
+            b.active.compactMap { key -> Date? in
+                guard let w = b.watches[key], !w.settled, w.due != .distantFuture else { return nil }
+                return w.due
+            }.min()
+        }
         if let earliest { schedule(earliest) }
     }
 

@@ -101,7 +101,7 @@ public struct ReplicaController: PlanningController {
         case .deleteWorkload(let id):
             try await backend.delete(id)
         case .watchReadiness(let target):
-            monitor.watch(replica.key, target)
+            ReplicaPlanner.probed(await monitor.watch(replica.key, target), &plan, now: now)
         case .stopProbing:
             monitor.forget(replica.key)
         case .removeFinalizer:
@@ -175,6 +175,14 @@ public enum ReplicaPlanner {
         }
         setReady(&plan.status, now: now)
         if plan.status.phase == .failed, before.phase != .failed { plan.events.append(failedEvent(plan.status)) }
+    }
+
+    /// Folds the first verdict of the probing service (run when it starts watching) into the
+    /// plan: a replica whose app answers at once is ready in the same status write.
+    public static func probed(_ verdict: ProbeVerdict, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
+        guard plan.status.phase == .running, plan.status.endpoint == verdict.target.endpoint else { return }
+        plan.status.ready = verdict.ready
+        setReady(&plan.status, now: now)
     }
 
     /// Folds a create the backend could not do now (retried with backoff): not ready, and why.

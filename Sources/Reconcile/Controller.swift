@@ -97,6 +97,8 @@ public final class Controller<R: Reconciler>: Service, Sendable {
             queue.forget(key)
             logger.warning("reconcile stalled", metadata: ["controller": "\(name)", "key": "\(key)", "reconcile": "\(id)", "reason": "\(terminal.reason)"])
             await ReconcileContext.$id.withValue(id) { await reconciler.stalled(key, error: terminal) }
+        } catch is CancellationError where Task.isCancelled {
+            outcome = "cancelled"   // shutting down: the key is not retried by this runtime
         } catch {
             outcome = "error"
             queue.addRateLimited(key)
@@ -127,8 +129,11 @@ public final class Controller<R: Reconciler>: Service, Sendable {
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw Timeout(seconds: seconds) }
-            guard let value = first else { throw Timeout(seconds: seconds) }
+            guard let first = try await group.next(), let value = first else {
+                // The timer also ends when the runtime shuts down (cancellation): not a timeout.
+                if Task.isCancelled { throw CancellationError() }
+                throw Timeout(seconds: seconds)
+            }
             return value
         }
     }
