@@ -177,7 +177,7 @@ final class StoredConfigurations: Sendable {
         var order: [String] = []
     }
     private let memo = Mutex(Memo())
-    private let limit = 512
+    private let limit = 128
 
     func get(_ text: String) -> ServiceConfiguration? { memo.withLock { $0.entries[text] } }
 
