@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Kubernetes", "Backend", "Reconcile",
+                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Kubernetes", "Backend", "Reconcile", "Primitives",
                 .product(name: "Yams", package: "Yams"),
                 "SetpointConfiguration", "Model",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -5,8 +5,8 @@ import Hummingbird
 import Logging
 import Model
 import NIOCore
+import Primitives
 import ServiceLifecycle
-import Synchronization
 
 /// Reaches a Pod from outside its cluster: a listener on loopback that sends each HTTP request
 /// through the API server's pod proxy (`pods/<name>:<port>/proxy/…`) with the backend's
@@ -20,9 +20,9 @@ final class PodRelay: Sendable {
     private let group: ServiceGroup
     private let pod: String
     private let logger: Logger
-    private let bound: OneShotValue
+    private let bound: OnceValue<Int>
 
-    private init(group: ServiceGroup, pod: String, logger: Logger, bound: OneShotValue) {
+    private init(group: ServiceGroup, pod: String, logger: Logger, bound: OnceValue<Int>) {
         self.group = group
         self.pod = pod
         self.logger = logger
@@ -100,7 +100,7 @@ final class PodRelay: Sendable {
             }
             return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
         }
-        let bound = OneShotValue()
+        let bound = OnceValue<Int>()  // the port; 0 = it never listened
         var relayLogger = logger
         relayLogger.logLevel = .critical   // its own shutdown on cancellation is not news
         let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
@@ -108,33 +108,5 @@ final class PodRelay: Sendable {
                               logger: relayLogger)
         let group = ServiceGroup(configuration: .init(services: [app], logger: relayLogger))
         return PodRelay(group: group, pod: pod, logger: logger, bound: bound)
-    }
-}
-
-/// An Int set once (the relay's port; 0 = it never listened), awaited by whoever needs it.
-final class OneShotValue: Sendable {
-    private let state = Mutex<(value: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
-
-    var value: Int? { state.withLock { $0.value } }
-
-    func set(_ value: Int) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Int, Never>] in
-            guard s.value == nil else { return [] }
-            s.value = value
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for w in waiters { w.resume(returning: value) }
-    }
-
-    func wait() async -> Int {
-        await withCheckedContinuation { (c: CheckedContinuation<Int, Never>) in
-            let now = state.withLock { s -> Int? in
-                if let v = s.value { return v }
-                s.waiters.append(c)
-                return nil
-            }
-            if let now { c.resume(returning: now) }
-        }
     }
 }

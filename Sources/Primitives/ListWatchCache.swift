@@ -271,30 +271,44 @@ public struct ReconnectBackoff: Sendable {
     public mutating func reset() { current = Self.initial }
 }
 
-/// A signal fired once; waiting after it fired returns at once.
-public final class Signal: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+/// A value set once (the first `set` wins), awaited by whoever needs it: waiting after it was
+/// set returns at once. The one-shot primitive behind `Signal`, a relay's port and the leader
+/// gate.
+public final class OnceValue<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
 
     public init() {}
 
-    public func fire() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            guard !s.fired else { return [] }
-            s.fired = true
+    public var value: Value? { state.withLock { $0.value } }
+
+    public func set(_ value: Value) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Value, Never>] in
+            guard s.value == nil else { return [] }
+            s.value = value
             defer { s.waiters = [] }
             return s.waiters
         }
-        for w in waiters { w.resume() }
+        for w in waiters { w.resume(returning: value) }
     }
 
-    public func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.fired { return true }
+    public func wait() async -> Value {
+        await withCheckedContinuation { (c: CheckedContinuation<Value, Never>) in
+            let now = state.withLock { s -> Value? in
+                if let v = s.value { return v }
                 s.waiters.append(c)
-                return false
+                return nil
             }
-            if now { c.resume() }
+            if let now { c.resume(returning: now) }
         }
     }
+}
+
+/// A signal fired once; waiting after it fired returns at once.
+public final class Signal: Sendable {
+    private let once = OnceValue<Bool>()
+
+    public init() {}
+
+    public func fire() { once.set(true) }
+    public func wait() async { _ = await once.wait() }
 }

@@ -9,10 +9,10 @@ import Logging
 import Model
 import SetpointConfiguration
 import NIOCore
+import Primitives
 import Proxy
 import Reconcile
 import ServiceLifecycle
-import Synchronization
 import Store
 import StoreSQLite
 
@@ -250,37 +250,18 @@ struct LeaseHolder: ServiceLifecycle.Service {
     }
 }
 
-/// Opens once (this server took the leader Lease); services gated by it start then.
+/// Opens once (this server took the leader Lease); services gated by it start then. Abandoned
+/// (the group shutting down first), it never opens.
 final class Gate: Sendable {
-    private let state: Mutex<(open: Bool, waiters: [CheckedContinuation<Bool, Never>])>
+    private let decided = OnceValue<Bool>()
 
-    init(open: Bool) { state = Mutex((open, [])) }
+    init(open: Bool) { if open { decided.set(true) } }
 
-    func open() { release(true) }
-
-    /// Wakes the waiters without opening (the group is shutting down).
-    func abandon() { release(false) }
-
-    private func release(_ opened: Bool) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
-            if opened { s.open = true }
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for w in waiters { w.resume(returning: opened) }
-    }
+    func open() { decided.set(true) }
+    func abandon() { decided.set(false) }
 
     /// True once open; false if abandoned first.
-    func wait() async -> Bool {
-        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume(returning: true) }
-        }
-    }
+    func wait() async -> Bool { await decided.wait() }
 }
 
 /// Runs `service` once `gate` opens; a shutdown before that ends it without running it.
