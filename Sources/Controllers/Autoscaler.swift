@@ -150,9 +150,9 @@ public struct Autoscaler: PlanningController {
     let demand: @Sendable (_ project: String, _ run: String) -> Demand?
     let panics: PanicMemory
 
-    /// Panic state between looks, by `project/run/group`.
+    /// Panic state between looks: per run, per group.
     final class PanicMemory: Sendable {
-        let state = Mutex<[String: Date]>([:])
+        let state = Mutex<[ObjectKey: [String: Date]]>([:])
     }
 
     public func load(_ key: ObjectKey) async throws -> Run? {
@@ -160,10 +160,8 @@ public struct Autoscaler: PlanningController {
     }
 
     public func observe(_ run: Run) async throws -> AutoscaleObservation {
-        let prefix = "\(run.meta.project)/\(run.meta.name)/"
-        let panicking = panics.state.withLock { p in p.filter { $0.key.hasPrefix(prefix) } }
-        return AutoscaleObservation(demand: demand(run.meta.project, run.meta.name),
-                                    panicSince: Dictionary(uniqueKeysWithValues: panicking.map { (String($0.key.dropFirst(prefix.count)), $0.value) }))
+        AutoscaleObservation(demand: demand(run.meta.project, run.meta.name),
+                             panicSince: panics.state.withLock { $0[run.key] ?? [:] })
     }
 
     public func plan(_ run: Run, _ observed: AutoscaleObservation, now: Date) throws -> Plan<RunStatus, AutoscaleAction> {
@@ -205,9 +203,9 @@ public struct Autoscaler: PlanningController {
             // A conflict (the run changed meanwhile) is retried at once with the new version.
             run = try await TypedStore<RunKind>(store).update(updated)
         case .rememberPanic(let groups):
-            let prefix = "\(run.meta.project)/\(run.meta.name)/"
             panics.state.withLock { p in
-                for (group, since) in groups { p[prefix + group] = since }
+                for (group, since) in groups { p[run.key, default: [:]][group] = since }
+                if p[run.key]?.isEmpty == true { p[run.key] = nil }
             }
         }
     }

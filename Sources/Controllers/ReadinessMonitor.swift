@@ -97,8 +97,7 @@ public final class ReadinessMonitor: Service, Sendable {
             return true
         }
         if fresh {
-            let outcome = await probeOutcome(target)
-            _ = record(key, target, outcome.probes, answers: outcome.answers)
+            _ = record(key, target, await probe(target))
             scheduleEarliest()
         }
         return verdict(key) ?? ProbeVerdict(target: target, ready: false)
@@ -116,8 +115,6 @@ public final class ReadinessMonitor: Service, Sendable {
         book.withLock { $0.watches[key].map { ProbeVerdict(target: $0.target, ready: $0.ready) } }
     }
 
-    public var watchedCount: Int { book.withLock { $0.watches.count } }
-
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             // A round that waits on a slow probe does not hold up the next round's targets.
@@ -129,34 +126,34 @@ public final class ReadinessMonitor: Service, Sendable {
         }
     }
 
-    /// One probe round of one target: each probe's outcome, or (no probe) whether the app
-    /// answers HTTP at all.
-    private func probe(_ target: ProbeTarget) async -> [Bool]? {
-        if target.probes.isEmpty { return nil }
-        var outcomes: [Bool] = []
-        for p in target.probes { outcomes.append(await prober.probe(endpoint: target.endpoint, p)) }
-        return outcomes
+    /// What one round of one target found.
+    enum Outcome: Sendable {
+        /// Each probe's result.
+        case probes([Bool])
+        /// No probe: whether the app answers HTTP at all.
+        case answers(Bool)
     }
 
-    private func probeOutcome(_ target: ProbeTarget) async -> (probes: [Bool]?, answers: Bool) {
-        let outcomes = await probe(target)
-        if outcomes == nil { return (nil, await prober.answers(endpoint: target.endpoint)) }
-        return (outcomes, false)
+    private func probe(_ target: ProbeTarget) async -> Outcome {
+        if target.probes.isEmpty { return .answers(await prober.answers(endpoint: target.endpoint)) }
+        var results: [Bool] = []
+        for p in target.probes { results.append(await prober.probe(endpoint: target.endpoint, p)) }
+        return .probes(results)
     }
 
     /// Books a round's outcome; true when the readiness changed.
-    private func record(_ key: ObjectKey, _ target: ProbeTarget, _ outcomes: [Bool]?, answers: Bool? = nil) -> Bool {
+    private func record(_ key: ObjectKey, _ target: ProbeTarget, _ outcome: Outcome) -> Bool {
         let after = clock.now()
         return book.withLock { b -> Bool in
             guard var watch = b.watches[key], watch.target.sameTarget(as: target) else { return false }   // replaced or forgotten meanwhile
             let was = watch.ready
-            if let outcomes {
-                for (i, ok) in outcomes.enumerated() where i < watch.streaks.count { watch.streaks[i] = ok ? watch.streaks[i] + 1 : 0 }
+            switch outcome {
+            case .probes(let results):
+                for (i, ok) in results.enumerated() where i < watch.streaks.count { watch.streaks[i] = ok ? watch.streaks[i] + 1 : 0 }
                 watch.ready = zip(target.probes, watch.streaks).allSatisfy { $1 >= $0.readyAfter }
                 watch.settled = watch.ready && target.probes.allSatisfy(\.untilReady)
                 watch.due = after.addingTimeInterval(TimeInterval(target.probes.map(\.interval).min() ?? ProbeSpec.defaultInterval))
-            } else {
-                let ok = answers ?? false
+            case .answers(let ok):
                 watch.ready = ok
                 watch.settled = ok
                 watch.due = after.addingTimeInterval(Self.answerInterval(since: target.since, now: after))
@@ -184,18 +181,15 @@ public final class ReadinessMonitor: Service, Sendable {
         // fired a hair early finds nothing due and only schedules again).
         defer { scheduleEarliest() }
         guard !due.isEmpty else { return }
-        let results = await withTaskGroup(of: (ObjectKey, ProbeTarget, [Bool]?, Bool).self) { group in
+        let results = await withTaskGroup(of: (ObjectKey, ProbeTarget, Outcome).self) { group in
             for (key, target) in due {
-                group.addTask {
-                    let outcome = await self.probeOutcome(target)
-                    return (key, target, outcome.probes, outcome.answers)
-                }
+                group.addTask { (key, target, await self.probe(target)) }
             }
-            var all: [(ObjectKey, ProbeTarget, [Bool]?, Bool)] = []
+            var all: [(ObjectKey, ProbeTarget, Outcome)] = []
             for await result in group { all.append(result) }
             return all
         }
-        let changed = results.filter { key, target, outcomes, answers in record(key, target, outcomes, answers: answers) }.map(\.0)
+        let changed = results.filter { key, target, outcome in record(key, target, outcome) }.map(\.0)
         let handler = onChange.withLock { $0 }
         for key in changed { handler?(key) }
     }

@@ -369,8 +369,7 @@ public enum ReplicaPlanner {
 
     /// `DSTACK_GPUS_NUM`: the minimum GPU count the replica asked for.
     static func gpuCount(_ template: ReplicaTemplate) -> Int {
-        guard let json = try? JSONParser.parse(template.resources), case .int(let n)? = json["gpu"]?["count"]?["min"] else { return 0 }
-        return n
+        ResourcesSpec(normalizedJSON: template.resources)?.gpu?.count.min ?? 0
     }
 }
 

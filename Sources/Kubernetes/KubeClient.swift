@@ -330,13 +330,14 @@ public final class KubeClient: Sendable {
 
     /// A GET whose body is read line by line as it arrives (watches, logs), each line turned
     /// into an element by `transform`. A last line without a newline is kept only with
-    /// `keepUnterminated` (a watch cut mid-event has no whole event there).
+    /// `keepUnterminated` (a watch cut mid-event has no whole event there); with
+    /// `missingIsEmpty`, a 404 is an empty stream (the log of a Pod that is gone).
     func streamLines<Element: Sendable>(_ path: String, verb: String, accept: String = "application/json", timeout: TimeAmount,
-                                        keepUnterminated: Bool = false,
+                                        keepUnterminated: Bool = false, missingIsEmpty: Bool = false,
                                         _ transform: @escaping @Sendable ([UInt8]) throws -> Element) -> AsyncThrowingStream<Element, Error> {
         // Read as the consumer asks, in its task (no task of its own): cancelling the consumer
         // cancels the request.
-        let reader = StreamedLines(keepUnterminated: keepUnterminated, transform: transform) {
+        let reader = StreamedLines(keepUnterminated: keepUnterminated, missingIsEmpty: missingIsEmpty, transform: transform) {
             let request = try await self.makeRequest(.GET, path, verb: verb, accept: accept)
             let response = try await self.http.execute(request, timeout: timeout)
             guard response.status == .ok else {
@@ -365,13 +366,14 @@ public final class KubeClient: Sendable {
         }
     }
 
-    /// The container's log, line by line; with `follow`, until the container ends.
-    public func logs(namespace: String, pod: String, container: String? = nil, follow: Bool, timestamps: Bool = true) -> AsyncThrowingStream<String, Error> {
+    /// The container's log, line by line, each turned into an element by `line`; with
+    /// `follow`, until the container ends. A Pod that is gone has no (more) log: the stream ends.
+    public func logs<Line: Sendable>(namespace: String, pod: String, container: String? = nil, follow: Bool, timestamps: Bool = true,
+                                     line: @escaping @Sendable (String) -> Line) -> AsyncThrowingStream<Line, Error> {
         let q = Self.query([("container", container), ("follow", follow ? "true" : nil), ("timestamps", timestamps ? "true" : nil)])
         let path = Self.path(Pod.self, namespace: namespace, name: pod, subresource: "log") + q
-        return streamLines(path, verb: "log", accept: "*/*", timeout: follow ? .hours(24 * 365) : options.requestTimeout, keepUnterminated: true) {
-            String(decoding: $0, as: UTF8.self)
-        }
+        return streamLines(path, verb: "log", accept: "*/*", timeout: follow ? .hours(24 * 365) : options.requestTimeout,
+                           keepUnterminated: true, missingIsEmpty: true) { line(String(decoding: $0, as: UTF8.self)) }
     }
 
     /// A request through the API server's pod proxy (`pods/<name>:<port>/proxy/<path>`), with
@@ -393,16 +395,18 @@ actor StreamedLines<Element: Sendable> {
     private let open: @Sendable () async throws -> HTTPClientResponse.Body
     private let transform: @Sendable ([UInt8]) throws -> Element
     private let keepUnterminated: Bool
+    private let missingIsEmpty: Bool
     private var body: HTTPClientResponse.Body.AsyncIterator?
     private var lines = LineSplitter()
     private var ready: [Element] = []
     private var finished = false
 
-    init(keepUnterminated: Bool, transform: @escaping @Sendable ([UInt8]) throws -> Element,
+    init(keepUnterminated: Bool, missingIsEmpty: Bool, transform: @escaping @Sendable ([UInt8]) throws -> Element,
          open: @escaping @Sendable () async throws -> HTTPClientResponse.Body) {
         self.open = open
         self.transform = transform
         self.keepUnterminated = keepUnterminated
+        self.missingIsEmpty = missingIsEmpty
     }
 
     func next() async throws -> Element? {
@@ -410,7 +414,16 @@ actor StreamedLines<Element: Sendable> {
             if !ready.isEmpty { return ready.removeFirst() }
             if finished { return nil }
             var iterator: HTTPClientResponse.Body.AsyncIterator
-            if let body { iterator = body } else { iterator = try await open().makeAsyncIterator() }
+            if let body {
+                iterator = body
+            } else {
+                do {
+                    iterator = try await open().makeAsyncIterator()
+                } catch let e as KubeAPIError where missingIsEmpty && e.isNotFound {
+                    finished = true
+                    continue
+                }
+            }
             let chunk = try await iterator.next(isolation: self)
             body = iterator
             guard let chunk else {

@@ -51,16 +51,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
     private let nodes: Reflector<Node>
     private let podEvents: Reflector<Event>
     /// Lets the reflectors (made before `self` exists) call back into the backend.
-    private let callbacks = Callbacks()
-
-    private final class Callbacks: Sendable {
-        private struct Weak { weak var backend: KubernetesBackend? }
-        private let target = Mutex(Weak())
-        var backend: KubernetesBackend? {
-            get { target.withLock { $0.backend } }
-            set { target.withLock { $0.backend = newValue } }
-        }
-    }
+    private let callbacks = WeakReference<KubernetesBackend>()
 
     private struct State {
         /// Pods Setpoint is deleting (their disappearance is expected).
@@ -93,7 +84,8 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
     enum Chore: Sendable {
         /// The Pod as the event showed it (it may be gone from the cache by the time it is said).
         case announce(Pod)
-        case recheckDue(String)
+        /// The Pod as the cache has it now (its pulling state changed).
+        case announceCurrent(String)
         case runRelay(PodRelay)
         case closeRelay(PodRelay)
         case deleteSecrets(Pod)
@@ -115,14 +107,14 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
         let selector = Self.ownedSelector(settings.template.installation)
         let callbacks = self.callbacks
         pods = Reflector<Pod>(client: client, namespace: settings.template.namespace, labelSelector: selector, logger: logger) { change in
-            callbacks.backend?.podChanged(change)
+            callbacks.value?.podChanged(change)
         }
         nodes = Reflector<Node>(client: client, namespace: nil, labelSelector: nil, logger: logger) { _ in }
         podEvents = Reflector<Event>(client: client, namespace: settings.template.namespace, labelSelector: nil,
                                      fieldSelector: "involvedObject.kind=Pod", logger: logger) { change in
-            if case .upsert(let event) = change { callbacks.backend?.podEvent(event) }
+            if case .upsert(let event) = change { callbacks.value?.podEvent(event) }
         }
-        callbacks.backend = self
+        callbacks.value = self
     }
 
     /// Ensures the namespace (before the server's services start).
@@ -175,7 +167,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
         switch chore {
         case .announce(let pod):
             if let name = pod.metadata.name { await announce(pod, name: name) }
-        case .recheckDue(let name):
+        case .announceCurrent(let name):
             if let pod = pods.get(name) { await announce(pod, name: name) }
         case .runRelay(let relay):
             await relay.run()
@@ -244,7 +236,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
         guard let known = pods.resourceVersion else { return }
         do {
             let current = try await client.currentVersion(Pod.self, namespace: namespace, labelSelector: Self.ownedSelector(settings.template.installation))
-            guard let current, ResourceVersion.isOlder(current, than: known) else { return }
+            guard let current, Versions.isOlder(current, than: known) else { return }
             logger.warning("the cluster's history was reset (resourceVersion \(current) < \(known)); listing everything again",
                            metadata: ["context": "\(region)"])
             pods.requestRelist()
@@ -436,18 +428,11 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
 
     public func logs(_ id: WorkloadID, follow: Bool) -> AsyncThrowingStream<LogLine, Error> {
         guard let name = podName(id) else { return AsyncThrowingStream { $0.finish() } }
-        let lines = LineSource(client.logs(namespace: namespace, pod: name, container: "service", follow: follow))
-        // Read as the caller asks (no task of its own): `timestamps=true` lines are
-        // "2026-01-02T03:04:05.123456789Z text".
-        return AsyncThrowingStream {
-            do {
-                guard let line = try await lines.next() else { return nil }
-                let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                let time = parts.first.flatMap { KubeTime.parse(String($0).replacingOccurrences(of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)) }
-                return LogLine(time: time ?? Date(), text: time != nil && parts.count == 2 ? String(parts[1]) : line)
-            } catch let e as KubeAPIError where e.isNotFound {
-                return nil
-            }
+        // `timestamps=true`: "2026-01-02T03:04:05.123456789Z text".
+        return client.logs(namespace: namespace, pod: name, container: "service", follow: follow) { line in
+            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            let time = parts.first.flatMap { KubeTime.parse(String($0).replacingOccurrences(of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)) }
+            return LogLine(time: time ?? Date(), text: time != nil && parts.count == 2 ? String(parts[1]) : line)
         }
     }
 
@@ -625,7 +610,7 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
             default: return false
             }
         }
-        if changedPulling { chores.continuation.yield(.recheckDue(podName)) }
+        if changedPulling { chores.continuation.yield(.announceCurrent(podName)) }
         // Events from before this server started were recorded by its predecessor.
         let stamp = event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp
         if let time = stamp.flatMap(KubeTime.parse), time < startedAt.addingTimeInterval(-1) { return }
@@ -646,19 +631,5 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
         } catch {
             logger.warning("cannot collect secrets", metadata: ["error": "\(error)"])
         }
-    }
-}
-
-/// Lines of a log stream read one at a time by whoever asks (an iterator kept by an actor, so
-/// the stream built on it needs no task of its own).
-actor LineSource {
-    private var iterator: AsyncThrowingStream<String, Error>.Iterator
-
-    init(_ lines: AsyncThrowingStream<String, Error>) { iterator = lines.makeAsyncIterator() }
-
-    func next() async throws -> String? {
-        var it = iterator   // a handle on the stream's storage: the copy reads the same stream
-        defer { iterator = it }
-        return try await it.next(isolation: self)
     }
 }

@@ -81,13 +81,3 @@ struct KubeSource<T: KubeObject>: ListWatchSource {
         return e.isGone || e.isResourceVersionTooLarge
     }
 }
-
-/// Kubernetes calls resourceVersions opaque, but every API server backed by etcd hands out
-/// etcd revisions, which only grow within one history. A version older than one already seen
-/// therefore means the history was replaced (etcd restored from a snapshot, or a new etcd):
-/// what a cache built on the old one holds is no longer true. Versions that are not numbers
-/// are never compared.
-public enum ResourceVersion {
-    public static func isOlder(_ version: String, than known: String) -> Bool { Versions.isOlder(version, than: known) }
-}
-

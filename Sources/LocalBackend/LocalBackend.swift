@@ -366,6 +366,7 @@ actor OutputReader {
     private var pending = ""
     private var lines: [String] = []
     private var done = false
+    private var readOnce = false
 
     init(path: String, follow: Bool, ended: @escaping @Sendable () async -> Bool) {
         self.path = path
@@ -374,12 +375,12 @@ actor OutputReader {
     }
 
     func next() async throws -> LogLine? {
-        var first = offset == 0 && lines.isEmpty && !done
         while true {
             if !lines.isEmpty { return LogLine(time: Date(), text: lines.removeFirst()) }
             if done { return nil }
-            if !first, follow { try await Task.sleep(nanoseconds: 200_000_000) }
-            first = false
+            // What is there is read at once; following, each later look waits its turn.
+            if readOnce, follow { try await Task.sleep(nanoseconds: 200_000_000) }
+            readOnce = true
             read()
             if !lines.isEmpty { continue }
             let finished = follow ? await ended() : true

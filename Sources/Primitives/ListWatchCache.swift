@@ -312,3 +312,17 @@ public final class Signal: Sendable {
     public func fire() { once.set(true) }
     public func wait() async { _ = await once.wait() }
 }
+
+/// A weak reference that is Sendable: how a callback made before its owner exists (a cache's
+/// `onChange`, set up in the owner's `init`) reaches the owner without keeping it alive.
+public final class WeakReference<Target: AnyObject & Sendable>: Sendable {
+    private let target = Mutex<Weak>(Weak())
+    private struct Weak { weak var value: Target? }
+
+    public init() {}
+
+    public var value: Target? {
+        get { target.withLock { $0.value } }
+        set { target.withLock { $0.value = newValue } }
+    }
+}

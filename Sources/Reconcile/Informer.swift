@@ -49,20 +49,11 @@ public final class Informer: Service, Sendable {
         self.indexLabel = indexLabel
         self.clock = clock
         self.resyncPeriod = resyncPeriod
-        let box = WeakInformer()
+        let box = WeakReference<Informer>()
         cache = ListWatchCache(source: StoreSource(store: store, kind: kind), logger: logger,
                                sleep: { delay in await clock.sleep(until: clock.now().addingTimeInterval(delay)) },
-                               onChange: { change in box.informer?.changed(change) })
-        box.informer = self
-    }
-
-    /// Lets the cache (made before `self`) call back.
-    private final class WeakInformer: Sendable {
-        private let target = Mutex<Informer?>(nil)
-        var informer: Informer? {
-            get { target.withLock { $0 } }
-            set { target.withLock { $0 = newValue } }
-        }
+                               onChange: { change in box.value?.changed(change) })
+        box.value = self
     }
 
     public func addHandler(_ handler: @escaping Handler) {
@@ -87,8 +78,6 @@ public final class Informer: Service, Sendable {
     }
 
     public var count: Int { cache.count }
-    /// Lists after the first (a watch position too old, a broken feed).
-    public var relistCount: Int { max(0, cache.counts.lists - 1) }
 
     /// Returns once the first list has filled the cache.
     public func waitUntilSynced() async { await cache.waitUntilSynced() }

@@ -9,13 +9,9 @@ import TestSupport
 
 /// The defects the one reconcile shape fixes, each through the real runtime on a manual clock.
 @Suite struct ShapeTests {
-    static let probed = """
-        type: service
-        name: web
-        commands:
-          - python3 -m http.server 8000
-        port: 8000
-        replicas: 2
+    /// `http2` with a readiness probe every 5 s.
+    static let probed = http2 + """
+
         probes:
           - type: http
             url: /health

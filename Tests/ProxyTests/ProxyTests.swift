@@ -59,7 +59,7 @@ import TestSupport
             conn.send(Self.maskedFrame(opcode: 8, []))
             #expect(conn.take(2) == [0x88, 0x00])
         }
-        try await waitUntil(timeout: 5) { h.table.route(project: "main", run: "ws")!.endpoints[0].inFlight == 0 }
+        try await waitFor(timeout: 5) { h.table.route(project: "main", run: "ws")!.endpoints[0].inFlight == 0 }
         // Without a token the upgrade is refused like any request.
         let denied = try await h.request("GET", "/proxy/services/main/ws/ws",
                                          headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "x")])
@@ -133,7 +133,7 @@ import TestSupport
             }
         }
         // Held, not answered, and reported as demand.
-        try await waitUntil(timeout: 10) { h.table.route(project: "main", run: "cold")!.stats.snapshot.held == n }
+        try await waitFor(timeout: 10) { h.table.route(project: "main", run: "cold")!.stats.snapshot.held == n }
         #expect(h.demanded.value >= 1)
         #expect(h.table.route(project: "main", run: "cold")!.stats.requests(last: 30) == n)
         // A replica becomes ready: every held request is forwarded to it.
@@ -150,7 +150,7 @@ import TestSupport
         let port = h.port
         let first = Task { try await RawHTTP.request(port: port, method: "GET", path: "/proxy/services/main/cold/") }
         let second = Task { try await RawHTTP.request(port: port, method: "GET", path: "/proxy/services/main/cold/") }
-        try await waitUntil(timeout: 5) { h.table.route(project: "main", run: "cold")!.stats.snapshot.held == 2 }
+        try await waitFor(timeout: 5) { h.table.route(project: "main", run: "cold")!.stats.snapshot.held == 2 }
         // The queue is full: the third is refused at once.
         let third = try await h.request("GET", "/proxy/services/main/cold/")
         #expect(third.status == 503 && third.header("Retry-After") == "5" && third.body.contains("already wait"))
@@ -288,11 +288,11 @@ import TestSupport
         #expect(h.table.pending(address: address) == 1, "in rotation")
         let port = h.port
         let slow = Task { try await RawHTTP.request(port: port, method: "GET", path: "/proxy/services/main/d/delay?ms=600") }
-        try await waitUntil(timeout: 5) { h.table.pending(address: address) == 2 }
+        try await waitFor(timeout: 5) { h.table.pending(address: address) == 2 }
         h.route("d", endpoints: [])   // out of rotation
         #expect(h.table.pending(address: address) == 1, "one request still in flight")
         #expect(try await slow.value.status == 200)
-        try await waitUntil(timeout: 5) { h.table.pending(address: address) == 0 }
+        try await waitFor(timeout: 5) { h.table.pending(address: address) == 0 }
     }
 }
 
@@ -364,7 +364,7 @@ final class TimeLog: @unchecked Sendable {
         #expect(await Self.closed(c, within: 5))
         // One leaves: a new client is served again.
         a.hangUp()
-        try await waitUntil(timeout: 5) {
+        try await waitFor(timeout: 5) {
             let d = try RawHTTP(port: h.port, timeout: 5)
             d.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             return await Self.head(d)?.0 == 200

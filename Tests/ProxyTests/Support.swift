@@ -58,7 +58,7 @@ final class ProxyHarness: @unchecked Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         apps.append(p)
-        try await waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: socket) }
+        try await waitFor(timeout: 10) { FileManager.default.fileExists(atPath: socket) }
         return "unix:" + socket
     }
 
@@ -92,10 +92,6 @@ final class Counter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
-/// `waitFor` from TestSupport, under the name these tests use.
-func waitUntil(timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
-    try await waitFor(timeout: timeout, condition)
-}
 
 struct TestFailure: Error, CustomStringConvertible {
     var message: String

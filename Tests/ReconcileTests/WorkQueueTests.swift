@@ -228,10 +228,10 @@ struct SeededRandom {
         await informer.waitUntilSynced()
         #expect(informer.count == 1)
         _ = try await store.create(Self.object("b"))
-        try await waitUntil { informer.count == 2 }
+        try await waitFor { informer.count == 2 }
         #expect(informer.list(project: "main", indexed: "r").count == 2)
         _ = try await store.delete(ObjectKey(kind: "Thing", project: "main", name: "a"))
-        try await waitUntil { informer.get(ObjectKey(kind: "Thing", project: "main", name: "a")) == nil }
+        try await waitFor { informer.get(ObjectKey(kind: "Thing", project: "main", name: "a")) == nil }
         #expect(informer.list(project: "main", indexed: "r").map(\.meta.name) == ["b"])
         task.cancel()
         _ = try? await task.value
@@ -239,10 +239,6 @@ struct SeededRandom {
     }
 }
 
-/// `waitFor` from TestSupport, under the name these tests use.
-func waitUntil(timeout: TimeInterval = 10, _ condition: () async throws -> Bool) async throws {
-    try await waitFor(timeout: timeout, poll: .milliseconds(1), condition)
-}
 
 /// A lock-protected value that closures can capture.
 final class Locked<T: Sendable>: Sendable {
