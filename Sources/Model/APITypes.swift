@@ -160,13 +160,20 @@ public enum API {
         public var desiredReplicas: [String: Int]?
         public var stopRequested: Bool
         public var status: RunStatus
-        /// Where the service is published.
+        /// Where the service is published: `https://<run>.<domain>/` on a gateway (http while
+        /// the gateway has no certificate), else the server's `/proxy/services/…` path.
         public var url: String
         public var modelURL: String?
+        /// The gateway that publishes it, if any.
+        public var gateway: String?
+        /// The server's own path to it, which works with or without a gateway.
+        public var proxyURL: String?
 
         public init(project: String, name: String, uid: String, generation: Int64, resourceVersion: Int64, createdAt: Date,
                     deleting: Bool, configuration: JSONValue, desiredReplicas: [String: Int]?, stopRequested: Bool,
-                    status: RunStatus, url: String, modelURL: String?) {
+                    status: RunStatus, url: String, modelURL: String?, gateway: String? = nil, proxyURL: String? = nil) {
+            self.gateway = gateway
+            self.proxyURL = proxyURL
             self.project = project
             self.name = name
             self.uid = uid
@@ -231,6 +238,67 @@ public enum API {
             self.projects = projects
             self.token = token
         }
+    }
+
+    /// A gateway as the API shows it (`setpoint gateway list|describe`).
+    public struct Gateway: Codable, Sendable {
+        public var project: String
+        public var name: String
+        public var uid: String
+        public var generation: Int64
+        public var resourceVersion: Int64
+        public var createdAt: Date
+        public var deleting: Bool
+        public var isDefault: Bool
+        public var configuration: JSONValue
+        public var status: GatewayStatus
+        /// Where services of this gateway are published (`https://<run>.<domain>/`), when it has a domain.
+        public var serviceURLPattern: String?
+        public var modelURL: String?
+
+        public init(project: String, name: String, uid: String, generation: Int64, resourceVersion: Int64, createdAt: Date, deleting: Bool,
+                    isDefault: Bool, configuration: JSONValue, status: GatewayStatus, serviceURLPattern: String?, modelURL: String?) {
+            self.project = project
+            self.name = name
+            self.uid = uid
+            self.generation = generation
+            self.resourceVersion = resourceVersion
+            self.createdAt = createdAt
+            self.deleting = deleting
+            self.isDefault = isDefault
+            self.configuration = configuration
+            self.status = status
+            self.serviceURLPattern = serviceURLPattern
+            self.modelURL = modelURL
+        }
+    }
+
+    /// The plan for a gateway configuration: `create`, `update` (in place: `domain`,
+    /// `default`, `replicas`), `replace` (anything else: its processes start again), or `none`.
+    public struct GatewayPlan: Codable, Sendable {
+        public var action: String
+        public var project: String
+        public var name: String
+        public var configuration: JSONValue
+        public var changes: [String]
+        public var resourceVersion: Int64?
+        public var current: Gateway?
+
+        public init(action: String, project: String, name: String, configuration: JSONValue, changes: [String], resourceVersion: Int64?, current: Gateway?) {
+            self.action = action
+            self.project = project
+            self.name = name
+            self.configuration = configuration
+            self.changes = changes
+            self.resourceVersion = resourceVersion
+            self.current = current
+        }
+    }
+
+    /// The answer to a gateway's report.
+    public struct Acknowledged: Codable, Sendable {
+        public var ok: Bool
+        public init(ok: Bool = true) { self.ok = ok }
     }
 
     public struct StopRequest: Codable, Sendable {

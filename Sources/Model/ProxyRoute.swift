@@ -66,9 +66,11 @@ public struct ProxyRouteSpec: Codable, Equatable, Sendable {
     public var scalesToZero: Bool
     /// When the run was first applied (the newest run wins a model name).
     public var runCreatedAt: Date
+    /// The gateway of the run's project that also publishes it (`<run>.<domain>`), if any.
+    public var gateway: String?
 
     public init(run: String, auth: Bool, stripPrefix: Bool, endpoints: [RouteEndpoint], model: RouteModel? = nil,
-                rateLimits: [RouteRateLimit] = [], scalesToZero: Bool = false, runCreatedAt: Date) {
+                rateLimits: [RouteRateLimit] = [], scalesToZero: Bool = false, runCreatedAt: Date, gateway: String? = nil) {
         self.run = run
         self.auth = auth
         self.stripPrefix = stripPrefix
@@ -77,6 +79,7 @@ public struct ProxyRouteSpec: Codable, Equatable, Sendable {
         self.rateLimits = rateLimits
         self.scalesToZero = scalesToZero
         self.runCreatedAt = runCreatedAt
+        self.gateway = gateway
     }
 }
 

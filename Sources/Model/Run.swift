@@ -46,6 +46,9 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var secretEnv: [String]
     /// The uploaded code (content-addressed archive), run in each replica's working directory.
     public var code: CodeArchive?
+    /// The gateway (of the run's project) that publishes the service, resolved when it was
+    /// applied from `gateway:` (unset: the project's default gateway, if there is one).
+    public var gateway: String?
 
     public init(configuration: ServiceConfiguration, desiredReplicas: [String: Int]? = nil, stop: StopRequest? = nil,
                 appliedBy: String? = nil, configurationPath: String? = nil, secretEnv: [String] = []) {
@@ -58,7 +61,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case configuration, desiredReplicas, stop, appliedBy, configurationPath, secretEnv, code
+        case configuration, desiredReplicas, stop, appliedBy, configurationPath, secretEnv, code, gateway
     }
 
     public init(from decoder: Decoder) throws {
@@ -77,6 +80,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         configurationPath = try c.decodeIfPresent(String.self, forKey: .configurationPath)
         secretEnv = try c.decodeIfPresent([String].self, forKey: .secretEnv) ?? []
         code = try c.decodeIfPresent(CodeArchive.self, forKey: .code)
+        gateway = try c.decodeIfPresent(String.self, forKey: .gateway)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -88,6 +92,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try c.encodeIfPresent(configurationPath, forKey: .configurationPath)
         if !secretEnv.isEmpty { try c.encode(secretEnv, forKey: .secretEnv) }
         try c.encodeIfPresent(code, forKey: .code)
+        try c.encodeIfPresent(gateway, forKey: .gateway)
     }
 }
 

@@ -128,6 +128,19 @@ public enum ConfigurationParser {
         return service
     }
 
+    /// A gateway configuration as stored (normalized JSON), read back by grammar only.
+    public static func readStored(gateway text: String) throws -> GatewayConfiguration {
+        let json = try JSONParser.parse(text)
+        let reader = Reader()
+        let node = json.yamlNode
+        guard case .string("gateway")? = node["type"]?.value, let gateway = reader.gateway(node, FieldPath("gateway")) else {
+            throw ConfigurationErrors(reader.issues.issues.isEmpty
+                ? [ConfigurationIssue(path: "type", location: nil, message: "a stored configuration that is not a gateway")]
+                : reader.issues.issues)
+        }
+        return gateway
+    }
+
     static func configuration(_ node: YAMLNode, _ reader: Reader) -> AnyConfiguration? {
         let root = FieldPath("configuration")
         switch node.value {

@@ -14,7 +14,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
         }
     }
 
-    public static let backendsWithGateways = ["aws", "azure", "gcp", "kubernetes"]
+    /// dstack's list plus `local` (gateway processes on the server's machine): a deliberate
+    /// difference, documented in docs/gateways.md.
+    public static let backendsWithGateways = ["aws", "azure", "gcp", "kubernetes", "local"]
     public static let backendsWithPrivateGateways = ["aws", "gcp"]
     public static let maxReplicas = 9
 
@@ -45,6 +47,16 @@ public struct GatewayConfiguration: Sendable, Equatable {
         ])
     }
 
+    /// The wildcard domain with `${{ run.project_name }}` filled in (nil when unset).
+    public func resolvedDomain(project: String) -> String? {
+        guard var d = domain else { return nil }
+        for form in ["${{ run.project_name }}", "${{run.project_name}}", "${{ run.project_name}}", "${{run.project_name }}"] {
+            d = d.replacingOccurrences(of: form, with: project)
+        }
+        if d.hasPrefix("*.") { d.removeFirst(2) }
+        return d.lowercased()
+    }
+
     public static let propertyNames = ["type", "name", "default", "backend", "region", "instance_type", "domain",
                                        "public_ip", "load_balancer", "certificate", "replicas", "tags"]
 }
@@ -54,7 +66,8 @@ extension Reader {
         guard let obj = object(node, root, keys: GatewayConfiguration.propertyNames) else { return nil }
         let name = obj.optional("name", string)
         let isDefault = obj.optional("default", bool)
-        let backend = obj.required("backend", what: "a backend name") { v, p in self.oneOf(v, p, ProfileProperties.backendTypes) }
+        // `local` too: Setpoint runs gateway processes on its own machine (docs/gateways.md).
+        let backend = obj.required("backend", what: "a backend name") { v, p in self.oneOf(v, p, ProfileProperties.backendTypes + ["local"]) }
         let region = obj.required("region", what: "a region (for kubernetes: the kubeconfig context)", string)
         let instanceType = obj.optional("instance_type") { v, p -> String? in
             guard let s = self.string(v, p) else { return nil }
@@ -116,7 +129,7 @@ extension Reader {
         if let domain = c.domain, let problem = Reader.interpolationProblem(domain, allowed: ["run.project_name"]) {
             obj.fail("invalid domain `\(domain)`: \(problem)", at: "domain")
         }
-        if !c.publicIP, !GatewayConfiguration.backendsWithPrivateGateways.contains(c.backend) {
+        if !c.publicIP, !GatewayConfiguration.backendsWithPrivateGateways.contains(c.backend), c.backend != "local" {
             obj.fail("private gateways (`public_ip: false`) are not supported for the `\(c.backend)` backend: only for `aws` and `gcp`", at: "public_ip")
         }
         let replicas = c.replicas ?? 1

@@ -60,6 +60,10 @@ public struct ServiceModel: Sendable, Equatable {
 public struct ScalingSpec: Sendable, Equatable {
     public static let windows = [30, 60, 300]
     public static let defaultWindow = 60
+    /// The short window panic mode looks at for a stable window (Knative's 10%, at least 2 s).
+    public static func panicWindow(_ stable: Int) -> Int { Swift.max(2, stable / 10) }
+    /// Every window the autoscaler reads: the stable ones and their panic windows.
+    public static var countedWindows: [Int] { Array(Set(windows + windows.map(panicWindow))).sorted() }
     public var metric: String = "rps"
     /// Requests per second per replica.
     public var target: Double
