@@ -19,6 +19,9 @@ public struct WorkloadRequest: Sendable, Equatable {
     public var template: ReplicaTemplate
     /// Environment the backend adds (`DSTACK_RUN_NAME`, `DSTACK_REPLICA_NUM`, …).
     public var systemEnvironment: [String: String]
+    /// Runs on the machine's own network (a gateway process listening on its ports) instead
+    /// of a network of its own.
+    public var hostNetwork = false
 
     public init(name: String, project: String, labels: [String: String], template: ReplicaTemplate, systemEnvironment: [String: String]) {
         self.name = name

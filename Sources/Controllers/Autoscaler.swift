@@ -65,7 +65,7 @@ public enum AutoscalePolicy {
     }
 
     /// The panic window: a tenth of the stable window, at least 2 s (Knative: 10 %, 6 s of 60 s).
-    public static func panicWindow(_ stable: Int) -> Int { Swift.max(2, stable / 10) }
+    public static func panicWindow(_ stable: Int) -> Int { ScalingSpec.panicWindow(stable) }
     /// Panic when the short window asks for at least this many times the current replicas.
     public static let panicThreshold = 2.0
 

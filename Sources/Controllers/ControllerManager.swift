@@ -18,6 +18,9 @@ public final class ControllerManager: Service, Sendable {
     /// ProxyRoute objects, kept by `routeController` when routes are enabled.
     public let routeInformer: Informer
     public let routeController: Controller<RouteReconciler>?
+    /// Gateway objects, and their controller when this server runs gateways.
+    public let gatewayInformer: Informer
+    public let gatewayController: Controller<GatewayReconciler>?
     let store: any ObjectStore
     let backend: any ComputeBackend
     let clock: any ControllerClock
@@ -28,6 +31,7 @@ public final class ControllerManager: Service, Sendable {
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
                 runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
                 routes: Bool = false, metrics: (any ControllerMetrics)? = nil, garbageCollectionInterval: TimeInterval? = 600,
+                gateways: GatewayLaunch? = nil, gatewayReports: GatewayReports = GatewayReports(),
                 logger: Logger = Logger(label: "setpoint.controllers")) {
         self.garbageCollectionInterval = garbageCollectionInterval
         self.store = store
@@ -51,6 +55,16 @@ public final class ControllerManager: Service, Sendable {
                                         clock: clock),
             clock: clock, workers: 2, metrics: metrics, logger: logger) : nil
         self.routeController = routeController
+        gatewayInformer = Informer(store: store, kind: GatewayKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
+        let gatewayController = gateways.map { launch in
+            Controller(name: "gateway",
+                       reconciler: GatewayReconciler(GatewayController(store: store, backend: backend, reports: gatewayReports, launch: launch),
+                                                     store: store, clock: clock, component: "gateway-controller", logger: logger),
+                       clock: clock, workers: 2, metrics: metrics, logger: logger)
+        }
+        self.gatewayController = gatewayController
+        gatewayInformer.addHandler { change in gatewayController?.enqueue(change.object.key) }
+        gatewayReports.setLive { key in gatewayController?.enqueue(key) }
         let runs = runController
         let replicas = replicaController
         // Each controller has one root kind; other kinds' changes map to its keys (a run's route
@@ -86,11 +100,13 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.runInformer.run() }
             group.addTask { try await self.replicaInformer.run() }
             group.addTask { try await self.routeInformer.run() }
+            group.addTask { try await self.gatewayInformer.run() }
             group.addTask { await self.watchBackend() }
             group.addTask { await self.recordBackendEvents() }
             await runInformer.waitUntilSynced()
             await replicaInformer.waitUntilSynced()
             await routeInformer.waitUntilSynced()
+            await gatewayInformer.waitUntilSynced()
             await collectGarbage()
             if let interval = garbageCollectionInterval {
                 // A workload can be orphaned while the server runs too (a replica object deleted
@@ -107,6 +123,7 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.runController.run() }
             group.addTask { try await self.replicaController.run() }
             if let routes = self.routeController { group.addTask { try await routes.run() } }
+            if let gateways = self.gatewayController { group.addTask { try await gateways.run() } }
         }
     }
 
@@ -114,11 +131,13 @@ public final class ControllerManager: Service, Sendable {
     /// per stream (a set of backends has one per member).
     private func watchBackend() async {
         let replicas = replicaController
+        let gateways = gatewayController
         await withDiscardingTaskGroup { group in
             for stream in backend.changeStreams() {
                 group.addTask {
                     for await change in stream {
                         for key in Self.replicaKeys(change.labels) { replicas.enqueue(key) }
+                        if let key = Self.gatewayKey(change.labels) { gateways?.enqueue(key) }
                     }
                 }
             }
@@ -151,11 +170,26 @@ public final class ControllerManager: Service, Sendable {
             .map { ObjectKey(kind: ReplicaKind.name, project: project, name: $0) }
     }
 
+    /// The gateway a workload belongs to, from its labels.
+    static func gatewayKey(_ labels: [String: String]) -> ObjectKey? {
+        guard let project = labels[Labels.project], let name = labels[Labels.gateway] else { return nil }
+        return ObjectKey(kind: GatewayKind.name, project: project, name: name)
+    }
+
     /// Deletes workloads whose replica object no longer exists (after a crash between the
     /// object's deletion and the workload's, or of a server that was replaced).
     public func collectGarbage() async {
         do {
             for workload in try await backend.inventory(labels: [:]) {
+                if let key = Self.gatewayKey(workload.labels) {
+                    // A gateway process whose gateway (this very one, by uid) is gone.
+                    let stored = try await store.get(key)
+                    if stored == nil || stored?.meta.uid != workload.labels[Labels.gatewayUID] {
+                        logger.info("deleting orphaned gateway process", metadata: ["workload": "\(workload.id)"])
+                        try await backend.delete(workload.id)
+                    }
+                    continue
+                }
                 let keys = Self.replicaKeys(workload.labels)
                 guard !keys.isEmpty else { continue }
                 var orphaned = true

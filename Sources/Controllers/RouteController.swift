@@ -24,7 +24,8 @@ public enum RoutePlanner {
         }
         let scalesToZero = config.replicaGroups.contains { ($0.replicas.min ?? 0) == 0 }
         return ProxyRouteSpec(run: run.meta.name, auth: config.auth, stripPrefix: config.stripPrefix, endpoints: endpoints,
-                              model: model, rateLimits: limits, scalesToZero: scalesToZero, runCreatedAt: run.meta.createdAt)
+                              model: model, rateLimits: limits, scalesToZero: scalesToZero, runCreatedAt: run.meta.createdAt,
+                              gateway: run.spec.gateway)
     }
 }
 

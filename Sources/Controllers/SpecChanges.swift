@@ -6,7 +6,9 @@ import Foundation
 /// every replica and starting new ones (everything else).
 public enum SpecChanges {
     /// Applied to the running replicas without replacing them.
-    public static let inPlace: Set<String> = ["replicas", "scaling", "priority"]
+    /// `gateway` too (dstack recreates): moving a service to another gateway only changes
+    /// where it is published.
+    public static let inPlace: Set<String> = ["replicas", "scaling", "priority", "gateway"]
     /// Replaced replica by replica, old ones serving until new ones are ready.
     public static let rolling: Set<String> = [
         "port", "probes", "resources", "volumes", "docker", "files", "image", "user", "privileged", "entrypoint",

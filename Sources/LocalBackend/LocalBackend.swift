@@ -160,6 +160,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         let exitFile = dir + "/exit-status"
         let argv: [String]
         let endpoint: String
+        let network = request.hostNetwork ? NetworkMode.host : self.network
         switch network {
         case .namespace:
             // Loopback up, the Unix-socket bridge in the background, then the commands; the

@@ -1,0 +1,307 @@
+import Backend
+import Foundation
+import Model
+import Reconcile
+import SetpointConfiguration
+import Store
+
+/// Where and how a gateway's processes run on the local backend (`gateways.local` in the
+/// server's `config.yml`; docs/gateways.md).
+public struct LocalGatewaySettings: Sendable, Equatable {
+    /// The address the gateway processes listen on.
+    public var host: String = "0.0.0.0"
+    public var httpPort: Int = 80
+    /// Where HTTPS is served (with a certificate).
+    public var httpsPort: Int = 443
+    /// What `*.<domain>` should resolve to (shown in the gateway's status); nil: `host`, or
+    /// this machine's name when `host` is a wildcard.
+    public var address: String?
+    /// The longest a replica may stay silent once a request is sent, seconds.
+    public var readTimeout: Int = 3600
+    public init() {}
+}
+
+/// How the gateway controller starts gateway processes: the binary, and where it reaches the
+/// control plane.
+public struct GatewayLaunch: Sendable {
+    public var executable: String
+    public var serverURL: String
+    public var local: LocalGatewaySettings
+    /// The credential of a gateway's processes (derived by the server, never stored).
+    public var credential: @Sendable (Gateway) -> String
+
+    public init(executable: String, serverURL: String, local: LocalGatewaySettings, credential: @escaping @Sendable (Gateway) -> String) {
+        self.executable = executable
+        self.serverURL = serverURL
+        self.local = local
+        self.credential = credential
+    }
+}
+
+/// What the gateway controller does.
+public enum GatewayAction: Sendable, Equatable {
+    case addFinalizer
+    case create(replica: Int)
+    case delete(WorkloadID)
+    case removeFinalizer
+}
+
+/// A gateway's processes as the backend and the control plane see them.
+public struct GatewayObservation: Sendable {
+    public struct Process: Sendable, Equatable {
+        public var replica: Int
+        public var status: WorkloadStatus
+        /// The last lines it wrote, for a process that ended (why it did).
+        public var lastOutput: [String]
+
+        public init(replica: Int, status: WorkloadStatus, lastOutput: [String] = []) {
+            self.replica = replica
+            self.status = status
+            self.lastOutput = lastOutput
+        }
+    }
+
+    public var processes: [Process]
+    /// When each replica last reported to the control plane.
+    public var lastReports: [Int: Date]
+    /// How long a report keeps a replica ready.
+    public var reportTimeout: TimeInterval
+    /// Some other gateway already uses the local listening ports.
+    public var portsTakenBy: String?
+
+    public init(processes: [Process], lastReports: [Int: Date], reportTimeout: TimeInterval, portsTakenBy: String? = nil) {
+        self.processes = processes
+        self.lastReports = lastReports
+        self.reportTimeout = reportTimeout
+        self.portsTakenBy = portsTakenBy
+    }
+}
+
+/// The pure part of the gateway controller.
+public enum GatewayPlanner {
+    /// A digest of what a running gateway process cannot change in place: a process of an
+    /// older digest is replaced.
+    public static func digest(_ config: GatewayConfiguration) -> String {
+        guard case .object(let pairs) = config.json else { return "" }
+        let kept = JSONValue.object(pairs.filter { !["domain", "default", "replicas", "name"].contains($0.0) })
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in kept.serialized.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return String(h, radix: 16)
+    }
+
+    /// Seconds before a replica that ended is started again, after `restarts` starts.
+    public static func backoff(_ restarts: Int) -> TimeInterval { min(60, pow(2, Double(max(0, restarts - 1)))) }
+
+    public static func plan(_ gateway: Gateway, _ observed: GatewayObservation, local: LocalGatewaySettings, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {
+        var status = gateway.status
+        let processes = observed.processes
+        if gateway.meta.isDeleting {
+            let actions: [GatewayAction] = processes.isEmpty
+                ? (gateway.meta.finalizers.contains(Labels.gatewayFinalizer) ? [.removeFinalizer] : [])
+                : processes.map { .delete($0.status.id) }
+            return Plan(status: status, actions: actions)
+        }
+        var plan = Plan<GatewayStatus, GatewayAction>(status: status)
+        if !gateway.meta.finalizers.contains(Labels.gatewayFinalizer) { plan.actions.append(.addFinalizer) }
+        let config = gateway.spec.configuration
+        guard config.backend == "local" else {
+            throw TerminalError(reason: "BackendUnsupported",
+                                message: "this server runs gateways on the local backend only; `backend: \(config.backend)` gateways are not built yet (docs/gateways.md)")
+        }
+        if let other = observed.portsTakenBy {
+            throw TerminalError(reason: "PortsTaken",
+                                message: "gateway \(other) already listens on \(local.host):\(local.httpPort) on this machine; one local gateway per server (delete it, or serve this domain from it)")
+        }
+        let digest = Self.digest(config)
+        let desired = gateway.spec.replicas
+        var previous = Dictionary(status.replicas.map { ($0.num, $0) }, uniquingKeysWith: { a, _ in a })
+        var replicas: [GatewayReplicaStatus] = []
+        var events: [EventNote] = []
+        for num in 0..<desired {
+            var r = previous.removeValue(forKey: num) ?? GatewayReplicaStatus(num: num, state: "provisioning")
+            let process = processes.first { $0.replica == num }
+            if let p = process, p.status.state.hasEnded {
+                let why = exitText(p)
+                r.workloadID = nil
+                r.state = "exited"
+                r.ready = false
+                r.restarts += 1
+                r.lastExitAt = now
+                r.message = why
+                events.append(.warning("GatewayReplicaExited", "gateway replica \(num) \(why); starting it again in \(Int(backoff(r.restarts))) s"))
+                plan.actions.append(.delete(p.status.id))
+                plan.requeue(after: backoff(r.restarts))
+            } else if let p = process {
+                r.workloadID = p.status.id.rawValue
+                if p.status.labels[Labels.gatewayDigest] != digest {
+                    events.append(.normal("Replacing", "gateway replica \(num) runs an older configuration; replacing it"))
+                    plan.actions.append(.delete(p.status.id))
+                    r.state = "provisioning"
+                    r.ready = false
+                } else {
+                    let last = observed.lastReports[num]
+                    let live = last.map { now.timeIntervalSince($0) <= observed.reportTimeout } ?? false
+                    if live, let last { plan.requeue(after: last.addingTimeInterval(observed.reportTimeout).timeIntervalSince(now) + 0.01) }
+                    if live && !r.ready { events.append(.normal("GatewayReplicaReady", "gateway replica \(num) is serving")) }
+                    if !live && r.ready { events.append(.warning("GatewayReplicaSilent", "gateway replica \(num) stopped reporting to the control plane")) }
+                    r.state = live ? "running" : "provisioning"
+                    r.ready = live
+                    if live { r.restarts = 0; r.message = nil }
+                }
+            } else {
+                r.workloadID = nil
+                r.ready = false
+                let due = r.lastExitAt.map { $0.addingTimeInterval(backoff(r.restarts)) } ?? now
+                if due <= now {
+                    plan.actions.append(.create(replica: num))
+                    r.state = "provisioning"
+                } else {
+                    r.state = "exited"
+                    plan.requeue(after: due.timeIntervalSince(now))
+                }
+            }
+            replicas.append(r)
+        }
+        for p in processes where p.replica >= desired { plan.actions.append(.delete(p.status.id)) }
+        status.replicas = replicas
+        status.desiredReplicas = desired
+        status.readyReplicas = replicas.filter(\.ready).count
+        status.domain = config.resolvedDomain(project: gateway.meta.project)
+        status.address = local.address ?? ((local.host == "0.0.0.0" || local.host == "::") ? ProcessInfo.processInfo.hostName : local.host)
+        status.httpPort = local.httpPort
+        status.httpsPort = nil
+        status.phase = status.readyReplicas > 0 ? .running : .provisioning
+        let ready = status.readyReplicas == desired
+        var message: String
+        if ready {
+            message = "\(desired) of \(desired) gateway replica(s) serving"
+            if status.domain == nil { message += "; no `domain` set: services cannot be published on it (set `domain` and point `*.<domain>` at \(status.address ?? "this machine"))" }
+        } else if let failing = replicas.first(where: { $0.state == "exited" }) {
+            message = "gateway replica \(failing.num) \(failing.message ?? "ended")"
+        } else {
+            message = "\(status.readyReplicas) of \(desired) gateway replica(s) serving; waiting for the others to report"
+        }
+        status.message = message
+        status.conditions.set("Ready", ready, reason: ready ? "Serving" : "ReplicasNotReady", message: message, now: now)
+        status.conditions.set("Reconciling", !ready, reason: ready ? "Serving" : "Progressing", message: message, now: now)
+        plan.status = status
+        plan.events = events
+        return plan
+    }
+
+    static func exitText(_ p: GatewayObservation.Process) -> String {
+        var text: String
+        switch p.status.state {
+        case .exited(let code): text = "exited with status \(code)"
+        case .failed(_, let why): text = "failed: \(why)"
+        default: text = "ended"
+        }
+        if let last = p.lastOutput.last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) { text += ": \(last)" }
+        return text
+    }
+}
+
+/// Converges a Gateway: its processes on the backend (created, replaced when their
+/// configuration changed, restarted with backoff, removed when the gateway goes) and its status
+/// (address, domain, replicas ready from the replicas' reports). Written by copying
+/// `RunController`.
+public struct GatewayController: PlanningController {
+    public typealias Kind = GatewayKind
+
+    let store: any ObjectStore
+    let backend: any ComputeBackend
+    let reports: GatewayReports
+    let launch: GatewayLaunch
+
+    public init(store: any ObjectStore, backend: any ComputeBackend, reports: GatewayReports, launch: GatewayLaunch) {
+        self.store = store
+        self.backend = backend
+        self.reports = reports
+        self.launch = launch
+    }
+
+    var gateways: TypedStore<GatewayKind> { TypedStore(store) }
+
+    public func load(_ key: ObjectKey) async throws -> Gateway? { try await load(from: store, key) }
+
+    public func observe(_ gateway: Gateway) async throws -> GatewayObservation {
+        let all = try await backend.inventory(labels: [Labels.gateway: gateway.meta.name, Labels.project: gateway.meta.project])
+        var processes: [GatewayObservation.Process] = []
+        for w in all {
+            guard let num = w.labels[Labels.gatewayReplica].flatMap(Int.init) else { continue }
+            if w.labels[Labels.gatewayUID] != gateway.meta.uid {
+                // A process of an earlier gateway of the same name: removed like an extra one.
+                processes.append(.init(replica: Int.max, status: w))
+                continue
+            }
+            var output: [String] = []
+            if w.state.hasEnded {
+                for try await line in backend.logs(w.id, follow: false) { output.append(line.text); if output.count > 20 { output.removeFirst() } }
+            }
+            processes.append(.init(replica: num, status: w, lastOutput: output))
+        }
+        // One local gateway per machine: the ports are the server's.
+        let others = try await backend.inventory(labels: [:]).filter { w in
+            w.labels[Labels.gateway] != nil && !(w.labels[Labels.gateway] == gateway.meta.name && w.labels[Labels.project] == gateway.meta.project)
+                && !w.state.hasEnded
+        }
+        let taken = gateway.meta.isDeleting ? nil : others.first.map { "\($0.labels[Labels.project] ?? "?")/\($0.labels[Labels.gateway] ?? "?")" }
+        return GatewayObservation(processes: processes, lastReports: reports.lastReports(gateway: gateway.key),
+                                  reportTimeout: reports.timeout, portsTakenBy: taken)
+    }
+
+    public func plan(_ gateway: Gateway, _ observed: GatewayObservation, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {
+        try GatewayPlanner.plan(gateway, observed, local: launch.local, now: now)
+    }
+
+    public func perform(_ action: GatewayAction, on gateway: inout Gateway, plan: inout Plan<GatewayStatus, GatewayAction>, now: Date) async throws {
+        switch action {
+        case .addFinalizer:
+            gateway.meta.finalizers.append(Labels.gatewayFinalizer)
+            gateway = try await gateways.update(gateway)
+        case .removeFinalizer:
+            gateway.meta.finalizers.removeAll { $0 == Labels.gatewayFinalizer }
+            reports.forget(gateway: gateway.key)
+            do { try await gateways.update(gateway) } catch let e as StoreError where e.code == .notFound {}
+        case .delete(let id):
+            try await backend.delete(id)
+        case .create(let num):
+            _ = try await backend.create(request(gateway, replica: num))
+        }
+    }
+
+    /// The workload of one gateway replica: `setpoint gateway run` on the host's network.
+    func request(_ gateway: Gateway, replica num: Int) -> WorkloadRequest {
+        let local = launch.local
+        let argv = [launch.executable, "gateway", "run", "--server", launch.serverURL, "--project", gateway.meta.project,
+                    "--name", gateway.meta.name, "--replica", String(num), "--listen", "\(local.host):\(local.httpPort)"]
+        let command = "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        var template = ReplicaTemplate(commands: [command], port: local.httpPort, stopDuration: 30)
+        template.backends = ["local"]
+        let labels = [Labels.project: gateway.meta.project, Labels.gateway: gateway.meta.name, Labels.gatewayUID: gateway.meta.uid,
+                      Labels.gatewayReplica: String(num), Labels.gatewayDigest: GatewayPlanner.digest(gateway.spec.configuration)]
+        var request = WorkloadRequest(name: "gw-\(gateway.meta.name)-\(num)-\(gateway.meta.uid.prefix(8))", project: gateway.meta.project, labels: labels,
+                                      template: template, systemEnvironment: ["SETPOINT_GATEWAY_CREDENTIAL": launch.credential(gateway)])
+        request.hostNetwork = true
+        return request
+    }
+
+    public func writeStatus(_ gateway: Gateway) async throws { try await gateways.updateStatus(gateway) }
+}
+
+extension Labels {
+    /// On a gateway's workloads: the digest of the configuration they run.
+    public static let gatewayDigest = "setpoint.dev/gateway-digest"
+}
+
+extension WorkloadState {
+    var hasEnded: Bool {
+        switch self {
+        case .exited, .failed, .vanished: return true
+        default: return false
+        }
+    }
+}
+
+/// The gateway controller in its shell.
+public typealias GatewayReconciler = PlanReconciler<GatewayController>
