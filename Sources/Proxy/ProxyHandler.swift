@@ -236,6 +236,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             path = uri[...]
             query = nil
         }
+        if let site = shared.table.site {
+            return routeHost(head, site: site, path: path, query: query)
+        }
         if path.hasPrefix("/proxy/services/") {
             return routeService(head, path: path, query: query)
         }
@@ -261,6 +264,18 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case forward(ServiceRoute, HTTPRequestHead)
     }
 
+    /// Where a service request goes, or why it does not: by path on the server
+    /// (`/proxy/services/<project>/<run>/…`), by `Host` on a gateway (`<run>.<domain>`, the
+    /// whole path). Nil: not a service request.
+    func resolveRequest(_ head: HTTPRequestHead, path: Substring, query: Substring?, keeping: Set<String> = []) -> ServiceDecision? {
+        if let site = shared.table.site {
+            guard case .service(let run) = site.target(host: head.headers.first(name: "host")) else { return nil }
+            return decide(head, project: site.project, run: run, limitPath: path, keeping: keeping) { _ in (head.uri, nil) }
+        }
+        guard path.hasPrefix("/proxy/services/") else { return nil }
+        return resolveService(head, path: path, query: query, keeping: keeping)
+    }
+
     /// Where a `/proxy/services/<project>/<run>/…` request goes, or why it does not.
     func resolveService(_ head: HTTPRequestHead, path: Substring, query: Substring?, keeping: Set<String> = []) -> ServiceDecision {
         let parts = path.dropFirst("/proxy/services/".count).split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
@@ -271,6 +286,18 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let query { location += "?" + query }
             return .redirect(location)
         }
+        let rest = "/" + parts[2]
+        return decide(head, project: project, run: run, limitPath: rest[...], keeping: keeping) { route in
+            var target = route.spec.stripPrefix ? rest : String(path)
+            if let query { target += "?" + query }
+            return (target, route.spec.stripPrefix ? route.pathPrefix : nil)
+        }
+    }
+
+    /// Auth, the route, its rate limits and the body limit; then the replica's request head.
+    /// `upstream` gives the path the replica gets and the prefix that was removed from it.
+    private func decide(_ head: HTTPRequestHead, project: String, run: String, limitPath: Substring, keeping: Set<String>,
+                        upstream: (ServiceRoute) -> (String, String?)) -> ServiceDecision {
         // The token is checked before the caller hears whether the service exists: without
         // access to the project, an unknown service and a private one answer alike (only
         // `auth: false` services are public).
@@ -279,21 +306,35 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let route else {
             return .refuse(.notFound, "Service \(project)/\(run) not found", [])
         }
-        let rest = "/" + parts[2]
         if let limiter = route.limiter,
-           let wait = limiter.check(path: rest[...], clientIP: clientIP, header: { head.headers.first(name: $0) }) {
+           let wait = limiter.check(path: limitPath, clientIP: clientIP, header: { head.headers.first(name: $0) }) {
             return .refuse(.tooManyRequests, "Too many requests: the rate limit of \(project)/\(run) was reached",
                            [("Retry-After", String(Int(wait.rounded(.up))))])
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > shared.settings.maxBodySize {
             return .refuse(.payloadTooLarge, "Request body is larger than \(shared.settings.maxBodySize) bytes", [])
         }
-        var target = route.spec.stripPrefix ? rest : String(path)
-        if let query { target += "?" + query }
+        let (target, prefix) = upstream(route)
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target)
         upstreamHead.headers = Headers.forwarded(head, clientIP: clientIP, dropAuthorization: route.spec.auth,
-                                                 prefix: route.spec.stripPrefix ? route.pathPrefix : nil, keeping: keeping)
+                                                 prefix: prefix, keeping: keeping)
         return .forward(route, upstreamHead)
+    }
+
+    /// A gateway: `<run>.<domain>` is the service (the whole path), `gateway.<domain>` the
+    /// project's models API (`/models`, `/chat/completions`, …, with or without `/v1`).
+    private func routeHost(_ head: HTTPRequestHead, site: GatewaySite, path: Substring, query: Substring?) {
+        switch site.target(host: head.headers.first(name: "host")) {
+        case .service:
+            return routeService(head, path: path, query: query)
+        case .models:
+            var operation = path.drop { $0 == "/" }
+            if operation.hasPrefix("v1/") { operation = operation.dropFirst(3) }
+            return startModelRequest(head, project: site.project, operation: String(operation))
+        case .unknown:
+            if path == "/healthz" { return respond(.ok, "ok", head: head) }
+            return respond(.notFound, "Not found: this gateway serves <run>.\(site.domain ?? "<domain>") and gateway.\(site.domain ?? "<domain>")", head: head)
+        }
     }
 
     private func routeService(_ head: HTTPRequestHead, path: Substring, query: Substring?) {
@@ -301,7 +342,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             rejectedUpgrade = nil
             return respond(status, message, head: head, extra: extra)
         }
-        switch resolveService(head, path: path, query: query) {
+        switch resolveRequest(head, path: path, query: query) ?? .refuse(.notFound, "Not found", []) {
         case .redirect(let location):
             respond(.permanentRedirect, "", head: head, extra: [("Location", location)])
         case .refuse(let status, let message, let extra):
@@ -348,7 +389,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard parts.count == 2, !parts[0].isEmpty else {
             return openAIError(.notFound, "Not found", type: "invalid_request_error", head: head)
         }
-        let project = String(parts[0]), operation = String(parts[1])
+        startModelRequest(head, project: String(parts[0]), operation: String(parts[1]))
+    }
+
+    private func startModelRequest(_ head: HTTPRequestHead, project: String, operation: String) {
         if let denied = deny(head, project: project) {
             return openAIError(denied.0, denied.1, type: denied.0 == .unauthorized ? "authentication_error" : "permission_error", head: head)
         }

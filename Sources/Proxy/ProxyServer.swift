@@ -148,7 +148,9 @@ public final class ProxyListener: Sendable {
         self.initializer = initializer
     }
 
-    public static func bind(host: String, port: Int, group: MultiThreadedEventLoopGroup = .singleton) async throws -> ProxyListener {
+    /// - Parameter sharedPort: other processes may listen on the same port (`SO_REUSEPORT`: the
+    ///   replicas of a gateway on one machine; the kernel spreads connections over them).
+    public static func bind(host: String, port: Int, group: MultiThreadedEventLoopGroup = .singleton, sharedPort: Bool = false) async throws -> ProxyListener {
         let initializer = Initializer()
         let quiescing = ServerQuiescingHelper(group: group)
         let bootstrap = ServerBootstrap(group: group)
@@ -159,6 +161,7 @@ public final class ProxyListener: Sendable {
             }
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: sharedPort ? 1 : 0)
             .serverChannelOption(.autoRead, value: false)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)

@@ -71,6 +71,33 @@ public final class ServiceRoute: Sendable {
     public var pathPrefix: String { "/proxy/services/\(project)/\(run)" }
 }
 
+/// What a gateway serves: `<run>.<domain>` for the project's services on it, and
+/// `gateway.<domain>` for its models API.
+public struct GatewaySite: Sendable, Equatable {
+    public var project: String
+    /// nil until the control plane said (nothing is served by name then).
+    public var domain: String?
+
+    public init(project: String, domain: String?) {
+        self.project = project
+        self.domain = domain?.lowercased()
+    }
+
+    enum Target: Equatable { case service(String), models, unknown }
+
+    /// What a `Host` header names (any port dropped, case ignored, a trailing dot allowed).
+    func target(host: String?) -> Target {
+        guard let domain, var host = host?.lowercased() else { return .unknown }
+        if host.hasPrefix("[") { return .unknown }
+        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        if host.hasSuffix(".") { host.removeLast() }
+        guard host.count > domain.count + 1, host.hasSuffix(domain), host.dropLast(domain.count).last == "." else { return .unknown }
+        let label = host.dropLast(domain.count + 1)
+        guard !label.isEmpty, !label.contains(".") else { return .unknown }
+        return label == "gateway" ? .models : .service(String(label))
+    }
+}
+
 /// The proxy's routes, fed by the ProxyRoute informer; read on every request. Also where
 /// requests wait for a first replica (scale from zero) and where the replica controller asks
 /// whether a draining replica still has requests.
@@ -89,10 +116,22 @@ public final class RouteTable: Sendable {
     }
 
     private let state = Mutex(State())
+    private let gatewaySite = Mutex<GatewaySite?>(nil)
     /// Called when a request starts waiting at a service with no ready replica.
     let onDemandAtZero = Mutex<(@Sendable (String, String) -> Void)?>(nil)
 
     public init() {}
+
+    /// On a gateway: route by `Host` for this site (nil: by path, as the server does).
+    public var site: GatewaySite? { gatewaySite.withLock { $0 } }
+    public func setSite(_ site: GatewaySite?) { gatewaySite.withLock { $0 = site } }
+
+    /// Replaces every route (a gateway's snapshot from the control plane).
+    public func replaceAll(_ routes: [(project: String, spec: ProxyRouteSpec)]) {
+        let wanted = Set(routes.map { "\($0.project)/\($0.spec.run)" })
+        for r in self.routes where !wanted.contains(r.key) { remove(project: r.project, run: r.run) }
+        for r in routes where self.route(project: r.project, run: r.spec.run)?.spec != r.spec { set(project: r.project, spec: r.spec) }
+    }
 
     public func setDemandHandler(_ handler: @escaping @Sendable (_ project: String, _ run: String) -> Void) {
         onDemandAtZero.withLock { $0 = handler }

@@ -27,9 +27,8 @@ final class TunnelUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
         let uri = upgradeRequest.uri
         let path = uri.firstIndex(of: "?").map { uri[..<$0] } ?? uri[...]
         let query = uri.firstIndex(of: "?").map { uri[uri.index(after: $0)...] }
-        guard path.hasPrefix("/proxy/services/"),
-              case .forward(let route, var head) = handler.resolveService(upgradeRequest, path: path, query: query,
-                                                                          keeping: ["upgrade", "connection"]) else {
+        guard case .forward(let route, var head)? = handler.resolveRequest(upgradeRequest, path: path, query: query,
+                                                                           keeping: ["upgrade", "connection"]) else {
             return loop.makeFailedFuture(NotUpgrading())
         }
         head.headers.replaceOrAdd(name: "Connection", value: "Upgrade")
@@ -200,6 +199,15 @@ final class UpgradeResponseReader: ChannelInboundHandler, RemovableChannelHandle
             response.fail(TunnelUpgrader.NotUpgrading())
         }
         context.fireChannelInactive()
+    }
+
+    /// A connect that failed after the channel was set up never makes it active (so no
+    /// `channelInactive`): the pipeline is torn down, and the response is failed here, not leaked.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if !headDone {
+            headDone = true
+            response.fail(TunnelUpgrader.NotUpgrading())
+        }
     }
 
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
