@@ -108,7 +108,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "SetpointConfiguration", "Model", "Store", "Controllers", "Backend",
+                "SetpointConfiguration", "Model", "Store", "Controllers", "Backend", "Reconcile",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -120,6 +120,17 @@ let package = Package(
             dependencies: [
                 "SetpointConfiguration", "Model",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // `setpoint gateway run`: a gateway's data plane (the proxy, fed by the control plane's feed).
+        .target(
+            name: "GatewayAgent",
+            dependencies: [
+                "APIClient", "Proxy", "Model", "Primitives", "SetpointConfiguration",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -137,7 +148,7 @@ let package = Package(
         .target(
             name: "CLI",
             dependencies: [
-                "SetpointConfiguration", "Model", "APIClient", "Server", "Proxy",
+                "SetpointConfiguration", "Model", "APIClient", "Server", "Proxy", "GatewayAgent",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

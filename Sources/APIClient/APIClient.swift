@@ -136,6 +136,35 @@ public struct APIClient: Sendable {
         return lines(path, as: API.LogLine.self)
     }
 
+    // MARK: gateways
+
+    public func planGateway(_ request: API.ApplyRequest) async throws -> API.GatewayPlan {
+        try await call(.POST, projectPath + "/gateways/plan", body: try API.encoder.encode(request), as: API.GatewayPlan.self)
+    }
+    public func applyGateway(_ request: API.ApplyRequest) async throws -> API.Gateway {
+        try await call(.POST, projectPath + "/gateways/apply", body: try API.encoder.encode(request), as: API.Gateway.self)
+    }
+    public func gateways() async throws -> [API.Gateway] { try await call(.GET, projectPath + "/gateways", as: [API.Gateway].self) }
+    public func gateway(_ name: String) async throws -> API.Gateway { try await call(.GET, projectPath + "/gateways/\(name)", as: API.Gateway.self) }
+    public func gatewayEvents(_ name: String) async throws -> [EventSpec] {
+        try await call(.GET, projectPath + "/gateways/\(name)/events", as: [EventSpec].self)
+    }
+    public func deleteGateway(_ name: String) async throws -> API.Gateway {
+        try await call(.DELETE, projectPath + "/gateways/\(name)", as: API.Gateway.self)
+    }
+    public func deleteUser(_ name: String) async throws -> API.UserInfo {
+        try await call(.DELETE, "/api/v1/users/\(name)", as: API.UserInfo.self)
+    }
+
+    /// A gateway process's view of the control plane (the client's token is its credential).
+    public func gatewayFeed() -> AsyncThrowingStream<GatewayFeedMessage, Error> {
+        lines("/api/v1/gateway/feed", as: GatewayFeedMessage.self)
+    }
+
+    public func gatewayReport(_ report: GatewayReport) async throws {
+        _ = try await call(.POST, "/api/v1/gateway/report", body: try API.encoder.encode(report), as: API.Acknowledged.self)
+    }
+
     public func watch(from resourceVersion: Int64? = nil) -> AsyncThrowingStream<API.WatchEvent, Error> {
         lines(projectPath + "/watch" + (resourceVersion.map { "?resourceVersion=\($0)" } ?? ""), as: API.WatchEvent.self)
     }

@@ -15,11 +15,16 @@ public struct APIRoutes: Sendable {
     let store: any ObjectStore
     let backend: any ComputeBackend
     let logger: Logger
+    let gateways: GatewayService?
+    let plane: GatewayPlane?
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
-    public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger) {
+    public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger,
+                gateways: GatewayService? = nil, plane: GatewayPlane? = nil) {
+        self.gateways = gateways
+        self.plane = plane
         self.runs = runs
         self.auth = auth
         self.store = store
@@ -71,6 +76,16 @@ public struct APIRoutes: Sendable {
                 return try await auth.createProject(try await decode(API.ProjectRequest.self, request))
             }
         }
+        api.delete("users/{name}") { request, context in
+            try await handle(request, project: nil) { principal in
+                guard principal.globalRole == "admin" else {
+                    throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only a global admin deletes users"))
+                }
+                let name = try context.name
+                guard name != principal.name else { throw RunService.Failure.invalid("you cannot delete yourself (user \(name))") }
+                return try await auth.deleteUser(name)
+            }
+        }
         api.get("projects") { request, _ in
             try await handle(request, project: nil) { principal in try await auth.listProjects(visibleTo: principal) }
         }
@@ -120,6 +135,44 @@ public struct APIRoutes: Sendable {
         }
         project.get("watch") { request, context in
             try await watch(request, context)
+        }
+        if let gateways { registerGateways(project, gateways) }
+        if let plane { plane.register(on: api, logger: logger) }
+    }
+
+    /// `…/gateways`: plan, apply, list, get, events, delete (project admins and managers
+    /// change gateways; every member sees them).
+    func registerGateways(_ project: RouterGroup<BasicRequestContext>, _ gateways: GatewayService) {
+        @Sendable func manage(_ principal: Authenticator.Principal, _ project: String) throws {
+            guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
+                throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its gateways"))
+            }
+        }
+        project.post("gateways/plan") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try await gateways.plan(project: try context.project, try await decode(API.ApplyRequest.self, request))
+            }
+        }
+        project.post("gateways/apply") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try manage(principal, try context.project)
+                return try await gateways.apply(project: try context.project, user: principal.name, try await decode(API.ApplyRequest.self, request))
+            }
+        }
+        project.get("gateways") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await gateways.list(project: try context.project) }
+        }
+        project.get("gateways/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await gateways.get(project: try context.project, name: try context.name) }
+        }
+        project.get("gateways/{name}/events") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await gateways.events(project: try context.project, name: try context.name) }
+        }
+        project.delete("gateways/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try manage(principal, try context.project)
+                return try await gateways.delete(project: try context.project, name: try context.name)
+            }
         }
     }
 

@@ -100,6 +100,16 @@ public final class Authenticator: Sendable {
         return API.UserInfo(name: request.name, globalRole: global, projects: request.projects, token: token)
     }
 
+    /// Deletes a user: their token stops working here at once, and on gateways with the next
+    /// feed snapshot (within a second).
+    public func deleteUser(_ name: String) async throws -> API.UserInfo {
+        guard let user = try await TypedStore<UserKind>(store).delete(project: systemProject, name: name) else {
+            throw RunService.Failure.notFound("user \(name) not found")
+        }
+        try await reload()
+        return API.UserInfo(name: name, globalRole: user.spec.globalRole, projects: user.spec.projectRoles, token: nil)
+    }
+
     public func projectExists(_ name: String) async throws -> Bool {
         try await TypedStore<ProjectKind>(store).get(project: systemProject, name: name) != nil
     }

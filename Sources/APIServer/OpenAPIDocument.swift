@@ -299,6 +299,82 @@ enum OpenAPIDocument {
             error:
               type: string
               description: Set when this replica's output could not be read.
+        Gateway:
+          type: object
+          properties:
+            project:
+              type: string
+            name:
+              type: string
+            uid:
+              type: string
+            generation:
+              type: integer
+            resourceVersion:
+              type: integer
+            createdAt:
+              type: string
+              format: date-time
+            deleting:
+              type: boolean
+            isDefault:
+              type: boolean
+              description: The project's default gateway (services without `gateway:` use it).
+            configuration:
+              type: object
+              description: The normalized gateway configuration.
+            status:
+              type: object
+              description: phase, address, httpPort, domain, desiredReplicas, readyReplicas, replicas, certificates, message, conditions, observedGeneration.
+            serviceURLPattern:
+              type: [string, "null"]
+            modelURL:
+              type: [string, "null"]
+        GatewayPlan:
+          type: object
+          properties:
+            action:
+              type: string
+              enum: [create, update, replace, none]
+            project:
+              type: string
+            name:
+              type: string
+            configuration:
+              type: object
+            changes:
+              type: array
+              items:
+                type: string
+            resourceVersion:
+              type: [integer, "null"]
+            current:
+              oneOf:
+                - $ref: '#/components/schemas/Gateway'
+                - type: "null"
+        GatewayFeedMessage:
+          type: object
+          properties:
+            type:
+              type: string
+              enum: [snapshot, keepalive]
+            snapshot:
+              type: object
+              description: project, gateway, domain, readTimeout, routes, tokenHashes (SHA-256 of the tokens that may reach the project), version.
+        GatewayReport:
+          type: object
+          required: [replica, services]
+          properties:
+            replica:
+              type: integer
+            services:
+              type: array
+              items:
+                type: object
+            waiting:
+              type: array
+              items:
+                type: string
       responses:
         BadRequest:
           description: The request is wrong; the message names the field.
@@ -712,5 +788,207 @@ enum OpenAPIDocument {
               $ref: '#/components/responses/Forbidden'
             '404':
               $ref: '#/components/responses/NotFound'
+      /users/{name}:
+        delete:
+          parameters:
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The deleted user; their token stops working at once.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/UserInfo'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/gateways/plan:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ApplyRequest'
+          responses:
+            '200':
+              description: What apply would do to the gateway: create, update (in place), replace or none.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/GatewayPlan'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/gateways/apply:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/ApplyRequest'
+          responses:
+            '200':
+              description: The gateway, created or updated.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Gateway'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/gateways:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          responses:
+            '200':
+              description: The project's gateways.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Gateway'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/gateways/{name}:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The gateway.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Gateway'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+        delete:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The gateway, being deleted.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Gateway'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/gateways/{name}/events:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The gateway's events.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Event'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /gateway/feed:
+        get:
+          description: For gateway processes (a gateway credential, not a user token).
+          responses:
+            '200':
+              description: NDJSON GatewayFeedMessage lines, a snapshot on connect and after every change, keepalives every 10 s.
+              content:
+                application/x-ndjson:
+                  schema:
+                    $ref: '#/components/schemas/GatewayFeedMessage'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+      /gateway/report:
+        post:
+          description: For gateway processes (a gateway credential, not a user token).
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/GatewayReport'
+          responses:
+            '200':
+              description: Recorded.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      ok:
+                        type: boolean
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
     """#
 }

@@ -2,6 +2,7 @@ import Backend
 import Controllers
 import Foundation
 import Model
+import Reconcile
 import SetpointConfiguration
 import Store
 
@@ -16,8 +17,11 @@ public struct RunService: Sendable {
     public let codeDirectory: String
     /// The largest code archive accepted (compressed).
     public static let codeLimit = 64 << 20
+    /// The gateways (the informer's cache), for published URLs.
+    let gatewayCache: Informer?
 
-    public init(store: any ObjectStore, backend: any ComputeBackend, publicURL: String, codeDirectory: String) {
+    public init(store: any ObjectStore, backend: any ComputeBackend, publicURL: String, codeDirectory: String, gateways: Informer? = nil) {
+        self.gatewayCache = gateways
         self.store = store
         self.backend = backend
         self.publicURL = publicURL
@@ -162,15 +166,44 @@ public struct RunService: Sendable {
         return (resolved, secret)
     }
 
+    /// The gateway `gateway:` names, with dstack's rules and messages: unset is the project's
+    /// default gateway if it has one, `false` none, `true` the default (which must exist), a
+    /// name that gateway of the project.
+    func resolveGateway(_ config: ServiceConfiguration, project: String, file: String?) async throws -> String? {
+        let all = try await TypedStore<GatewayKind>(store).list(project: project)
+        let live = all.filter { !$0.meta.isDeleting }
+        let where_ = file.map { "\($0): service.gateway: " } ?? "service.gateway: "
+        switch config.gateway {
+        case nil: return live.first { $0.spec.isDefault }?.meta.name
+        case .enabled(false)?: return nil
+        case .enabled(true)?:
+            guard let d = live.first(where: { $0.spec.isDefault }) else {
+                throw Failure.invalid(where_ + "the service requires a gateway, but there is no default gateway in project \(project) (`setpoint apply -f gateway.dstack.yml` creates one)")
+            }
+            return d.meta.name
+        case .named(let p, let name)?:
+            if let p, p != project {
+                throw Failure.invalid(where_ + "gateway \(p)/\(name) belongs to another project; Setpoint publishes a service only on gateways of its own project (\(project))")
+            }
+            guard let g = all.first(where: { $0.meta.name == name }) else {
+                throw Failure.invalid(where_ + "gateway \(name) does not exist in project \(project) (`setpoint gateway list` shows them)")
+            }
+            if g.meta.isDeleting { throw Failure.invalid(where_ + "gateway \(name) was marked for deletion") }
+            return name
+        }
+    }
+
     public func plan(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Plan {
         let (config, secret) = try resolve(request)
         let name = config.name ?? ""
+        let gateway = try await resolveGateway(config, project: project, file: request.file)
         let current = try await runs.get(project: project, name: name)
         var action = "create"
         var changes = API.Changes()
         if let current {
             let c = SpecChanges.classify(old: current.spec.configuration, new: config)
             changes = API.Changes(inPlace: c.inPlace, rolling: c.rolling, recreate: c.recreate)
+            if current.spec.gateway != gateway, !changes.inPlace.contains("gateway") { changes.inPlace.append("gateway") }
             if let code = request.code, let data = Data(base64Encoded: code), Authenticator.hash(data: data) != current.spec.code?.hash {
                 changes.rolling.append("code")
             }
@@ -208,9 +241,11 @@ public struct RunService: Sendable {
     /// requires. A stopped or finished run with the same name is started again.
     public func apply(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Run {
         let (config, secret) = try resolve(request)
+        let gateway = try await resolveGateway(config, project: project, file: request.file)
         let code = try storeCode(request)
         let name = config.name ?? ""
         if var current = try await runs.get(project: project, name: name) {
+            current.spec.gateway = gateway
             if current.meta.isDeleting { throw Failure.conflict("run \(name) is being deleted; wait for it to go, then apply again") }
             if let expected = request.resourceVersion, expected != current.meta.resourceVersion, !request.force {
                 throw Failure.conflict("run \(name) has changed since the plan (version \(current.meta.resourceVersion), not \(expected)): plan again, or apply with --force")
@@ -231,6 +266,7 @@ public struct RunService: Sendable {
                       spec: RunSpec(configuration: config, appliedBy: user, configurationPath: request.file, secretEnv: secret))
         var withCode = run
         withCode.spec.code = code
+        withCode.spec.gateway = gateway
         do {
             return view(try await runs.create(withCode))
         } catch let e as StoreError where e.code == .alreadyExists {
@@ -277,13 +313,21 @@ public struct RunService: Sendable {
     // MARK: views
 
     public func view(_ run: Run) -> API.Run {
-        let url = "\(publicURL)/proxy/services/\(run.meta.project)/\(run.meta.name)/"
-        let modelURL = run.spec.configuration.model.map { _ in "\(publicURL)/proxy/models/\(run.meta.project)/" }
+        let proxyURL = "\(publicURL)/proxy/services/\(run.meta.project)/\(run.meta.name)/"
+        var url = proxyURL
+        var modelURL = run.spec.configuration.model.map { _ in "\(publicURL)/proxy/models/\(run.meta.project)/" }
+        if let name = run.spec.gateway,
+           let stored = gatewayCache?.get(ObjectKey(kind: GatewayKind.name, project: run.meta.project, name: name)),
+           let gateway = try? TypedStore<GatewayKind>.decode(stored) {
+            let shown = GatewayService.view(gateway)
+            if let published = GatewayService.serviceURL(run: run.meta.name, gateway: gateway) { url = published }
+            if modelURL != nil, let m = shown.modelURL { modelURL = m }
+        }
         return API.Run(project: run.meta.project, name: run.meta.name, uid: run.meta.uid, generation: run.meta.generation,
                        resourceVersion: run.meta.resourceVersion, createdAt: run.meta.createdAt, deleting: run.meta.isDeleting,
                        configuration: Self.redacted(run.spec.configuration, secretEnv: run.spec.secretEnv),
                        desiredReplicas: run.spec.desiredReplicas, stopRequested: run.spec.stop != nil, status: run.status,
-                       url: url, modelURL: modelURL)
+                       url: url, modelURL: modelURL, gateway: run.spec.gateway, proxyURL: proxyURL)
     }
 
     public static func view(_ r: Replica) -> API.Replica {

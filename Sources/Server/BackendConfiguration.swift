@@ -1,3 +1,4 @@
+import Controllers
 import Foundation
 import Kubernetes
 import Yams
@@ -40,8 +41,13 @@ public struct BackendConfiguration: Sendable, Equatable {
     }
 
     public var backends: [Backend]
+    /// `gateways.local`: where gateways with `backend: local` listen (docs/gateways.md).
+    public var localGateway = LocalGatewaySettings()
 
-    public init(backends: [Backend]) { self.backends = backends }
+    public init(backends: [Backend], localGateway: LocalGatewaySettings = LocalGatewaySettings()) {
+        self.backends = backends
+        self.localGateway = localGateway
+    }
 
     /// No file: the local backend only.
     public static let `default` = BackendConfiguration(backends: [.local])
@@ -68,10 +74,44 @@ public struct BackendConfiguration: Sendable, Equatable {
             if root == nil { return .default }
             throw fail(root, "(top level)", "expected a mapping with `backends`")
         }
-        for (key, _) in map where key.string != "backends" {
-            throw fail(key, key.string ?? "?", "unknown property; the server configuration has `backends`")
+        for (key, _) in map where key.string != "backends" && key.string != "gateways" {
+            throw fail(key, key.string ?? "?", "unknown property; the server configuration has `backends` and `gateways`")
         }
-        guard let list = map["backends"] else { return .default }
+        var localGateway = LocalGatewaySettings()
+        if let gateways = map["gateways"] {
+            guard let g = gateways.mapping else { throw fail(gateways, "gateways", "expected a mapping with `local`") }
+            for (key, value) in g {
+                guard key.string == "local" else { throw fail(key, "gateways.\(key.string ?? "?")", "unknown property; `gateways` has `local`") }
+                guard let m = value.mapping else { throw fail(value, "gateways.local", "expected a mapping (host, http_port, address, read_timeout)") }
+                for (k, v) in m {
+                    let p = "gateways.local.\(k.string ?? "?")"
+                    func port() throws -> Int {
+                        guard let i = v.int, (1...65535).contains(i) else { throw fail(v, p, "expected a port number (1-65535)") }
+                        return i
+                    }
+                    switch k.string {
+                    case "host":
+                        guard let h = v.string, !h.isEmpty else { throw fail(v, p, "expected an address to listen on (0.0.0.0, 127.0.0.1, …)") }
+                        localGateway.host = h
+                    case "http_port": localGateway.httpPort = try port()
+                    case "https_port": localGateway.httpsPort = try port()
+                    case "address":
+                        guard let a = v.string, !a.isEmpty else { throw fail(v, p, "expected the host name or IP address `*.<domain>` resolves to") }
+                        localGateway.address = a
+                    case "read_timeout":
+                        guard let i = v.int, i > 0 else { throw fail(v, p, "expected seconds (a positive integer)") }
+                        localGateway.readTimeout = i
+                    default:
+                        throw fail(k, p, "unknown property of gateways.local (host, http_port, https_port, address, read_timeout)")
+                    }
+                }
+            }
+        }
+        guard let list = map["backends"] else {
+            var c = BackendConfiguration.default
+            c.localGateway = localGateway
+            return c
+        }
         guard let items = list.sequence else { throw fail(list, "backends", "expected a list of backends") }
         var backends: [Backend] = []
         for (i, item) in items.enumerated() {
@@ -133,7 +173,7 @@ public struct BackendConfiguration: Sendable, Equatable {
             }
         }
         if backends.isEmpty { throw fail(list, "backends", "at least one backend is required") }
-        return BackendConfiguration(backends: backends)
+        return BackendConfiguration(backends: backends, localGateway: localGateway)
     }
 }
 

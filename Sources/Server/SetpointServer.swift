@@ -32,6 +32,8 @@ public struct ServerSettings: Sendable {
     public var kubeContexts: [String]?
     /// The server configuration (backends); nil: `<data-dir>/config.yml`, if it exists.
     public var configPath: String?
+    /// This binary, which gateway processes run (`setpoint gateway run`).
+    public var executablePath: String = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String, adminToken: String? = nil,
                 writeClientConfig: Bool = true) {
@@ -65,7 +67,7 @@ public enum SetpointServer {
         let listener = try await ProxyListener.bind(host: settings.host, port: settings.port)
         defer { listener.close() }
         let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
-        let (backend, clusters) = try await makeBackends(settings, logger: logger)
+        let (backend, clusters, serverConfiguration) = try await makeBackends(settings, logger: logger)
         // Inside a cluster, one server of an installation is active at a time (a Lease): the
         // lease holder is a service of the group, and the others wait for it to be taken.
         var leader: LeaderElector?
@@ -87,21 +89,38 @@ public enum SetpointServer {
         let clock = SystemClock()
         let metrics = PrometheusMetrics()
         let routes = RouteTable()
+        // Gateways: processes of this binary on the local backend, with credentials derived
+        // from the server's secret, reporting their traffic here.
+        let credentials = try GatewayCredentials.load(dataDirectory: settings.dataDirectory)
+        let gatewayReports = GatewayReports()
+        let runsLocally = serverConfiguration.backends.contains(.local)
+        let launch = runsLocally ? GatewayLaunch(executable: settings.executablePath, serverURL: settings.publicURL,
+                                                 local: serverConfiguration.localGateway, credential: { credentials.credential(for: $0) }) : nil
         // A replica leaving (scale down, rollout, stop) is out of its route first; it is
         // stopped once the proxy has no request in flight to it, within `stop_duration`.
         let drain = Drain(minimum: 0.05, pollInterval: 0.1) { address in routes.pending(address: address) }
         let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
-                                        routes: true, metrics: metrics, logger: logger)
+                                        routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, logger: logger)
         routes.follow(manager.routeInformer)
+        // Demand is the server's proxy's counts plus every live gateway replica's.
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
-            routes.route(project: project, run: run).map { Self.demand($0.stats) }
+            let here = routes.route(project: project, run: run).map { Self.demand($0.stats) }
+            let gateways = gatewayReports.demand(project: project, run: run, now: Date())
+            switch (here, gateways) {
+            case (let a?, let b?): return a + b
+            default: return here ?? gateways
+            }
         }
         routes.setDemandHandler { project, run in autoscaler.poke(project: project, run: run) }
+        gatewayReports.setWaiting { project, run in autoscaler.poke(project: project, run: run) }
 
         let router = Router()
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
-                                   codeDirectory: settings.dataDirectory + "/code"), auth: auth, store: store,
-                  backend: backend, logger: logger).register(on: router)
+                                   codeDirectory: settings.dataDirectory + "/code", gateways: manager.gatewayInformer), auth: auth, store: store,
+                  backend: backend, logger: logger,
+                  gateways: GatewayService(store: store, backends: runsLocally ? ["local"] : []),
+                  plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
+                                      readTimeout: serverConfiguration.localGateway.readTimeout)).register(on: router)
         // The API listens on a Unix socket in the data directory; the proxy in front of it
         // owns the public address.
         let apiSocket = settings.dataDirectory + "/api.sock"
@@ -154,7 +173,7 @@ public enum SetpointServer {
     }
 
     /// The backends of `<data-dir>/config.yml` (or `--kubeconfig`), in the order replicas try them.
-    static func makeBackends(_ settings: ServerSettings, logger: Logger) async throws -> (BackendSet, [KubernetesBackend]) {
+    static func makeBackends(_ settings: ServerSettings, logger: Logger) async throws -> (BackendSet, [KubernetesBackend], BackendConfiguration) {
         let configuration: BackendConfiguration
         if let kubeconfig = settings.kubeconfig {
             var k = BackendConfiguration.Kubernetes()
@@ -204,7 +223,7 @@ public enum SetpointServer {
                 }
             }
         }
-        return (BackendSet(members, prober: SocketProber()), clusters)
+        return (BackendSet(members, prober: SocketProber()), clusters, configuration)
     }
 
     /// A stable name for this server's data (the `setpoint.dev/installation` label), so two
@@ -225,11 +244,7 @@ extension SetpointServer {
     /// The proxy's counts for a service, as the autoscaler reads them.
     static func demand(_ stats: ServiceStats) -> Demand {
         var requests: [Int: Int] = [:]
-        for window in ScalingSpec.windows {
-            requests[window] = stats.requests(last: window)
-            let panic = AutoscalePolicy.panicWindow(window)
-            requests[panic] = stats.requests(last: panic)
-        }
+        for window in ScalingSpec.countedWindows { requests[window] = stats.requests(last: window) }
         let snapshot = stats.snapshot
         return Demand(requests: requests, inFlight: snapshot.inFlight, held: snapshot.held, observed: stats.observed())
     }

@@ -33,7 +33,9 @@ import TestSupport
         for path in ["/healthz:", "/offers:", "/users:", "/projects:", "/projects/{project}/runs/plan:", "/projects/{project}/runs/apply:",
                      "/projects/{project}/runs:", "/projects/{project}/runs/{name}:", "/projects/{project}/runs/{name}/stop:",
                      "/projects/{project}/runs/{name}/replicas:", "/projects/{project}/runs/{name}/events:",
-                     "/projects/{project}/runs/{name}/logs:", "/projects/{project}/watch:", "/code/{sha256}:"] {
+                     "/projects/{project}/runs/{name}/logs:", "/projects/{project}/watch:", "/code/{sha256}:",
+                     "/users/{name}:", "/projects/{project}/gateways/plan:", "/projects/{project}/gateways/apply:", "/projects/{project}/gateways:",
+                     "/projects/{project}/gateways/{name}:", "/projects/{project}/gateways/{name}/events:", "/gateway/feed:", "/gateway/report:"] {
             #expect(served.body.contains("\n  \(path)\n"), "the document describes \(path)")
         }
         #expect(served.body.contains("'401':"), "401 answers are described")

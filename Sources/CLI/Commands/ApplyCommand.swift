@@ -46,7 +46,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let environment = try Self.environment(env)
         for doc in documents {
             guard case .service(let service) = doc.configuration else {
-                print("skipping \(doc.file): gateways are not supported by the server yet")
+                try await applyGateway(doc.file, doc.text, client: client)
                 continue
             }
             var values = environment
@@ -84,6 +84,50 @@ struct ApplyCommand: AsyncParsableCommand {
                 continue
             }
             try await follow(run, client: client, style: style)
+        }
+    }
+
+    /// Plans a gateway (create, update in place, replace), confirms, applies, and follows it
+    /// until it is Ready (or Stalled).
+    func applyGateway(_ file: String, _ text: String, client: APIClient) async throws {
+        var request = API.ApplyRequest(configuration: text, file: file, name: name, force: force)
+        let plan = try await client.planGateway(request)
+        print("Project:   \(plan.project)\nGateway:   \(plan.name)")
+        for key in ["backend", "region", "domain", "replicas", "certificate"] {
+            if let v = plan.configuration[key], v != .null { print("\(key.padding(toLength: 10, withPad: " ", startingAt: 0)) \({ if case .string(let s) = v { return s }; return v.serialized }())") }
+        }
+        switch plan.action {
+        case "none":
+            print("Detected no changes.")
+            if !force { return }
+        case "update": print("Changes applied in place: \(plan.changes.joined(separator: ", "))")
+        case "replace": print("Changes that replace the gateway's processes: \(plan.changes.joined(separator: ", "))")
+        default: break
+        }
+        guard try confirm(plan.action == "create" ? "Create the gateway \(plan.name)?" : "Update the gateway \(plan.name)?", yes: yes) else { return }
+        request.resourceVersion = plan.resourceVersion
+        var gateway = try await client.applyGateway(request)
+        if detach {
+            print("Gateway \(gateway.name) submitted. Follow it with `setpoint gateway describe \(gateway.name)`.")
+            return
+        }
+        let generation = gateway.generation
+        var lastMessage = ""
+        while true {
+            let g = try await client.gateway(gateway.name)
+            gateway = g
+            if let m = g.status.message, m != lastMessage { print("  \(m)"); lastMessage = m }
+            if g.status.observedGeneration >= generation && g.status.conditions.isTrue("Ready") { break }
+            if g.status.conditions.isTrue("Stalled") {
+                let why = g.status.conditions.first { $0.type == "Stalled" }?.message ?? "stalled"
+                Terminal.standardError.write("error: gateway \(g.name) cannot run: \(why)\n")
+                throw ExitCode(1)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        print("Gateway \(gateway.name) is serving at \(gateway.status.address ?? "?")\(gateway.status.httpPort.map { ":\($0)" } ?? "").")
+        if let pattern = gateway.serviceURLPattern {
+            print("Point *.\(gateway.status.domain ?? "") at it; services are published at \(pattern)")
         }
     }
 

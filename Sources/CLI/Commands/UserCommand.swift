@@ -5,7 +5,20 @@ import Model
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users (global admins only).",
-                                                    subcommands: [Create.self, List.self])
+                                                    subcommands: [Create.self, List.self, Delete.self])
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a user: their token stops working at once (on gateways within a second).")
+        @OptionGroup var server: ServerOptions
+        @Argument(help: "User name.") var name: String
+        @Flag(name: .shortAndLong, help: "Do not ask for confirmation.") var yes = false
+
+        func run() async throws {
+            guard try confirm("Delete the user \(name)?", yes: yes) else { return }
+            _ = try await server.client().deleteUser(name)
+            print("Deleted user \(name).")
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user and print its token (shown once).")

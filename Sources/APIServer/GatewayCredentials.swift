@@ -1,0 +1,54 @@
+import Crypto
+import Foundation
+import Model
+
+/// The credential a gateway process presents to the control plane:
+/// `spgw.<project>.<gateway>.<HMAC-SHA256(server secret, project, gateway, uid)>`. Nothing is
+/// stored: the server derives it again to check it, and a gateway deleted and applied again (a
+/// new uid) invalidates the old one. Project and gateway names cannot contain `.`.
+public struct GatewayCredentials: Sendable {
+    let key: SymmetricKey
+
+    public init(secret: Data) { key = SymmetricKey(data: secret) }
+
+    /// The server's secret, `<data-dir>/server-secret` (created on first start, mode 0600).
+    public static func load(dataDirectory: String) throws -> GatewayCredentials {
+        let path = dataDirectory + "/server-secret"
+        if let data = FileManager.default.contents(atPath: path), data.count >= 32 { return GatewayCredentials(secret: data) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var g = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &g) }
+        let data = Data(bytes)
+        guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw RunService.StorageError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        return GatewayCredentials(secret: data)
+    }
+
+    func mac(project: String, name: String, uid: String) -> String {
+        let message = Data("gateway\u{0}\(project)\u{0}\(name)\u{0}\(uid)".utf8)
+        return HMAC<SHA256>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func credential(for gateway: Gateway) -> String {
+        "spgw.\(gateway.meta.project).\(gateway.meta.name).\(mac(project: gateway.meta.project, name: gateway.meta.name, uid: gateway.meta.uid))"
+    }
+
+    /// The gateway a `Bearer spgw.…` header names, before it is checked against its uid.
+    public static func claimed(authorization: String?) -> (project: String, name: String, mac: String)? {
+        guard let header = authorization, header.lowercased().hasPrefix("bearer ") else { return nil }
+        let parts = header.dropFirst(7).trimmingCharacters(in: .whitespaces).split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "spgw" else { return nil }
+        return (String(parts[1]), String(parts[2]), String(parts[3]))
+    }
+
+    /// Whether `mac` is this gateway's (compared in constant time).
+    public func verify(_ mac: String, gateway: Gateway) -> Bool {
+        let expected = Array(self.mac(project: gateway.meta.project, name: gateway.meta.name, uid: gateway.meta.uid).utf8)
+        let given = Array(mac.utf8)
+        guard expected.count == given.count else { return false }
+        var diff: UInt8 = 0
+        for (a, b) in zip(expected, given) { diff |= a ^ b }
+        return diff == 0
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Gateways end to end with the real binary: a `backend: local` gateway whose processes the
+/// server starts (`setpoint gateway run`), services reached by `Host: <run>.<domain>` (curl
+/// `--resolve`), the models API at `gateway.<domain>`, WebSockets, token revocation, the
+/// control plane killed while the gateway keeps serving, and autoscaling from gateway traffic
+/// with a gateway replica killed.
+@Suite(.serialized, .timeLimit(.minutes(4))) struct GatewayE2ETests {
+    /// A server whose `config.yml` puts local gateways on a free loopback port.
+    static func server() throws -> (ServerE2ETests.Server, Int) {
+        let server = try ServerE2ETests.Server(keepLog: true, start: false)
+        let port = try freePort()
+        try FileManager.default.createDirectory(at: server.dataDir, withIntermediateDirectories: true)
+        try """
+            backends:
+              - type: local
+            gateways:
+              local:
+                host: 127.0.0.1
+                http_port: \(port)
+            """.write(to: server.dataDir.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
+        try server.start()
+        return (server, port)
+    }
+
+    static func writeGateway(_ dir: URL, replicas: Int = 1) throws -> URL {
+        let file = dir.appendingPathComponent("gateway.dstack.yml")
+        try """
+            type: gateway
+            name: edge
+            backend: local
+            region: local
+            domain: example.test
+            certificate: null
+            replicas: \(replicas)
+            """.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    /// `curl --resolve HOST:PORT:127.0.0.1`: status and body.
+    static func curl(_ host: String, _ port: Int, _ path: String, token: String?, body: String? = nil) async throws -> (Int, String) {
+        var argv = ["curl", "-sS", "-m", "60", "--resolve", "\(host):\(port):127.0.0.1", "-w", "\n%{http_code}"]
+        if let token { argv += ["-H", "Authorization: Bearer \(token)"] }
+        if let body { argv += ["-H", "Content-Type: application/json", "--data", body] }
+        argv.append("http://\(host):\(port)\(path)")
+        let out = try await runProcess(argv, timeout: 90).output
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    static func gatewayProcesses(_ server: ServerE2ETests.Server) -> [Int] {
+        processes(matching: "gateway run", in: server.dataDir.path)
+    }
+
+    @Test func aServiceOnAGatewayFromApplyToRevocationAndAControlPlaneOutage() async throws {
+        let (server, port) = try Self.server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let gateway = try await server.cli(["apply", "-f", Self.writeGateway(server.home).path, "-y"])
+        #expect(gateway.status == 0 && gateway.output.contains("Gateway edge is serving at 127.0.0.1:\(port)"), "\(gateway.output)")
+        let listed = try await server.cli(["gateway", "list"])
+        #expect(listed.output.contains("edge (default)") && listed.output.contains("running") && listed.output.contains("1/1"), "\(listed.output)")
+
+        let file = try DataPathE2ETests.writeService(server.home, name: "web", body: """
+            commands:
+              - python3 testapp.py --port 8000 --name web
+            model: test-model
+            probes:
+              - type: http
+                url: /name
+                interval: 1
+            """)
+        let applied = try await server.cli(["apply", "-f", file.path, "-y"])
+        #expect(applied.status == 0 && applied.output.contains("http://web.example.test:\(port)/"), "the run's URL is on the gateway: \(applied.output)")
+        let described = try await server.cli(["describe", "web", "-o", "json"])
+        #expect(described.output.contains("\"gateway\" : \"edge\"") && described.output.contains(#"\/proxy\/services\/main\/web\/"#), "\(described.output)")
+
+        // The whole path reaches the app (no prefix); a token is required.
+        let host = "web.example.test"
+        let anonymous = try await Self.curl(host, port, "/name", token: nil)
+        #expect(anonymous.0 == 401, "\(anonymous)")
+        try await waitFor(timeout: 30) { try await Self.curl(host, port, "/name", token: server.token) == (200, "web") }
+        let headers = try await Self.curl(host, port, "/headers?x=1", token: server.token)
+        #expect(headers.0 == 200 && headers.1.contains("/headers?x=1") && !headers.1.contains("X-Forwarded-Prefix"), "\(headers)")
+        // The server's own path keeps working.
+        #expect(try await server.get("/proxy/services/main/web/name", token: server.token).body == "web")
+        // An unknown run on the gateway's domain, and another domain.
+        #expect(try await Self.curl("nope.example.test", port, "/", token: server.token).0 == 404)
+        #expect(try await Self.curl("web.other.test", port, "/", token: server.token).0 == 404)
+
+        // The project's models API at gateway.<domain>, with or without /v1.
+        let models = try await Self.curl("gateway.example.test", port, "/v1/models", token: server.token)
+        #expect(models.0 == 200 && models.1.contains("test-model"), "\(models)")
+        let chat = try await Self.curl("gateway.example.test", port, "/chat/completions", token: server.token,
+                                       body: #"{"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}"#)
+        #expect(chat.0 == 200 && chat.1.contains("Hello"), "\(chat)")
+
+        // A WebSocket through the gateway.
+        let ws = try await runProcess(["python3", "-c", Self.webSocketClient, String(port), host, server.token], timeout: 30)
+        #expect(ws.output.contains("101") && ws.output.contains("echo: hello"), "\(ws.output)")
+
+        // A user's token works, then stops working on the gateway once the user is deleted.
+        let created = try await server.cli(["user", "create", "bob", "--role", "main=user"])
+        let bobToken = String(created.output.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        try await waitFor(timeout: 10) { try await Self.curl(host, port, "/name", token: bobToken).0 == 200 }
+        #expect(try await server.cli(["user", "delete", "bob", "-y"]).status == 0)
+        try await waitFor(timeout: 5) { try await Self.curl(host, port, "/name", token: bobToken).0 == 401 }
+
+        // The control plane goes away: the gateway keeps serving what it knows.
+        let before = Self.gatewayProcesses(server)
+        #expect(before.count == 1, "one gateway process: \(before)")
+        server.kill(signal: SIGKILL)
+        for _ in 0..<5 { #expect(try await Self.curl(host, port, "/name", token: server.token) == (200, "web")) }
+        // Back again: it adopts the running gateway process (no second one, not stuck provisioning).
+        try server.start()
+        try await server.waitHealthy()
+        try await waitFor(timeout: 30) {
+            let g = try await server.cli(["gateway", "list"]).output
+            return g.contains("running") && g.contains("1/1")
+        }
+        #expect(Self.gatewayProcesses(server) == before, "the same gateway process serves after the restart")
+        #expect(try await Self.curl(host, port, "/name", token: server.token) == (200, "web"))
+
+        // Deleting the gateway stops its processes; the service stays on the server's path.
+        #expect(try await server.cli(["gateway", "delete", "edge", "-y"]).status == 0)
+        try await waitFor(timeout: 30) { Self.gatewayProcesses(server).isEmpty }
+        #expect(try await server.get("/proxy/services/main/web/name", token: server.token).body == "web")
+    }
+
+    @Test func autoscalingFromGatewayTrafficSurvivesAKilledGatewayReplica() async throws {
+        let (server, port) = try Self.server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let gateway = try await server.cli(["apply", "-f", Self.writeGateway(server.home, replicas: 2).path, "-y"])
+        #expect(gateway.status == 0, "\(gateway.output)")
+        #expect(Self.gatewayProcesses(server).count == 2)
+        func service(_ name: String) throws -> URL {
+            try DataPathE2ETests.writeService(server.home, name: name, body: """
+                commands:
+                  - python3 testapp.py --port 8000 --name \(name)
+                replicas: 0..1
+                scaling:
+                  metric: rps
+                  target: 10
+                probes:
+                  - type: http
+                    url: /name
+                    interval: 1
+                """)
+        }
+        #expect(try await server.cli(["apply", "-f", service("cold").path, "-y", "-d"]).status == 0)
+        let workloads = { (name: String) in processes(matching: "testapp.py --port 8000 --name \(name)", prefix: "python3", in: server.dataDir.path) }
+        #expect(workloads("cold").isEmpty, "a 0..1 service starts with no replica")
+        // A request at zero on the gateway is held, wakes the service, and is served. (Until
+        // the gateway has the new route, it answers 404 at once.)
+        try await waitFor(timeout: 60) { try await Self.curl("cold.example.test", port, "/name", token: server.token) == (200, "cold") }
+        #expect(workloads("cold").count == 1)
+
+        // One gateway replica killed: the other serves, scaling from gateway traffic still works,
+        // and the controller starts the killed one again.
+        let victim = try #require(Self.gatewayProcesses(server).first)
+        kill(pid_t(victim), SIGKILL)
+        #expect(try await server.cli(["apply", "-f", service("warm").path, "-y", "-d"]).status == 0)
+        try await waitFor(timeout: 60) { try await Self.curl("warm.example.test", port, "/name", token: server.token) == (200, "warm") }
+        #expect(workloads("warm").count == 1)
+        try await waitFor(timeout: 30) { try await server.cli(["gateway", "describe", "edge"]).output.contains("GatewayReplicaExited") }
+        try await waitFor(timeout: 60) { try await server.cli(["gateway", "describe", "edge"]).output.contains("Replicas:     2/2 ready") }
+        let running = Self.gatewayProcesses(server)
+        #expect(running.count == 2 && !running.contains(victim), "\(running)")
+    }
+
+    /// A WebSocket client (standard library only): the upgrade through the gateway by `Host`,
+    /// one masked text frame, the echo.
+    static let webSocketClient = #"""
+        import base64, os, socket, sys
+        port, host, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n" % (host, key, token)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        print(head.split(b"\r\n")[0].decode())
+        payload, mask = b"hello", os.urandom(4)
+        s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        frame = s.recv(2)
+        length = frame[1] & 0x7F
+        data = b""
+        while len(data) < length:
+            data += s.recv(length - len(data))
+        print(data.decode())
+        """#
+}
