@@ -821,7 +821,7 @@ enum OpenAPIDocument {
                   $ref: '#/components/schemas/ApplyRequest'
           responses:
             '200':
-              description: What apply would do to the gateway: create, update (in place), replace or none.
+              description: What apply would do to the gateway (create, update in place, replace, or none).
               content:
                 application/json:
                   schema:
