@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .target(
@@ -99,6 +101,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -122,12 +125,28 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // The ACME client (RFC 8555, HTTP-01) the server gets gateway certificates with.
+        .target(
+            name: "Acme",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // `setpoint gateway run`: a gateway's data plane (the proxy, fed by the control plane's feed).
         .target(
             name: "GatewayAgent",
             dependencies: [
                 "APIClient", "Proxy", "Model", "Primitives", "SetpointConfiguration",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -136,7 +155,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Kubernetes", "Backend", "Reconcile", "Primitives",
+                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Kubernetes", "Backend", "Reconcile", "Primitives", "Acme",
                 .product(name: "Yams", package: "Yams"),
                 "SetpointConfiguration", "Model",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -21,6 +21,9 @@ public final class ControllerManager: Service, Sendable {
     /// Gateway objects, and their controller when this server runs gateways.
     public let gatewayInformer: Informer
     public let gatewayController: Controller<GatewayReconciler>?
+    /// Certificates of gateways, and their controller when the server has an ACME issuer.
+    public let certificateInformer: Informer
+    public let certificateController: Controller<CertificateReconciler>?
     let store: any ObjectStore
     let backend: any ComputeBackend
     let clock: any ControllerClock
@@ -31,7 +34,7 @@ public final class ControllerManager: Service, Sendable {
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
                 runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
                 routes: Bool = false, metrics: (any ControllerMetrics)? = nil, garbageCollectionInterval: TimeInterval? = 600,
-                gateways: GatewayLaunch? = nil, gatewayReports: GatewayReports = GatewayReports(),
+                gateways: GatewayLaunch? = nil, gatewayReports: GatewayReports = GatewayReports(), issuer: (any CertificateIssuer)? = nil,
                 logger: Logger = Logger(label: "setpoint.controllers")) {
         self.garbageCollectionInterval = garbageCollectionInterval
         self.store = store
@@ -63,7 +66,20 @@ public final class ControllerManager: Service, Sendable {
                        clock: clock, workers: 2, metrics: metrics, logger: logger)
         }
         self.gatewayController = gatewayController
+        certificateInformer = Informer(store: store, kind: CertificateKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
+        let certificateController = issuer.map { issuer in
+            Controller(name: "certificate",
+                       reconciler: CertificateReconciler(CertificateController(store: store, issuer: issuer), store: store, clock: clock,
+                                                         component: "certificate-controller", logger: logger),
+                       clock: clock, workers: 2, metrics: metrics, logger: logger)
+        }
+        self.certificateController = certificateController
         gatewayInformer.addHandler { change in gatewayController?.enqueue(change.object.key) }
+        @Sendable func gatewayKey(_ project: String, _ name: String) -> ObjectKey { ObjectKey(kind: GatewayKind.name, project: project, name: name) }
+        certificateInformer.addHandler { change in
+            certificateController?.enqueue(change.object.key)
+            if let g = change.object.meta.labels[Labels.gateway] { gatewayController?.enqueue(gatewayKey(change.object.meta.project, g)) }
+        }
         gatewayReports.setLive { key in gatewayController?.enqueue(key) }
         let runs = runController
         let replicas = replicaController
@@ -85,6 +101,10 @@ public final class ControllerManager: Service, Sendable {
         }
         routeInformer.addHandler { change in
             routeController?.enqueue(change.object.key)
+            // A route on a gateway is that gateway's business too (its certificates).
+            if gatewayController != nil, let route = try? TypedStore<ProxyRouteKind>.decode(change.object), let g = route.spec.gateway {
+                gatewayController?.enqueue(gatewayKey(change.object.meta.project, g))
+            }
         }
         readiness.setOnChange { key in replicas.enqueue(key) }
     }
@@ -101,12 +121,14 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.replicaInformer.run() }
             group.addTask { try await self.routeInformer.run() }
             group.addTask { try await self.gatewayInformer.run() }
+            group.addTask { try await self.certificateInformer.run() }
             group.addTask { await self.watchBackend() }
             group.addTask { await self.recordBackendEvents() }
             await runInformer.waitUntilSynced()
             await replicaInformer.waitUntilSynced()
             await routeInformer.waitUntilSynced()
             await gatewayInformer.waitUntilSynced()
+            await certificateInformer.waitUntilSynced()
             await collectGarbage()
             if let interval = garbageCollectionInterval {
                 // A workload can be orphaned while the server runs too (a replica object deleted
@@ -124,6 +146,7 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.replicaController.run() }
             if let routes = self.routeController { group.addTask { try await routes.run() } }
             if let gateways = self.gatewayController { group.addTask { try await gateways.run() } }
+            if let certificates = self.certificateController { group.addTask { try await certificates.run() } }
         }
     }
 

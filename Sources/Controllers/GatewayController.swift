@@ -18,6 +18,10 @@ public struct LocalGatewaySettings: Sendable, Equatable {
     public var address: String?
     /// The longest a replica may stay silent once a request is sent, seconds.
     public var readTimeout: Int = 3600
+    /// A certificate the operator provides (a wildcard for the domain): PEM files, served
+    /// instead of ordering certificates.
+    public var certificateFile: String?
+    public var keyFile: String?
     public init() {}
 }
 
@@ -43,6 +47,8 @@ public enum GatewayAction: Sendable, Equatable {
     case addFinalizer
     case create(replica: Int)
     case delete(WorkloadID)
+    case createCertificate(domain: String)
+    case deleteCertificate(domain: String)
     case removeFinalizer
 }
 
@@ -68,8 +74,15 @@ public struct GatewayObservation: Sendable {
     public var reportTimeout: TimeInterval
     /// Some other gateway already uses the local listening ports.
     public var portsTakenBy: String?
+    /// The runs the gateway publishes (their routes name it).
+    public var services: [String]
+    /// The gateway's certificate objects (one per domain).
+    public var certificates: [GatewayCertificate]
 
-    public init(processes: [Process], lastReports: [Int: Date], reportTimeout: TimeInterval, portsTakenBy: String? = nil) {
+    public init(processes: [Process], lastReports: [Int: Date], reportTimeout: TimeInterval, portsTakenBy: String? = nil,
+                services: [String] = [], certificates: [GatewayCertificate] = []) {
+        self.services = services
+        self.certificates = certificates
         self.processes = processes
         self.lastReports = lastReports
         self.reportTimeout = reportTimeout
@@ -96,7 +109,8 @@ public enum GatewayPlanner {
         var status = gateway.status
         let processes = observed.processes
         if gateway.meta.isDeleting {
-            let actions: [GatewayAction] = processes.isEmpty
+            var actions: [GatewayAction] = observed.certificates.map { .deleteCertificate(domain: $0.spec.domain) }
+            actions += processes.isEmpty
                 ? (gateway.meta.finalizers.contains(Labels.gatewayFinalizer) ? [.removeFinalizer] : [])
                 : processes.map { .delete($0.status.id) }
             return Plan(status: status, actions: actions)
@@ -169,7 +183,22 @@ public enum GatewayPlanner {
         status.domain = config.resolvedDomain(project: gateway.meta.project)
         status.address = local.address ?? ((local.host == "0.0.0.0" || local.host == "::") ? ProcessInfo.processInfo.hostName : local.host)
         status.httpPort = local.httpPort
-        status.httpsPort = nil
+        status.httpsPort = Self.servesHTTPS(config, local) ? local.httpsPort : nil
+        // Certificates: the operator's wildcard, or one ACME certificate per published domain.
+        if let domain = status.domain, config.certificate == .letsEncrypt, local.certificateFile == nil {
+            let wanted = Set(["gateway.\(domain)"] + observed.services.map { "\($0).\(domain)" })
+            let have = Set(observed.certificates.map(\.spec.domain))
+            for d in wanted.subtracting(have).sorted() { plan.actions.append(.createCertificate(domain: d)) }
+            for d in have.subtracting(wanted).sorted() { plan.actions.append(.deleteCertificate(domain: d)) }
+            status.certificates = observed.certificates.filter { wanted.contains($0.spec.domain) }.sorted { $0.spec.domain < $1.spec.domain }.map { c in
+                GatewayCertificateStatus(domain: c.spec.domain, state: c.status.state, notAfter: c.status.notAfter, message: c.status.message)
+            }
+        } else {
+            for c in observed.certificates { plan.actions.append(.deleteCertificate(domain: c.spec.domain)) }
+            status.certificates = local.certificateFile != nil && status.domain != nil && config.certificate != nil
+                ? [GatewayCertificateStatus(domain: "*.\(status.domain!)", state: "provided", message: "from \(local.certificateFile!)")]
+                : []
+        }
         status.phase = status.readyReplicas > 0 ? .running : .provisioning
         let ready = status.readyReplicas == desired
         var message: String
@@ -187,6 +216,11 @@ public enum GatewayPlanner {
         plan.status = status
         plan.events = events
         return plan
+    }
+
+    /// Whether the gateway listens for HTTPS: a certificate is configured (ordered or provided).
+    public static func servesHTTPS(_ config: GatewayConfiguration, _ local: LocalGatewaySettings) -> Bool {
+        config.certificate != nil && (config.certificate == .letsEncrypt || local.certificateFile != nil)
     }
 
     static func exitText(_ p: GatewayObservation.Process) -> String {
@@ -246,8 +280,12 @@ public struct GatewayController: PlanningController {
                 && !w.state.hasEnded
         }
         let taken = gateway.meta.isDeleting ? nil : others.first.map { "\($0.labels[Labels.project] ?? "?")/\($0.labels[Labels.gateway] ?? "?")" }
+        let routes = try await TypedStore<ProxyRouteKind>(store).list(project: gateway.meta.project)
+        let certificates = try await TypedStore<CertificateKind>(store).list(project: gateway.meta.project, labels: [Labels.gateway: gateway.meta.name])
         return GatewayObservation(processes: processes, lastReports: reports.lastReports(gateway: gateway.key),
-                                  reportTimeout: reports.timeout, portsTakenBy: taken)
+                                  reportTimeout: reports.timeout, portsTakenBy: taken,
+                                  services: routes.filter { $0.spec.gateway == gateway.meta.name }.map(\.spec.run).sorted(),
+                                  certificates: certificates)
     }
 
     public func plan(_ gateway: Gateway, _ observed: GatewayObservation, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {
@@ -267,14 +305,22 @@ public struct GatewayController: PlanningController {
             try await backend.delete(id)
         case .create(let num):
             _ = try await backend.create(request(gateway, replica: num))
+        case .createCertificate(let domain):
+            let cert = GatewayCertificate(project: gateway.meta.project, name: domain, labels: [Labels.gateway: gateway.meta.name],
+                                          owner: gateway.ownerReference, spec: CertificateSpec(gateway: gateway.meta.name, domain: domain))
+            do { try await TypedStore<CertificateKind>(store).create(cert) } catch let e as StoreError where e.code == .alreadyExists {}
+        case .deleteCertificate(let domain):
+            do { try await TypedStore<CertificateKind>(store).delete(project: gateway.meta.project, name: domain) } catch let e as StoreError where e.code == .notFound {}
         }
     }
 
     /// The workload of one gateway replica: `setpoint gateway run` on the host's network.
     func request(_ gateway: Gateway, replica num: Int) -> WorkloadRequest {
         let local = launch.local
-        let argv = [launch.executable, "gateway", "run", "--server", launch.serverURL, "--project", gateway.meta.project,
-                    "--name", gateway.meta.name, "--replica", String(num), "--listen", "\(local.host):\(local.httpPort)"]
+        var argv = [launch.executable, "gateway", "run", "--server", launch.serverURL, "--project", gateway.meta.project,
+                    "--name", gateway.meta.name, "--replica", String(num), "--listen", "\(local.host):\(local.httpPort)",
+                    "--read-timeout", String(local.readTimeout), "--state-file", "gateway-state.json"]
+        if GatewayPlanner.servesHTTPS(gateway.spec.configuration, local) { argv += ["--https-listen", "\(local.host):\(local.httpsPort)"] }
         let command = "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         var template = ReplicaTemplate(commands: [command], port: local.httpPort, stopDuration: 30)
         template.backends = ["local"]

@@ -177,9 +177,16 @@ public struct GatewaySnapshot: Codable, Sendable, Equatable {
     /// SHA-256 (hex) of the tokens that may reach this project's services. Hashes only: a
     /// token cannot be recovered from them, and a revoked token leaves the next snapshot.
     public var tokenHashes: [String]
+    /// HTTP-01 challenges to answer at `/.well-known/acme-challenge/<token>`.
+    public var challenges: [HTTPChallenge]
+    /// What to serve HTTPS with, by SNI.
+    public var certificates: [ServedCertificate]
     public var version: Int64
 
-    public init(project: String, gateway: String, domain: String?, readTimeout: Int?, routes: [Route], tokenHashes: [String], version: Int64) {
+    public init(project: String, gateway: String, domain: String?, readTimeout: Int?, routes: [Route], tokenHashes: [String],
+                challenges: [HTTPChallenge] = [], certificates: [ServedCertificate] = [], version: Int64) {
+        self.challenges = challenges
+        self.certificates = certificates
         self.project = project
         self.gateway = gateway
         self.domain = domain
@@ -221,5 +228,105 @@ public struct GatewayReport: Codable, Sendable, Equatable {
         self.replica = replica
         self.services = services
         self.waiting = waiting
+    }
+}
+
+/// A certificate a gateway serves for one domain (`<run>.<domain>` or `gateway.<domain>`),
+/// obtained by the server from an ACME CA. An internal kind: the API never serves it (it holds
+/// the private key); the gateway's status says each domain's state.
+public struct CertificateSpec: Codable, Equatable, Sendable {
+    public var gateway: String
+    public var domain: String
+
+    public init(gateway: String, domain: String) {
+        self.gateway = gateway
+        self.domain = domain
+    }
+}
+
+/// An HTTP-01 challenge the gateway must answer while the CA checks it.
+public struct HTTPChallenge: Codable, Equatable, Sendable {
+    public var token: String
+    public var keyAuthorization: String
+
+    public init(token: String, keyAuthorization: String) {
+        self.token = token
+        self.keyAuthorization = keyAuthorization
+    }
+}
+
+public struct CertificateStatus: Codable, Equatable, Sendable, ConditionedStatus {
+    /// `pending`, `issued`, `failed`.
+    public var state: String
+    public var notAfter: Date?
+    public var issuedAt: Date?
+    /// What the CA said, when it refused.
+    public var message: String?
+    public var challenge: HTTPChallenge?
+    /// Failed orders in a row, and when the next may be tried (30 s, doubling, at most 1 h).
+    public var failures: Int = 0
+    public var nextAttemptAt: Date?
+    public var chainPEM: String?
+    public var keyPEM: String?
+    public var conditions: [Condition]
+    public var observedGeneration: Int64
+
+    public init(state: String = "pending", notAfter: Date? = nil, issuedAt: Date? = nil, message: String? = nil, challenge: HTTPChallenge? = nil,
+                chainPEM: String? = nil, keyPEM: String? = nil, conditions: [Condition] = [], observedGeneration: Int64 = 0) {
+        self.state = state
+        self.notAfter = notAfter
+        self.issuedAt = issuedAt
+        self.message = message
+        self.challenge = challenge
+        self.chainPEM = chainPEM
+        self.keyPEM = keyPEM
+        self.conditions = conditions
+        self.observedGeneration = observedGeneration
+    }
+
+    public mutating func noteRefusal(reason: String, message: String, now: Date) {
+        conditions.set("Ready", false, reason: reason, message: message, now: now)
+        self.message = message
+    }
+}
+
+public enum CertificateKind: ObjectKind {
+    public typealias Spec = CertificateSpec
+    public typealias Status = CertificateStatus
+    public static let name = "Certificate"
+    public static let emptyStatus = CertificateStatus()
+}
+
+public typealias GatewayCertificate = Object<CertificateKind>
+
+/// The server's ACME account for one directory (its key), so restarts reuse it.
+public struct AcmeAccountSpec: Codable, Equatable, Sendable {
+    public var directory: String
+    public var keyPEM: String
+
+    public init(directory: String, keyPEM: String) {
+        self.directory = directory
+        self.keyPEM = keyPEM
+    }
+}
+
+public enum AcmeAccountKind: ObjectKind {
+    public typealias Spec = AcmeAccountSpec
+    public typealias Status = EmptyStatus
+    public static let name = "AcmeAccount"
+    public static let emptyStatus = EmptyStatus()
+}
+
+/// A certificate and its key, as a gateway serves it (in the feed's snapshot).
+public struct ServedCertificate: Codable, Sendable, Equatable {
+    /// The domain, or `*.<domain>` for an operator's wildcard.
+    public var domain: String
+    public var chainPEM: String
+    public var keyPEM: String
+
+    public init(domain: String, chainPEM: String, keyPEM: String) {
+        self.domain = domain
+        self.chainPEM = chainPEM
+        self.keyPEM = keyPEM
     }
 }

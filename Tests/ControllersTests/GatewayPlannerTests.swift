@@ -125,3 +125,68 @@ import Testing
         #expect(reports.demand(project: "main", run: "web", now: now.addingTimeInterval(6)) == nil)
     }
 }
+
+/// Certificates: which domains a gateway orders, and when one is renewed.
+@Suite struct CertificatePlannerTests {
+    let now = Date(timeIntervalSince1970: 1_900_000_000)
+
+    func certificate(_ status: CertificateStatus = CertificateStatus()) -> GatewayCertificate {
+        var c = GatewayCertificate(project: "main", name: "web.example.test", spec: CertificateSpec(gateway: "edge", domain: "web.example.test"))
+        c.status = status
+        return c
+    }
+
+    @Test func aNewDomainIsOrderedAndAnIssuedOneWaitsForItsRenewalTime() {
+        #expect(CertificatePlanner.plan(certificate(), renewBefore: 30 * 86_400, now: now).actions == [.issue])
+        var status = CertificateStatus()
+        CertificatePlanner.issued(&status, chainPEM: "chain", keyPEM: "key", notAfter: now.addingTimeInterval(90 * 86_400), now: now)
+        let waiting = CertificatePlanner.plan(certificate(status), renewBefore: 30 * 86_400, now: now)
+        #expect(waiting.actions.isEmpty && waiting.requeueAfter == 60 * 86_400, "looks again when it is due")
+        let due = CertificatePlanner.plan(certificate(status), renewBefore: 30 * 86_400, now: now.addingTimeInterval(60 * 86_400))
+        #expect(due.actions == [.issue] && due.events.first?.reason == "Renewing")
+    }
+
+    @Test func aFailedOrderSaysWhatTheCASaidAndWaitsBeforeTheNext() {
+        struct Refused: Error, CustomStringConvertible { var description = "the ACME server refused (rateLimited, HTTP 429): too many certificates" }
+        var status = CertificateStatus()
+        CertificatePlanner.failed(&status, domain: "web.example.test", error: Refused(), now: now)
+        #expect(status.state == "failed" && status.message == "web.example.test: the ACME server refused (rateLimited, HTTP 429): too many certificates")
+        let early = CertificatePlanner.plan(certificate(status), renewBefore: 0, now: now.addingTimeInterval(10))
+        #expect(early.actions.isEmpty && early.requeueAfter == 20)
+        #expect(CertificatePlanner.plan(certificate(status), renewBefore: 0, now: now.addingTimeInterval(30)).actions == [.issue])
+        CertificatePlanner.failed(&status, domain: "web.example.test", error: Refused(), now: now)
+        #expect(status.nextAttemptAt == now.addingTimeInterval(60) && CertificatePlanner.backoff(20) == 3600)
+        // A renewal that fails keeps serving the certificate that is still valid.
+        var valid = CertificateStatus()
+        CertificatePlanner.issued(&valid, chainPEM: "c", keyPEM: "k", notAfter: now.addingTimeInterval(86_400), now: now)
+        CertificatePlanner.failed(&valid, domain: "web.example.test", error: Refused(), now: now)
+        #expect(valid.state == "issued" && valid.chainPEM == "c" && valid.conditions["Ready"]?.status == "True")
+    }
+}
+
+extension GatewayPlannerTests {
+    @Test func aLetsEncryptGatewayOrdersOneCertificatePerPublishedName() throws {
+        let text = "type: gateway\nname: edge\nbackend: local\nregion: local\ndomain: example.test\n"
+        guard case .success(.gateway(let config)) = try #require(ConfigurationParser.parse(text).first).result else { Issue.record("invalid"); return }
+        var g = Gateway(project: "main", name: "edge", finalizers: [Labels.gatewayFinalizer], spec: GatewaySpec(configuration: config, isDefault: true))
+        g.meta.uid = "gw-uid"
+        let running = [process(g, 0, .running(endpoint: "x"))]
+        let plan = try GatewayPlanner.plan(g, GatewayObservation(processes: running, lastReports: [0: now], reportTimeout: 5, services: ["web"]),
+                                           local: local, now: now)
+        #expect(plan.actions == [.createCertificate(domain: "gateway.example.test"), .createCertificate(domain: "web.example.test")])
+        #expect(plan.status.httpsPort == 443)
+        // A service that left: its certificate goes.
+        let old = GatewayCertificate(project: "main", name: "old.example.test", spec: CertificateSpec(gateway: "edge", domain: "old.example.test"))
+        let gone = try GatewayPlanner.plan(g, GatewayObservation(processes: running, lastReports: [0: now], reportTimeout: 5, services: [], certificates: [old]),
+                                           local: local, now: now)
+        #expect(gone.actions == [.createCertificate(domain: "gateway.example.test"), .deleteCertificate(domain: "old.example.test")])
+        // The operator's wildcard instead: nothing is ordered.
+        var provided = local
+        provided.certificateFile = "/etc/ssl/wildcard.pem"
+        provided.keyFile = "/etc/ssl/wildcard.key"
+        let wildcard = try GatewayPlanner.plan(g, GatewayObservation(processes: running, lastReports: [0: now], reportTimeout: 5, services: ["web"]),
+                                               local: provided, now: now)
+        #expect(wildcard.actions.isEmpty && wildcard.status.certificates.map(\.domain) == ["*.example.test"])
+        #expect(wildcard.status.certificates.first?.state == "provided")
+    }
+}
