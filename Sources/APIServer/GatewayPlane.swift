@@ -20,8 +20,12 @@ public struct GatewayPlane: Sendable {
     let reports: GatewayReports
     /// The read timeout gateways get (seconds), unless the gateway says otherwise.
     let readTimeout: Int
+    /// The operator's wildcard certificate (PEM files), served for every name of the domain.
+    let providedCertificate: (certificate: String, key: String)?
 
-    public init(store: any ObjectStore, credentials: GatewayCredentials, reports: GatewayReports, readTimeout: Int) {
+    public init(store: any ObjectStore, credentials: GatewayCredentials, reports: GatewayReports, readTimeout: Int,
+                providedCertificate: (certificate: String, key: String)? = nil) {
+        self.providedCertificate = providedCertificate
         self.store = store
         self.credentials = credentials
         self.reports = reports
@@ -105,6 +109,7 @@ public struct GatewayPlane: Sendable {
         switch meta.kind {
         case ProxyRouteKind.name: return meta.project == key.project
         case GatewayKind.name: return meta.project == key.project && meta.name == key.name
+        case CertificateKind.name: return meta.project == key.project && meta.labels[Labels.gateway] == key.name
         case UserKind.name: return true
         default: return false
         }
@@ -115,12 +120,24 @@ public struct GatewayPlane: Sendable {
         guard let gateway = try await TypedStore<GatewayKind>(store).get(project: key.project, name: key.name) else { return nil }
         let routes = try await store.list(ListOptions(kind: ProxyRouteKind.name, project: key.project))
         let users = try await TypedStore<UserKind>(store).list(project: systemProject)
-        let served = try routes.items.map(TypedStore<ProxyRouteKind>.decode).filter { $0.spec.gateway == key.name }
+        let servedRoutes = try routes.items.map(TypedStore<ProxyRouteKind>.decode).filter { $0.spec.gateway == key.name }
             .sorted { $0.meta.name < $1.meta.name }
             .map { GatewaySnapshot.Route(project: $0.meta.project, spec: $0.spec) }
         let hashes = users.filter { $0.spec.globalRole == "admin" || $0.spec.projectRoles[key.project] != nil }.map(\.spec.tokenHash).sorted()
-        return GatewaySnapshot(project: key.project, gateway: key.name, domain: gateway.spec.configuration.resolvedDomain(project: key.project),
-                               readTimeout: readTimeout, routes: served, tokenHashes: hashes,
+        let domain = gateway.spec.configuration.resolvedDomain(project: key.project)
+        let certificates = try await TypedStore<CertificateKind>(store).list(project: key.project, labels: [Labels.gateway: key.name])
+            .sorted { $0.meta.name < $1.meta.name }
+        var served = certificates.compactMap { c -> ServedCertificate? in
+            guard let chain = c.status.chainPEM, let pem = c.status.keyPEM else { return nil }
+            return ServedCertificate(domain: c.spec.domain, chainPEM: chain, keyPEM: pem)
+        }
+        if let provided = providedCertificate, let domain, gateway.spec.configuration.certificate != nil,
+           let chain = FileManager.default.contents(atPath: provided.certificate), let pem = FileManager.default.contents(atPath: provided.key) {
+            served = [ServedCertificate(domain: "*." + domain, chainPEM: String(decoding: chain, as: UTF8.self), keyPEM: String(decoding: pem, as: UTF8.self))]
+        }
+        return GatewaySnapshot(project: key.project, gateway: key.name, domain: domain,
+                               readTimeout: readTimeout, routes: servedRoutes, tokenHashes: hashes,
+                               challenges: certificates.compactMap(\.status.challenge), certificates: served,
                                version: max(routes.resourceVersion, gateway.meta.resourceVersion))
     }
 }

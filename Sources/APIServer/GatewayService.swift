@@ -147,17 +147,24 @@ public struct GatewayService: Sendable {
                            resourceVersion: g.meta.resourceVersion, createdAt: g.meta.createdAt, deleting: g.meta.isDeleting,
                            isDefault: g.spec.isDefault, configuration: g.spec.configuration.json, status: g.status,
                            serviceURLPattern: domain.map { _ in "\(scheme)://<run>.\(suffix)/" },
-                           modelURL: domain.map { _ in "\(scheme)://gateway.\(suffix)/" })
+                           modelURL: domain.map { url(host: "gateway.\($0)", gateway: g) })
     }
 
-    /// Whether the gateway serves HTTPS now (a certificate issued or provided).
-    static func serves(https g: Gateway) -> Bool {
-        g.status.certificates.contains { $0.state == "issued" || $0.state == "provided" }
-    }
+    /// Whether the gateway serves HTTPS (it has a certificate configured and listens for it).
+    static func serves(https g: Gateway) -> Bool { g.status.httpsPort != nil }
 
-    /// A service's published URL on gateway `g`.
+    /// A service's published URL on gateway `g`: https once its domain's certificate is
+    /// issued (or the operator's wildcard is served), http until then.
     public static func serviceURL(run: String, gateway g: Gateway) -> String? {
-        let v = view(g)
-        return v.serviceURLPattern?.replacingOccurrences(of: "<run>", with: run)
+        guard let domain = g.status.domain ?? g.spec.configuration.resolvedDomain(project: g.meta.project) else { return nil }
+        return url(host: "\(run).\(domain)", gateway: g)
+    }
+
+    static func url(host: String, gateway g: Gateway) -> String {
+        let secure = g.status.certificates.contains { c in
+            (c.domain == host && c.state == "issued") || (c.state == "provided" && c.domain.hasPrefix("*.") && host.hasSuffix(c.domain.dropFirst()))
+        } || g.status.certificates.contains { $0.domain == host && $0.state == "failed" && $0.notAfter.map { $0 > Date() } == true }
+        let port = secure ? g.status.httpsPort.flatMap { $0 == 443 ? nil : $0 } : g.status.httpPort.flatMap { $0 == 80 ? nil : $0 }
+        return "\(secure ? "https" : "http")://\(host)\(port.map { ":\($0)" } ?? "")/"
     }
 }

@@ -23,6 +23,8 @@ public struct GatewayAgentSettings: Sendable {
     public var replica: Int
     public var host: String
     public var port: Int
+    /// Where HTTPS is served (nil: plain HTTP only).
+    public var httpsPort: Int?
     public var proxy = ProxySettings()
     /// Where the last snapshot is kept (nil: memory only).
     public var statePath: String?
@@ -63,6 +65,7 @@ public final class GatewayAgent: Sendable {
     public let settings: GatewayAgentSettings
     public let table = RouteTable()
     let access: AccessTable
+    let identities = TLSIdentities()
     let client: APIClient
     let logger: Logger
     /// Services with a request waiting for a first replica, reported at once.
@@ -95,7 +98,13 @@ public final class GatewayAgent: Sendable {
                                 onListening: { [logger, settings] port in
                                     logger.info("gateway listening", metadata: ["address": "\(settings.host):\(port)", "gateway": "\(settings.project)/\(settings.name)"])
                                 })
-        let services: [any Service] = [proxy, Loop(name: "feed") { try await self.follow() }, Loop(name: "report") { try await self.report() }]
+        var services: [any Service] = [proxy, Loop(name: "feed") { try await self.follow() }, Loop(name: "report") { try await self.report() }]
+        if let httpsPort = settings.httpsPort {
+            let secureListener = try await ProxyListener.bind(host: settings.host, port: httpsPort, sharedPort: true)
+            services.append(ProxyServer(host: settings.host, port: httpsPort, listener: secureListener, table: table, settings: settings.proxy,
+                                        api: nil, logger: logger, authorize: { access.authorize($0, $1) }, tls: try identities.context(),
+                                        onListening: { [logger] port in logger.info("gateway listening (HTTPS)", metadata: ["port": "\(port)"]) }))
+        }
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -105,9 +114,11 @@ public final class GatewayAgent: Sendable {
     }
 
     func apply(_ snapshot: GatewaySnapshot, persist: Bool) {
-        table.setSite(GatewaySite(project: settings.project, domain: snapshot.domain))
+        table.setSite(GatewaySite(project: settings.project, domain: snapshot.domain,
+                                  challenges: Dictionary(snapshot.challenges.map { ($0.token, $0.keyAuthorization) }, uniquingKeysWith: { a, _ in a })))
         table.replaceAll(snapshot.routes.map { ($0.project, $0.spec) })
         access.set(snapshot.tokenHashes)
+        identities.set(snapshot.certificates)
         guard persist, let path = settings.statePath, let data = try? API.encoder.encode(snapshot) else { return }
         let temporary = path + ".partial"
         if FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) {

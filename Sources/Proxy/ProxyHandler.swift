@@ -317,13 +317,20 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let (target, prefix) = upstream(route)
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target)
         upstreamHead.headers = Headers.forwarded(head, clientIP: clientIP, dropAuthorization: route.spec.auth,
-                                                 prefix: prefix, keeping: keeping)
+                                                 prefix: prefix, keeping: keeping, secure: shared.secure)
         return .forward(route, upstreamHead)
     }
 
     /// A gateway: `<run>.<domain>` is the service (the whole path), `gateway.<domain>` the
     /// project's models API (`/models`, `/chat/completions`, …, with or without `/v1`).
     private func routeHost(_ head: HTTPRequestHead, site: GatewaySite, path: Substring, query: Substring?) {
+        // ACME HTTP-01: the CA asks any of the gateway's names for the token.
+        if path.hasPrefix(GatewaySite.challengePath) {
+            let token = String(path.dropFirst(GatewaySite.challengePath.count))
+            // The key authorization exactly (no trailing newline: `text/plain` answers get one).
+            if let answer = site.challenges[token] { return respond(.ok, answer, contentType: "application/octet-stream", head: head) }
+            return respond(.notFound, "no such challenge", head: head)
+        }
         switch site.target(host: head.headers.first(name: "host")) {
         case .service:
             return routeService(head, path: path, query: query)
@@ -362,7 +369,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func forwardedHeaders(_ head: HTTPRequestHead, dropAuthorization: Bool, prefix: String?) -> HTTPHeaders {
-        Headers.forwarded(head, clientIP: clientIP, dropAuthorization: dropAuthorization, prefix: prefix)
+        Headers.forwarded(head, clientIP: clientIP, dropAuthorization: dropAuthorization, prefix: prefix, secure: shared.secure)
     }
 
     private func forward(_ route: ServiceRoute, _ upstreamHead: HTTPRequestHead, original: HTTPRequestHead, body: ByteBuffer? = nil) {

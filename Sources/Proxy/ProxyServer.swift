@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -17,19 +18,21 @@ public final class ProxyServer: Service, Sendable {
     let group: MultiThreadedEventLoopGroup
     let onListening: @Sendable (Int) async -> Void
     let listener: ProxyListener?
+    let tls: NIOSSLContext?
 
     public init(host: String, port: Int, listener: ProxyListener? = nil, table: RouteTable, settings: ProxySettings = ProxySettings(),
                 api: UpstreamAddress?, group: MultiThreadedEventLoopGroup = .singleton, logger: Logger,
                 authorize: @escaping @Sendable (String?, String) -> Access,
-                metrics: @escaping @Sendable () -> String = { "" },
+                metrics: @escaping @Sendable () -> String = { "" }, tls: NIOSSLContext? = nil,
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.listener = listener
         self.group = group
         self.onListening = onListening
         shared = ProxyShared(table: table, settings: settings, group: group, api: api, logger: logger,
-                             authorize: authorize, metrics: metrics)
+                             authorize: authorize, metrics: metrics, secure: tls != nil)
     }
 
     public func run() async throws {
@@ -37,11 +40,13 @@ public final class ProxyServer: Service, Sendable {
         let listener: ProxyListener
         if let bound = self.listener { listener = bound } else { listener = try await ProxyListener.bind(host: host, port: port, group: group) }
         let channel = listener.channel
+        let tls = self.tls
         listener.accept { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handler = ProxyHandler(shared: shared)
                 let upgrader = TunnelUpgrader(shared: shared, handler: handler)
                 let sync = channel.pipeline.syncOperations
+                if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                 try sync.configureHTTPServerPipeline(withPipeliningAssistance: true,
                                                      withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
                                                      withErrorHandling: true,

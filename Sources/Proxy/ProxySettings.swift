@@ -53,8 +53,12 @@ final class ProxyShared: Sendable {
     let logger: Logger
     private let pools: [ObjectIdentifier: ConnectionPool]
 
+    /// Connections arrive over TLS (`X-Forwarded-Proto: https`).
+    let secure: Bool
+
     init(table: RouteTable, settings: ProxySettings, group: EventLoopGroup, api: UpstreamAddress?, logger: Logger,
-         authorize: @escaping @Sendable (String?, String) -> Access, metrics: @escaping @Sendable () -> String) {
+         authorize: @escaping @Sendable (String?, String) -> Access, metrics: @escaping @Sendable () -> String, secure: Bool = false) {
+        self.secure = secure
         self.table = table
         self.settings = settings
         self.api = api
@@ -127,7 +131,7 @@ enum Headers {
     /// removed, `X-Forwarded-For` appended to, `X-Forwarded-Proto`/`-Host` set unless a proxy
     /// in front set them, `X-Forwarded-Prefix` set to what `strip_prefix` removed.
     static func forwarded(_ head: HTTPRequestHead, clientIP: String, dropAuthorization: Bool, prefix: String?,
-                          keeping: Set<String> = []) -> HTTPHeaders {
+                          keeping: Set<String> = [], secure: Bool = false) -> HTTPHeaders {
         var headers = endToEnd(head.headers, keeping: keeping)
         if dropAuthorization { headers.remove(name: "authorization") }
         if head.headers.first(name: "transfer-encoding")?.lowercased().contains("chunked") == true {
@@ -136,7 +140,7 @@ enum Headers {
         headers.remove(name: "expect")
         let forwardedFor = head.headers["x-forwarded-for"].joined(separator: ", ")
         headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.isEmpty ? clientIP : forwardedFor + ", " + clientIP)
-        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: "http") }
+        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: secure ? "https" : "http") }
         if !headers.contains(name: "x-forwarded-host"), let host = head.headers.first(name: "host") {
             headers.add(name: "X-Forwarded-Host", value: host)
         }

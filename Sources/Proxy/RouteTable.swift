@@ -77,11 +77,16 @@ public struct GatewaySite: Sendable, Equatable {
     public var project: String
     /// nil until the control plane said (nothing is served by name then).
     public var domain: String?
+    /// ACME HTTP-01 answers by token.
+    public var challenges: [String: String]
 
-    public init(project: String, domain: String?) {
+    public init(project: String, domain: String?, challenges: [String: String] = [:]) {
         self.project = project
         self.domain = domain?.lowercased()
+        self.challenges = challenges
     }
+
+    static let challengePath = "/.well-known/acme-challenge/"
 
     enum Target: Equatable { case service(String), models, unknown }
 

@@ -1,3 +1,4 @@
+import Acme
 import Controllers
 import Foundation
 import Kubernetes
@@ -43,6 +44,8 @@ public struct BackendConfiguration: Sendable, Equatable {
     public var backends: [Backend]
     /// `gateways.local`: where gateways with `backend: local` listen (docs/gateways.md).
     public var localGateway = LocalGatewaySettings()
+    /// `acme`: where gateway certificates come from (docs/gateways.md#https).
+    public var acme = AcmeSettings()
 
     public init(backends: [Backend], localGateway: LocalGatewaySettings = LocalGatewaySettings()) {
         self.backends = backends
@@ -74,8 +77,30 @@ public struct BackendConfiguration: Sendable, Equatable {
             if root == nil { return .default }
             throw fail(root, "(top level)", "expected a mapping with `backends`")
         }
-        for (key, _) in map where key.string != "backends" && key.string != "gateways" {
-            throw fail(key, key.string ?? "?", "unknown property; the server configuration has `backends` and `gateways`")
+        for (key, _) in map where !["backends", "gateways", "acme"].contains(key.string ?? "") {
+            throw fail(key, key.string ?? "?", "unknown property; the server configuration has `backends`, `gateways` and `acme`")
+        }
+        var acme = AcmeSettings()
+        if let a = map["acme"] {
+            guard let m = a.mapping else { throw fail(a, "acme", "expected a mapping (directory, ca_file, eab_kid, eab_hmac_key, email, renew_before_days)") }
+            for (k, v) in m {
+                let p = "acme.\(k.string ?? "?")"
+                func text() throws -> String {
+                    guard let t = v.string, v.scalar != nil, !t.isEmpty else { throw fail(v, p, "expected a string") }
+                    return t
+                }
+                switch k.string {
+                case "directory": acme.directory = try text()
+                case "ca_file": acme.caFile = try text()
+                case "eab_kid": acme.eabKeyID = try text()
+                case "eab_hmac_key": acme.eabHMACKey = try text()
+                case "email": acme.email = try text()
+                case "renew_before_days":
+                    guard let d = v.float ?? v.int.map(Double.init), d > 0 else { throw fail(v, p, "expected days (a positive number)") }
+                    acme.renewBefore = d * 86_400
+                default: throw fail(k, p, "unknown property of acme (directory, ca_file, eab_kid, eab_hmac_key, email, renew_before_days)")
+                }
+            }
         }
         var localGateway = LocalGatewaySettings()
         if let gateways = map["gateways"] {
@@ -98,11 +123,20 @@ public struct BackendConfiguration: Sendable, Equatable {
                     case "address":
                         guard let a = v.string, !a.isEmpty else { throw fail(v, p, "expected the host name or IP address `*.<domain>` resolves to") }
                         localGateway.address = a
+                    case "certificate":
+                        guard let c = v.mapping, let cert = c["cert"]?.string, let key = c["key"]?.string else {
+                            throw fail(v, p, "expected `{cert: PATH, key: PATH}`: PEM files of a wildcard certificate for the gateway's domain")
+                        }
+                        for (path, what) in [(cert, "cert"), (key, "key")] where !FileManager.default.isReadableFile(atPath: path) {
+                            throw fail(v, p + "." + what, "\(path): no such readable file")
+                        }
+                        localGateway.certificateFile = cert
+                        localGateway.keyFile = key
                     case "read_timeout":
                         guard let i = v.int, i > 0 else { throw fail(v, p, "expected seconds (a positive integer)") }
                         localGateway.readTimeout = i
                     default:
-                        throw fail(k, p, "unknown property of gateways.local (host, http_port, https_port, address, read_timeout)")
+                        throw fail(k, p, "unknown property of gateways.local (host, http_port, https_port, address, certificate, read_timeout)")
                     }
                 }
             }
@@ -110,6 +144,7 @@ public struct BackendConfiguration: Sendable, Equatable {
         guard let list = map["backends"] else {
             var c = BackendConfiguration.default
             c.localGateway = localGateway
+            c.acme = acme
             return c
         }
         guard let items = list.sequence else { throw fail(list, "backends", "expected a list of backends") }
@@ -173,7 +208,9 @@ public struct BackendConfiguration: Sendable, Equatable {
             }
         }
         if backends.isEmpty { throw fail(list, "backends", "at least one backend is required") }
-        return BackendConfiguration(backends: backends, localGateway: localGateway)
+        var c = BackendConfiguration(backends: backends, localGateway: localGateway)
+        c.acme = acme
+        return c
     }
 }
 

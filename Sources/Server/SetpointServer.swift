@@ -99,8 +99,19 @@ public enum SetpointServer {
         // A replica leaving (scale down, rollout, stop) is out of its route first; it is
         // stopped once the proxy has no request in flight to it, within `stop_duration`.
         let drain = Drain(minimum: 0.05, pollInterval: 0.1) { address in routes.pending(address: address) }
+        // Certificates for gateways come from an ACME CA (Let's Encrypt by default; `acme` in
+        // config.yml or SETPOINT_ACME_* choose another, such as ZeroSSL or a private CA).
+        var acme = serverConfiguration.acme
+        let environment = ProcessInfo.processInfo.environment
+        if let v = environment["SETPOINT_ACME_SERVER"] { acme.directory = v }
+        if let v = environment["SETPOINT_ACME_CA_FILE"] { acme.caFile = v }
+        if let v = environment["SETPOINT_ACME_EAB_KID"] { acme.eabKeyID = v }
+        if let v = environment["SETPOINT_ACME_EAB_HMAC_KEY"] { acme.eabHMACKey = v }
+        let local = serverConfiguration.localGateway
+        let checkHost = local.host == "0.0.0.0" || local.host == "::" ? "127.0.0.1" : local.host
+        let issuer = runsLocally ? AcmeIssuer(settings: acme, store: store, gatewayHTTP: "\(checkHost):\(local.httpPort)") : nil
         let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
-                                        routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, logger: logger)
+                                        routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, issuer: issuer, logger: logger)
         routes.follow(manager.routeInformer)
         // Demand is the server's proxy's counts plus every live gateway replica's.
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
@@ -120,7 +131,8 @@ public enum SetpointServer {
                   backend: backend, logger: logger,
                   gateways: GatewayService(store: store, backends: runsLocally ? ["local"] : []),
                   plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
-                                      readTimeout: serverConfiguration.localGateway.readTimeout)).register(on: router)
+                                      readTimeout: serverConfiguration.localGateway.readTimeout,
+                                      providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } })).register(on: router)
         // The API listens on a Unix socket in the data directory; the proxy in front of it
         // owns the public address.
         let apiSocket = settings.dataDirectory + "/api.sock"

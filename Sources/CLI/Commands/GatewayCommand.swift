@@ -119,6 +119,7 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "The gateway's name.") var name: String
         @Option(help: "This process's replica number.") var replica: Int = 0
         @Option(help: "HOST:PORT to listen on.") var listen: String = "0.0.0.0:80"
+        @Option(name: .customLong("https-listen"), help: "HOST:PORT to serve HTTPS on (with the certificates the control plane sends).") var httpsListen: String?
         @Option(name: .customLong("read-timeout"), help: "Seconds a replica may stay silent once a request is sent.") var readTimeout: Int = 3600
         @Option(name: .customLong("state-file"), help: "Where the last routes are kept, to serve them after a restart while the control plane is away.")
         var stateFile: String?
@@ -133,6 +134,12 @@ struct GatewayCommand: AsyncParsableCommand {
             var settings = GatewayAgentSettings(serverURL: server, credential: credential, project: project, name: name, replica: replica,
                                                 host: String(listen[..<colon]), port: port)
             settings.proxy.readTimeout = .seconds(Int64(readTimeout))
+            if let httpsListen {
+                guard let c = httpsListen.lastIndex(of: ":"), let p = Int(httpsListen[httpsListen.index(after: c)...]) else {
+                    throw UsageError(message: "--https-listen \(httpsListen): expected HOST:PORT")
+                }
+                settings.httpsPort = p
+            }
             settings.statePath = stateFile
             var logger = Logger(label: "setpoint.gateway")
             logger.logLevel = .info
