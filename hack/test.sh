@@ -18,6 +18,7 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)          # local backend: l
 command -v curl >/dev/null 2>&1 || missing+=(curl)            # end-to-end tests read streamed responses with it
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)  # the fake API server is proven against the real kubectl
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)      # TLS tests of the Kubernetes client make their certificates
+command -v pebble >/dev/null 2>&1 || missing+=(pebble)        # gateway HTTPS: the ACME test server (and pebble-challtestsrv, its DNS)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -8,10 +8,11 @@ import TestSupport
 /// control plane killed while the gateway keeps serving, and autoscaling from gateway traffic
 /// with a gateway replica killed.
 @Suite(.serialized, .timeLimit(.minutes(4))) struct GatewayE2ETests {
-    /// A server whose `config.yml` puts local gateways on a free loopback port.
-    static func server() throws -> (ServerE2ETests.Server, Int) {
+    /// A server whose `config.yml` puts local gateways on a free loopback port (or `httpPort`),
+    /// with `more` after `gateways.local.http_port`.
+    static func server(httpPort: Int? = nil, more: String = "") throws -> (ServerE2ETests.Server, Int) {
         let server = try ServerE2ETests.Server(keepLog: true, start: false)
-        let port = try freePort()
+        let port = try httpPort ?? freePort()
         try FileManager.default.createDirectory(at: server.dataDir, withIntermediateDirectories: true)
         try """
             backends:
@@ -20,7 +21,8 @@ import TestSupport
               local:
                 host: 127.0.0.1
                 http_port: \(port)
-            """.write(to: server.dataDir.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
+
+            """.appending(more).write(to: server.dataDir.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
         try server.start()
         return (server, port)
     }
@@ -193,4 +195,138 @@ import TestSupport
             data += s.recv(length - len(data))
         print(data.decode())
         """#
+}
+
+struct PebbleFailure: Error, CustomStringConvertible { var description: String }
+
+/// Debian's `pebble` ACME test server with `pebble-challtestsrv` as its DNS (every name
+/// resolves to 127.0.0.1), so HTTP-01 validation really connects to the gateway's port.
+final class Pebble: @unchecked Sendable {
+    let dir: URL
+    let port: Int
+    let managementPort: Int
+    var processes: [Process] = []
+
+    /// - Parameters: httpPort: where pebble validates HTTP-01 (the gateway's port); validity:
+    ///   the certificates' lifetime in seconds.
+    init(httpPort: Int, validity: Int) async throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("pebble-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        port = try freePort()
+        managementPort = try freePort()
+        let dnsPort = try freePort()
+        _ = try await TestCertificates.make(in: dir.path)
+        try """
+            {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(managementPort)",
+             "certificate": "\(dir.path)/server.crt", "privateKey": "\(dir.path)/server.key", "httpPort": \(httpPort), "tlsPort": \(try freePort()),
+             "ocspResponderURL": "", "externalAccountBindingRequired": false, "certificateValidityPeriod": \(validity)}}
+            """.write(to: dir.appendingPathComponent("pebble.json"), atomically: true, encoding: .utf8)
+        try start(["/usr/bin/pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "",
+                   "-tlsalpn01", "", "-dns01", "127.0.0.1:\(dnsPort)", "-management", "127.0.0.1:\(try freePort())"], log: "chall.log")
+        try start(["/usr/bin/pebble", "-config", dir.appendingPathComponent("pebble.json").path, "-dnsserver", "127.0.0.1:\(dnsPort)"],
+                  log: "pebble.log", env: ["PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"])
+        try await waitFor(timeout: 20) { (try? await runProcess(["curl", "-fsS", "--cacert", self.ca, self.directory]))?.status == 0 }
+    }
+
+    var ca: String { dir.appendingPathComponent("ca.crt").path }
+    var directory: String { "https://127.0.0.1:\(port)/dir" }
+    var log: String { (try? String(contentsOf: dir.appendingPathComponent("pebble.log"), encoding: .utf8)) ?? "" }
+
+    /// The root the issued certificates chain to (pebble makes a new one each start).
+    func root() async throws -> String {
+        let path = dir.appendingPathComponent("root.pem").path
+        let fetched = try await runProcess(["curl", "-fsS", "--cacert", ca, "-o", path, "https://127.0.0.1:\(managementPort)/roots/0"])
+        guard fetched.status == 0 else { throw PebbleFailure(description: "cannot fetch pebble's root: \(fetched.output)") }
+        return path
+    }
+
+    private func start(_ argv: [String], log: String, env: [String: String] = [:]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { _, b in b }
+        let path = dir.appendingPathComponent(log).path
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: path)
+        p.standardError = FileHandle(forWritingAtPath: path)
+        try p.run()
+        processes.append(p)
+    }
+
+    func stop() {
+        for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+extension GatewayE2ETests {
+    @Test func httpsWithACertificateFromPebbleRenewedBeforeItExpiresAndKeptAcrossARestart() async throws {
+        let httpPort = try freePort(), httpsPort = try freePort()
+        let pebble = try await Pebble(httpPort: httpPort, validity: 90)
+        defer { pebble.stop() }
+        // Renew 60 s before expiry: a 90 s certificate is renewed 30 s after it is issued.
+        let (server, _) = try Self.server(httpPort: httpPort, more: """
+                https_port: \(httpsPort)
+            acme:
+              directory: \(pebble.directory)
+              ca_file: \(pebble.ca)
+              renew_before_days: \(60.0 / 86_400)
+            """)
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("gateway.dstack.yml")
+        try "type: gateway\nname: edge\nbackend: local\nregion: local\ndomain: example.test\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        let service = try DataPathE2ETests.writeService(server.home, name: "web", body: """
+            commands:
+              - python3 testapp.py --port 8000 --name web
+            probes:
+              - type: http
+                url: /name
+                interval: 1
+            """)
+        #expect(try await server.cli(["apply", "-f", service.path, "-y"]).status == 0)
+        // Both names get a certificate from pebble, which validates through the gateway.
+        try await waitFor(timeout: 90) {
+            let d = try await server.cli(["gateway", "describe", "edge"]).output
+            return d.contains("web.example.test: issued") && d.contains("gateway.example.test: issued")
+        }
+        let root = try await pebble.root()
+        func https(_ host: String, _ path: String) async throws -> (Int32, String) {
+            try await runProcess(["curl", "-sS", "-m", "20", "--cacert", root, "--resolve", "\(host):\(httpsPort):127.0.0.1",
+                                  "-H", "Authorization: Bearer \(server.token)", "https://\(host):\(httpsPort)\(path)"])
+        }
+        let served = try await https("web.example.test", "/headers")
+        #expect(served.0 == 0 && served.1.contains("\"x-forwarded-proto\": \"https\""), "the app is reached over HTTPS: \(served.1)")
+        let ps = try await server.cli(["ps"])
+        #expect(ps.output.contains("https://web.example.test:\(httpsPort)/"), "\(ps.output)")
+        // A name the gateway has no certificate for fails verification (not someone else's certificate).
+        #expect(try await https("other.example.test", "/").0 != 0)
+        let ordersBefore = pebble.log.components(separatedBy: "Issued certificate serial").count - 1
+        #expect(ordersBefore >= 2)
+
+        // Renewal: a new certificate before the first expires, served without a gap.
+        let first = try await Self.notAfter(root: root, host: "web.example.test", port: httpsPort)
+        try await waitFor(timeout: 90) {
+            let now = try? await Self.notAfter(root: root, host: "web.example.test", port: httpsPort)
+            return now != nil && now != first
+        }
+
+        // A restart orders nothing it already has (the account and the certificates are stored).
+        server.kill(signal: SIGTERM)
+        let issuedBefore = pebble.log.components(separatedBy: "Issued certificate serial").count
+        try server.start()
+        try await server.waitHealthy()
+        try await waitFor(timeout: 20) { try await server.cli(["gateway", "list"]).output.contains("1/1") }
+        #expect(try await https("web.example.test", "/name") == (0, "web"))
+        let issuedAfter = pebble.log.components(separatedBy: "Issued certificate serial").count
+        #expect(issuedAfter - issuedBefore <= 2, "at most the renewals that fell due, not a new order per name on start")
+    }
+
+    /// The `notAfter` of the certificate the gateway serves for `host`.
+    static func notAfter(root: String, host: String, port: Int) async throws -> String {
+        let out = try await runProcess(["/bin/sh", "-c",
+            "echo | openssl s_client -connect 127.0.0.1:\(port) -servername \(host) -CAfile \(root) 2>/dev/null | openssl x509 -noout -enddate"])
+        return out.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 }
