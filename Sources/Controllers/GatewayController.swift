@@ -78,9 +78,12 @@ public struct GatewayObservation: Sendable {
     public var services: [String]
     /// The gateway's certificate objects (one per domain).
     public var certificates: [GatewayCertificate]
+    /// What `gateway.<domain>` and the gateway's address resolve to (nil: not looked up).
+    public var dns: (name: DNSCheck.Answer, address: DNSCheck.Answer)?
 
     public init(processes: [Process], lastReports: [Int: Date], reportTimeout: TimeInterval, portsTakenBy: String? = nil,
-                services: [String] = [], certificates: [GatewayCertificate] = []) {
+                services: [String] = [], certificates: [GatewayCertificate] = [], dns: (name: DNSCheck.Answer, address: DNSCheck.Answer)? = nil) {
+        self.dns = dns
         self.services = services
         self.certificates = certificates
         self.processes = processes
@@ -210,12 +213,33 @@ public enum GatewayPlanner {
         } else {
             message = "\(status.readyReplicas) of \(desired) gateway replica(s) serving; waiting for the others to report"
         }
+        // DNS: says whether `*.<domain>` points at the gateway (dstack #1058); it does not hold
+        // the gateway back (a test domain, a split-horizon resolver).
+        if let domain = status.domain, let dns = observed.dns, let address = status.address {
+            let (ok, text) = Self.dnsVerdict(domain: domain, address: address, dns.name, dns.address)
+            status.conditions.set("DNSConfigured", ok, reason: ok ? "Resolves" : "DoesNotResolveHere", message: text, now: now)
+        }
         status.message = message
         status.conditions.set("Ready", ready, reason: ready ? "Serving" : "ReplicasNotReady", message: message, now: now)
         status.conditions.set("Reconciling", !ready, reason: ready ? "Serving" : "Progressing", message: message, now: now)
         plan.status = status
         plan.events = events
         return plan
+    }
+
+    /// Whether `gateway.<domain>` resolves to what the gateway's address does, in words.
+    static func dnsVerdict(domain: String, address: String, _ name: DNSCheck.Answer, _ target: DNSCheck.Answer) -> (Bool, String) {
+        let probe = "gateway.\(domain)"
+        let wanted: [String]
+        if case .addresses(let a) = target { wanted = a } else { wanted = [address] }
+        switch name {
+        case .failed(let why):
+            return (false, "\(probe) does not resolve (\(why)): point a wildcard record *.\(domain) at \(address) (A, or CNAME to its name)")
+        case .addresses(let got) where Set(got).isDisjoint(with: wanted):
+            return (false, "\(probe) resolves to \(got.joined(separator: ", ")), not to the gateway (\(wanted.joined(separator: ", "))): point *.\(domain) at \(address)")
+        case .addresses:
+            return (true, "*.\(domain) resolves to the gateway (\(address))")
+        }
     }
 
     /// Whether the gateway listens for HTTPS: a certificate is configured (ordered or provided).
@@ -246,6 +270,7 @@ public struct GatewayController: PlanningController {
     let backend: any ComputeBackend
     let reports: GatewayReports
     let launch: GatewayLaunch
+    let dns = DNSCheck()
 
     public init(store: any ObjectStore, backend: any ComputeBackend, reports: GatewayReports, launch: GatewayLaunch) {
         self.store = store
@@ -280,12 +305,17 @@ public struct GatewayController: PlanningController {
                 && !w.state.hasEnded
         }
         let taken = gateway.meta.isDeleting ? nil : others.first.map { "\($0.labels[Labels.project] ?? "?")/\($0.labels[Labels.gateway] ?? "?")" }
+        var lookedUp: (name: DNSCheck.Answer, address: DNSCheck.Answer)?
+        if let domain = gateway.spec.configuration.resolvedDomain(project: gateway.meta.project), !gateway.meta.isDeleting {
+            let address = launch.local.address ?? ((launch.local.host == "0.0.0.0" || launch.local.host == "::") ? ProcessInfo.processInfo.hostName : launch.local.host)
+            lookedUp = (await dns.lookup("gateway.\(domain)"), await dns.lookup(address))
+        }
         let routes = try await TypedStore<ProxyRouteKind>(store).list(project: gateway.meta.project)
         let certificates = try await TypedStore<CertificateKind>(store).list(project: gateway.meta.project, labels: [Labels.gateway: gateway.meta.name])
         return GatewayObservation(processes: processes, lastReports: reports.lastReports(gateway: gateway.key),
                                   reportTimeout: reports.timeout, portsTakenBy: taken,
                                   services: routes.filter { $0.spec.gateway == gateway.meta.name }.map(\.spec.run).sorted(),
-                                  certificates: certificates)
+                                  certificates: certificates, dns: lookedUp)
     }
 
     public func plan(_ gateway: Gateway, _ observed: GatewayObservation, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {

@@ -190,3 +190,25 @@ extension GatewayPlannerTests {
         #expect(wildcard.status.certificates.first?.state == "provided")
     }
 }
+
+extension GatewayPlannerTests {
+    @Test func describeSaysWhetherTheWildcardPointsAtTheGateway() throws {
+        let g = try gateway()
+        let running = [process(g, 0, .running(endpoint: "x"))]
+        func dns(_ name: DNSCheck.Answer, _ address: DNSCheck.Answer) throws -> Condition? {
+            var local = self.local
+            local.address = "203.0.113.7"
+            let o = GatewayObservation(processes: running, lastReports: [0: now], reportTimeout: 5, dns: (name, address))
+            return try GatewayPlanner.plan(g, o, local: local, now: now).status.conditions["DNSConfigured"]
+        }
+        let missing = try dns(.failed("Name or service not known"), .addresses(["203.0.113.7"]))
+        #expect(missing?.status == "False" && missing?.message == "gateway.main.example.test does not resolve (Name or service not known): point a wildcard record *.main.example.test at 203.0.113.7 (A, or CNAME to its name)")
+        let elsewhere = try dns(.addresses(["198.51.100.1"]), .addresses(["203.0.113.7"]))
+        #expect(elsewhere?.status == "False" && elsewhere?.message.contains("resolves to 198.51.100.1, not to the gateway (203.0.113.7)") == true)
+        let right = try dns(.addresses(["203.0.113.7"]), .addresses(["203.0.113.7"]))
+        #expect(right?.status == "True")
+        // It never holds the gateway back.
+        let o = GatewayObservation(processes: running, lastReports: [0: now], reportTimeout: 5, dns: (.failed("x"), .failed("y")))
+        #expect(try GatewayPlanner.plan(g, o, local: local, now: now).status.conditions["Ready"]?.status == "True")
+    }
+}

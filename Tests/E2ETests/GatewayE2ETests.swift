@@ -62,6 +62,9 @@ import TestSupport
         try await server.waitHealthy()
         let gateway = try await server.cli(["apply", "-f", Self.writeGateway(server.home).path, "-y"])
         #expect(gateway.status == 0 && gateway.output.contains("Gateway edge is serving at 127.0.0.1:\(port)"), "\(gateway.output)")
+        // The test domain resolves nowhere: describe says so, and what to do.
+        let described0 = try await server.cli(["gateway", "describe", "edge"])
+        #expect(described0.output.contains("DNS:          gateway.example.test does not resolve"), "\(described0.output)")
         let listed = try await server.cli(["gateway", "list"])
         #expect(listed.output.contains("edge (default)") && listed.output.contains("running") && listed.output.contains("1/1"), "\(listed.output)")
 

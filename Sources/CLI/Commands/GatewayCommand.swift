@@ -69,6 +69,7 @@ struct GatewayCommand: AsyncParsableCommand {
             out += "Replicas:     \(g.status.readyReplicas)/\(g.status.desiredReplicas) ready\n"
             out += "Address:      \(g.status.address ?? "-")\(g.status.httpPort.map { " (http \($0))" } ?? "")\n"
             out += "Domain:       \(g.status.domain ?? "- (set `domain` to publish services on it)")\n"
+            if let dns = g.status.conditions.first(where: { $0.type == "DNSConfigured" }) { out += "DNS:          \(dns.message)\n" }
             if let pattern = g.serviceURLPattern { out += "Services at:  \(pattern)\n" }
             if let models = g.modelURL { out += "Models at:    \(models)\n" }
             let certificate = field("certificate")
