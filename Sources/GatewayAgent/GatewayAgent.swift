@@ -115,7 +115,8 @@ public final class GatewayAgent: Sendable {
 
     func apply(_ snapshot: GatewaySnapshot, persist: Bool) {
         table.setSite(GatewaySite(project: settings.project, domain: snapshot.domain,
-                                  challenges: Dictionary(snapshot.challenges.map { ($0.token, $0.keyAuthorization) }, uniquingKeysWith: { a, _ in a })))
+                                  challenges: Dictionary(snapshot.challenges.map { ($0.token, $0.keyAuthorization) }, uniquingKeysWith: { a, _ in a }),
+                                  secureNames: settings.httpsPort == nil ? [] : Set(snapshot.certificates.map(\.domain)), httpsPort: settings.httpsPort))
         table.replaceAll(snapshot.routes.map { ($0.project, $0.spec) })
         access.set(snapshot.tokenHashes)
         identities.set(snapshot.certificates)

@@ -331,6 +331,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let answer = site.challenges[token] { return respond(.ok, answer, contentType: "application/octet-stream", head: head) }
             return respond(.notFound, "no such challenge", head: head)
         }
+        if !shared.secure, let location = site.secureLocation(host: head.headers.first(name: "host"), uri: head.uri) {
+            return respond(.permanentRedirect, "", head: head, extra: [("Location", location)])
+        }
         switch site.target(host: head.headers.first(name: "host")) {
         case .service:
             return routeService(head, path: path, query: query)

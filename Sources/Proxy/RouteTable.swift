@@ -79,11 +79,27 @@ public struct GatewaySite: Sendable, Equatable {
     public var domain: String?
     /// ACME HTTP-01 answers by token.
     public var challenges: [String: String]
+    /// Names served over HTTPS (`*.<domain>` for a wildcard): plain HTTP requests for them are
+    /// redirected there, as dstack's gateway does.
+    public var secureNames: Set<String>
+    public var httpsPort: Int?
 
-    public init(project: String, domain: String?, challenges: [String: String] = [:]) {
+    public init(project: String, domain: String?, challenges: [String: String] = [:], secureNames: Set<String> = [], httpsPort: Int? = nil) {
         self.project = project
         self.domain = domain?.lowercased()
         self.challenges = challenges
+        self.secureNames = Set(secureNames.map { $0.lowercased() })
+        self.httpsPort = httpsPort
+    }
+
+    /// Where a plain HTTP request for `host` should go instead, when the name has a certificate.
+    func secureLocation(host: String?, uri: String) -> String? {
+        guard let httpsPort, var name = host?.lowercased(), !secureNames.isEmpty else { return nil }
+        if let colon = name.lastIndex(of: ":"), !name.hasPrefix("[") { name = String(name[..<colon]) }
+        if name.hasSuffix(".") { name.removeLast() }
+        let wildcard = name.firstIndex(of: ".").map { "*" + name[$0...] }
+        guard secureNames.contains(name) || wildcard.map(secureNames.contains) == true else { return nil }
+        return "https://\(name)\(httpsPort == 443 ? "" : ":\(httpsPort)")\(uri)"
     }
 
     static let challengePath = "/.well-known/acme-challenge/"

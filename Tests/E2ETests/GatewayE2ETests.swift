@@ -303,6 +303,10 @@ extension GatewayE2ETests {
         #expect(served.0 == 0 && served.1.contains("\"x-forwarded-proto\": \"https\""), "the app is reached over HTTPS: \(served.1)")
         let ps = try await server.cli(["ps"])
         #expect(ps.output.contains("https://web.example.test:\(httpsPort)/"), "\(ps.output)")
+        // Plain HTTP for a name with a certificate is redirected to HTTPS.
+        let redirect = try await runProcess(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--resolve",
+                                             "web.example.test:\(httpPort):127.0.0.1", "http://web.example.test:\(httpPort)/name?x=1"])
+        #expect(redirect.output == "308 https://web.example.test:\(httpsPort)/name?x=1", "\(redirect.output)")
         // A name the gateway has no certificate for fails verification (not someone else's certificate).
         #expect(try await https("other.example.test", "/").0 != 0)
         let ordersBefore = pebble.log.components(separatedBy: "Issued certificate serial").count - 1
