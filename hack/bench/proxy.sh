@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark: wrk against one fast upstream (nginx serving a 1 KiB file) three ways in one run —
-# directly, through nginx as a reverse proxy (keep-alive upstream pool), and through Setpoint's
-# proxy (the real server, the upstream being the service's replica) — and prints requests/s,
-# p50 and p99 for each and Setpoint's ratios to nginx. Goal: ≥ 1.0× nginx's throughput, p99 ≤ nginx's.
+# Benchmark: wrk against one fast upstream (nginx serving a 1 KiB file) four ways in one run —
+# directly, through nginx as a reverse proxy (keep-alive upstream pool), through Setpoint's
+# proxy (the real server, the upstream being the service's replica), and through a Setpoint
+# gateway (`backend: local`, `Host: upstream.bench.test`) — and prints requests/s, p50 and p99
+# for each and Setpoint's ratios to nginx. Goal: ≥ 1.0× nginx's throughput, p99 ≤ nginx's.
 #   hack/bench/proxy.sh [DURATION_SECONDS=10] [CONNECTIONS=64]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,7 +21,7 @@ swift build -c release --product setpoint >/dev/null
 bin="$root/.build/release/setpoint"
 work="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-port=$(free_port); nginx_port=$(free_port)
+port=$(free_port); nginx_port=$(free_port); gateway_port=$(free_port)
 token="bench-$RANDOM$RANDOM"
 cleanup() {
   [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
@@ -78,16 +79,37 @@ http {
 }
 CONF
 
+# A gateway on the local backend, HTTP only (the proxies compared are plain HTTP too).
+mkdir -p "$work/data"
+cat >"$work/data/config.yml" <<YAML
+backends:
+  - type: local
+gateways:
+  local: {host: 127.0.0.1, http_port: $gateway_port}
+YAML
+cat >"$work/service/gateway.dstack.yml" <<YAML
+type: gateway
+name: bench
+backend: local
+region: local
+domain: bench.test
+certificate: null
+YAML
+
 SETPOINT_LOCAL_NETWORK=host HOME="$work" SETPOINT_ADMIN_TOKEN="$token" "$bin" server --port "$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 200); do curl -fsS "http://127.0.0.1:$port/api/v1/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+(cd "$work/service" && SETPOINT_URL="http://127.0.0.1:$port" SETPOINT_TOKEN="$token" HOME="$work" "$bin" apply -f gateway.dstack.yml -y >/dev/null)
 (cd "$work/service" && SETPOINT_URL="http://127.0.0.1:$port" SETPOINT_TOKEN="$token" HOME="$work" "$bin" apply -f upstream.dstack.yml -y >/dev/null)
+for _ in $(seq 1 200); do curl -fsS -H "Host: upstream.bench.test" "http://127.0.0.1:$gateway_port/index.html" >/dev/null 2>&1 && break; sleep 0.05; done
 "$nginx_bin" -c "$work/proxy/nginx.conf" -p "$work/proxy/"
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$nginx_port/index.html" >/dev/null 2>&1 && break; sleep 0.05; done
 
-run() {  # run NAME URL: one warm-up second, then the measured run
-  wrk -t2 -c"$connections" -d1s "$2" >/dev/null 2>&1 || true
-  wrk -t2 -c"$connections" -d"${duration}s" --latency "$2" >"$work/$1.txt"
+run() {  # run NAME URL [HOST]: one warm-up second, then the measured run
+  local host=()
+  [ -n "${3:-}" ] && host=(-H "Host: $3")
+  wrk -t2 -c"$connections" -d1s "${host[@]}" "$2" >/dev/null 2>&1 || true
+  wrk -t2 -c"$connections" -d"${duration}s" --latency "${host[@]}" "$2" >"$work/$1.txt"
   python3 - "$1" "$work/$1.txt" <<'PY'
 import re, sys
 name, text = sys.argv[1], open(sys.argv[2]).read()
@@ -101,10 +123,14 @@ PY
 direct=$(run direct "http://127.0.0.1:8000/index.html")
 viaNginx=$(run nginx "http://127.0.0.1:$nginx_port/index.html")
 viaSetpoint=$(run setpoint "http://127.0.0.1:$port/proxy/services/main/upstream/index.html")
+viaGateway=$(run gateway "http://127.0.0.1:$gateway_port/index.html" upstream.bench.test)
 rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$server_pid/status)
-python3 - "$direct" "$viaNginx" "$viaSetpoint" "$rss" "$duration" "$connections" <<'PY'
+gateway_pid=$(pgrep -f "gateway run .*--name bench" | head -1)
+gateway_rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$gateway_pid/status)
+python3 - "$direct" "$viaNginx" "$viaSetpoint" "$viaGateway" "$rss" "$duration" "$connections" "$gateway_rss" <<'PY'
 import sys
-rows = [r.split(" ", 4) for r in sys.argv[1:4]]
+rows = [r.split(" ", 4) for r in sys.argv[1:5]]
+sys.argv = [sys.argv[0]] + sys.argv[1:4] + sys.argv[5:]
 print(f"wrk -t2 -c{sys.argv[6]} -d{sys.argv[5]}s, 1 KiB file from nginx ({__import__('os').cpu_count()} cores)")
 print(f"{'path':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors")
 for name, rps, p50, p99, *err in rows:
@@ -112,5 +138,7 @@ for name, rps, p50, p99, *err in rows:
 n, s = rows[1], rows[2]
 print(f"setpoint / nginx: throughput {float(s[1]) / float(n[1]):.2f}x, p50 {float(s[2]) / float(n[2]):.2f}x, p99 {float(s[3]) / float(n[3]):.2f}x "
       f"(goal: throughput >= 1.0x, p99 <= 1.0x)")
-print(f"setpoint server peak RSS: {sys.argv[4]} MB")
+g = rows[3]
+print(f"gateway / nginx:  throughput {float(g[1]) / float(n[1]):.2f}x, p50 {float(g[2]) / float(n[2]):.2f}x, p99 {float(g[3]) / float(n[3]):.2f}x")
+print(f"setpoint server peak RSS: {sys.argv[4]} MB; gateway process peak RSS: {sys.argv[7]} MB")
 PY
