@@ -63,7 +63,7 @@ final class AccessTable: Sendable {
 
 public final class GatewayAgent: Sendable {
     public let settings: GatewayAgentSettings
-    public let table = RouteTable()
+    public let table = RouteTable(byHost: true)
     let access: AccessTable
     let identities = TLSIdentities()
     let client: APIClient

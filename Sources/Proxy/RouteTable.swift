@@ -141,10 +141,14 @@ public final class RouteTable: Sendable {
     /// Called when a request starts waiting at a service with no ready replica.
     let onDemandAtZero = Mutex<(@Sendable (String, String) -> Void)?>(nil)
 
-    public init() {}
+    /// A gateway's table: requests are routed by `Host` (`site`); the server's is routed by
+    /// path and never takes the site's lock.
+    let byHost: Bool
+
+    public init(byHost: Bool = false) { self.byHost = byHost }
 
     /// On a gateway: route by `Host` for this site (nil: by path, as the server does).
-    public var site: GatewaySite? { gatewaySite.withLock { $0 } }
+    public var site: GatewaySite? { byHost ? gatewaySite.withLock { $0 } : nil }
     public func setSite(_ site: GatewaySite?) { gatewaySite.withLock { $0 = site } }
 
     /// Replaces every route (a gateway's snapshot from the control plane).
