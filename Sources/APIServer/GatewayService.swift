@@ -45,7 +45,7 @@ public struct GatewayService: Sendable {
             let at = node.map { ":\($0.location.line):\($0.location.column)" } ?? ""
             let offered = backends.sorted().map { "`\($0)`" }.joined(separator: ", ")
             let why = "this server runs gateways on \(offered.isEmpty ? "no backend" : offered), not on `\(config.backend)`"
-                + (config.backend == "kubernetes" ? " (gateways on Kubernetes are not built yet: docs/gateways.md)" : "")
+                + (config.backend == "kubernetes" ? " (configure a kubernetes backend in the server's config.yml)" : "")
             throw Failure.invalid("\(file)\(at): gateway.backend: \(why)",
                                   [API.ErrorBody.Issue(path: "gateway.backend", line: node?.location.line, column: node?.location.column, message: why)])
         }

@@ -112,3 +112,26 @@ public final class BackendSet: ComputeBackend, ReadinessProber {
         return nil
     }
 }
+
+/// Front doors go to the member that serves the gateway's region.
+extension BackendSet: GatewayFrontDoors {
+    func frontDoors(_ region: String) -> (any GatewayFrontDoors)? {
+        members.lazy.compactMap { $0.backend as? any GatewayFrontDoors }.first { $0.servesGateways(region: region) }
+    }
+
+    public func servesGateways(region: String) -> Bool { frontDoors(region) != nil }
+
+    public func frontDoor(project: String, gateway: String, region: String) async throws -> FrontDoorState {
+        guard let member = frontDoors(region) else { throw BackendError(.invalid, "no configured cluster is region \(region)") }
+        return try await member.frontDoor(project: project, gateway: gateway, region: region)
+    }
+
+    public func createFrontDoor(project: String, gateway: String, region: String, selector: [String: String], ports: [(String, Int, Int)]) async throws {
+        guard let member = frontDoors(region) else { throw BackendError(.invalid, "no configured cluster is region \(region)") }
+        try await member.createFrontDoor(project: project, gateway: gateway, region: region, selector: selector, ports: ports)
+    }
+
+    public func deleteFrontDoor(project: String, gateway: String, region: String) async throws {
+        try await frontDoors(region)?.deleteFrontDoor(project: project, gateway: gateway, region: region)
+    }
+}

@@ -22,6 +22,9 @@ public struct WorkloadRequest: Sendable, Equatable {
     /// Runs on the machine's own network (a gateway process listening on its ports) instead
     /// of a network of its own.
     public var hostNetwork = false
+    /// Environment that is a secret (a gateway's credential): never written where the
+    /// workload's description can be read (on Kubernetes, a Secret the Pod refers to).
+    public var secretEnvironment: [String: String] = [:]
 
     public init(name: String, project: String, labels: [String: String], template: ReplicaTemplate, systemEnvironment: [String: String]) {
         self.name = name
@@ -121,6 +124,26 @@ public protocol ComputeBackend: Sendable {
     /// Why this backend cannot run a replica of this kind at all (the local backend runs no
     /// image), or nil; asked at plan time so the user hears it before anything is stored.
     func refusal(image: String?, docker: Bool) -> String?
+}
+
+/// The address in front of a gateway's workloads (a `LoadBalancer` Service on Kubernetes).
+public enum FrontDoorState: Sendable, Equatable {
+    /// No front door exists yet.
+    case missing
+    /// Created at this time; the infrastructure has not given it an address yet.
+    case waiting(since: Date)
+    case ready(address: String)
+}
+
+/// Backends that put one stable address in front of a gateway's replicas (kept across
+/// redeploys of the replicas, so the address users point DNS at does not change, dstack #3924).
+public protocol GatewayFrontDoors: Sendable {
+    /// Whether this backend serves `region` (a kubeconfig context).
+    func servesGateways(region: String) -> Bool
+    func frontDoor(project: String, gateway: String, region: String) async throws -> FrontDoorState
+    /// Creates it: `ports` are (name, public port, replica port); the replicas carry `selector`.
+    func createFrontDoor(project: String, gateway: String, region: String, selector: [String: String], ports: [(String, Int, Int)]) async throws
+    func deleteFrontDoor(project: String, gateway: String, region: String) async throws
 }
 
 /// A remark about a workload for the replica's events (`setpoint describe`).

@@ -25,16 +25,35 @@ public struct LocalGatewaySettings: Sendable, Equatable {
     public init() {}
 }
 
+/// How gateways run on a Kubernetes cluster: Pods of Setpoint's image in gateway mode behind a
+/// `LoadBalancer` Service (docs/gateways.md).
+public struct KubernetesGatewaySettings: Sendable, Equatable {
+    /// How the gateway Pods reach this server (`http://setpoint.setpoint.svc:3000`).
+    public var serverURL: String?
+    /// Setpoint's image (its `setpoint` binary runs `gateway run`).
+    public var image: String = "setpoint:latest"
+    /// How long the Service may go without an address before the gateway says it failed.
+    public var loadBalancerTimeout: TimeInterval = 600
+    /// The ports the gateway listens on inside its Pods.
+    public var httpPort = 8080
+    public var httpsPort = 8443
+    public init() {}
+}
+
 /// How the gateway controller starts gateway processes: the binary, and where it reaches the
 /// control plane.
 public struct GatewayLaunch: Sendable {
     public var executable: String
     public var serverURL: String
     public var local: LocalGatewaySettings
+    /// nil: no cluster runs gateways.
+    public var kubernetes: KubernetesGatewaySettings?
     /// The credential of a gateway's processes (derived by the server, never stored).
     public var credential: @Sendable (Gateway) -> String
 
-    public init(executable: String, serverURL: String, local: LocalGatewaySettings, credential: @escaping @Sendable (Gateway) -> String) {
+    public init(executable: String, serverURL: String, local: LocalGatewaySettings, kubernetes: KubernetesGatewaySettings? = nil,
+                credential: @escaping @Sendable (Gateway) -> String) {
+        self.kubernetes = kubernetes
         self.executable = executable
         self.serverURL = serverURL
         self.local = local
@@ -49,6 +68,8 @@ public enum GatewayAction: Sendable, Equatable {
     case delete(WorkloadID)
     case createCertificate(domain: String)
     case deleteCertificate(domain: String)
+    case createFrontDoor
+    case deleteFrontDoor
     case removeFinalizer
 }
 
@@ -80,9 +101,13 @@ public struct GatewayObservation: Sendable {
     public var certificates: [GatewayCertificate]
     /// What `gateway.<domain>` and the gateway's address resolve to (nil: not looked up).
     public var dns: (name: DNSCheck.Answer, address: DNSCheck.Answer)?
+    /// On a cluster: the Service in front of the replicas (nil on the local backend).
+    public var frontDoor: FrontDoorState?
 
     public init(processes: [Process], lastReports: [Int: Date], reportTimeout: TimeInterval, portsTakenBy: String? = nil,
-                services: [String] = [], certificates: [GatewayCertificate] = [], dns: (name: DNSCheck.Answer, address: DNSCheck.Answer)? = nil) {
+                services: [String] = [], certificates: [GatewayCertificate] = [], dns: (name: DNSCheck.Answer, address: DNSCheck.Answer)? = nil,
+                frontDoor: FrontDoorState? = nil) {
+        self.frontDoor = frontDoor
         self.dns = dns
         self.services = services
         self.certificates = certificates
@@ -108,24 +133,32 @@ public enum GatewayPlanner {
     /// Seconds before a replica that ended is started again, after `restarts` starts.
     public static func backoff(_ restarts: Int) -> TimeInterval { min(60, pow(2, Double(max(0, restarts - 1)))) }
 
-    public static func plan(_ gateway: Gateway, _ observed: GatewayObservation, local: LocalGatewaySettings, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {
+    public static func plan(_ gateway: Gateway, _ observed: GatewayObservation, local: LocalGatewaySettings,
+                            kubernetes: KubernetesGatewaySettings? = nil, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {
         var status = gateway.status
         let processes = observed.processes
         if gateway.meta.isDeleting {
             var actions: [GatewayAction] = observed.certificates.map { .deleteCertificate(domain: $0.spec.domain) }
-            actions += processes.isEmpty
-                ? (gateway.meta.finalizers.contains(Labels.gatewayFinalizer) ? [.removeFinalizer] : [])
-                : processes.map { .delete($0.status.id) }
+            if processes.isEmpty {
+                // The front door goes last: the address is kept while anything still serves.
+                if let door = observed.frontDoor, door != .missing { actions.append(.deleteFrontDoor) }
+                if gateway.meta.finalizers.contains(Labels.gatewayFinalizer) { actions.append(.removeFinalizer) }
+            } else {
+                actions += processes.map { .delete($0.status.id) }
+            }
             return Plan(status: status, actions: actions)
         }
         var plan = Plan<GatewayStatus, GatewayAction>(status: status)
         if !gateway.meta.finalizers.contains(Labels.gatewayFinalizer) { plan.actions.append(.addFinalizer) }
         let config = gateway.spec.configuration
-        guard config.backend == "local" else {
+        let onCluster = config.backend == "kubernetes"
+        guard config.backend == "local" || (onCluster && kubernetes != nil && observed.frontDoor != nil) else {
             throw TerminalError(reason: "BackendUnsupported",
-                                message: "this server runs gateways on the local backend only; `backend: \(config.backend)` gateways are not built yet (docs/gateways.md)")
+                                message: onCluster
+                                    ? "no configured Kubernetes cluster is region `\(config.region)` (the kubeconfig context), or the cluster has no gateway settings (code_url)"
+                                    : "this server runs gateways on the local backend and on Kubernetes, not on `\(config.backend)` (docs/gateways.md)")
         }
-        if let other = observed.portsTakenBy {
+        if !onCluster, let other = observed.portsTakenBy {
             throw TerminalError(reason: "PortsTaken",
                                 message: "gateway \(other) already listens on \(local.host):\(local.httpPort) on this machine; one local gateway per server (delete it, or serve this domain from it)")
         }
@@ -184,9 +217,20 @@ public enum GatewayPlanner {
         status.desiredReplicas = desired
         status.readyReplicas = replicas.filter(\.ready).count
         status.domain = config.resolvedDomain(project: gateway.meta.project)
-        status.address = local.address ?? ((local.host == "0.0.0.0" || local.host == "::") ? ProcessInfo.processInfo.hostName : local.host)
-        status.httpPort = local.httpPort
-        status.httpsPort = Self.servesHTTPS(config, local) ? local.httpsPort : nil
+        if onCluster {
+            // The Service's address, once the cluster gives it one; 80 and 443 on it.
+            status.httpPort = 80
+            status.httpsPort = config.certificate == .letsEncrypt ? 443 : nil
+            switch observed.frontDoor {
+            case .ready(let address)?: status.address = address
+            case .missing?: status.address = nil; plan.actions.append(.createFrontDoor)
+            default: status.address = nil
+            }
+        } else {
+            status.address = local.address ?? ((local.host == "0.0.0.0" || local.host == "::") ? ProcessInfo.processInfo.hostName : local.host)
+            status.httpPort = local.httpPort
+            status.httpsPort = Self.servesHTTPS(config, local) ? local.httpsPort : nil
+        }
         // Certificates: the operator's wildcard, or one ACME certificate per published domain.
         if let domain = status.domain, config.certificate == .letsEncrypt, local.certificateFile == nil {
             let wanted = Set(["gateway.\(domain)"] + observed.services.map { "\($0).\(domain)" })
@@ -203,9 +247,21 @@ public enum GatewayPlanner {
                 : []
         }
         status.phase = status.readyReplicas > 0 ? .running : .provisioning
-        let ready = status.readyReplicas == desired
+        var ready = status.readyReplicas == desired
         var message: String
-        if ready {
+        if onCluster, status.address == nil {
+            ready = false
+            let since: Date
+            if case .waiting(let s)? = observed.frontDoor { since = s } else { since = now }
+            let waited = now.timeIntervalSince(since)
+            let bound = kubernetes?.loadBalancerTimeout ?? 600
+            message = "waiting for the LoadBalancer Service to get an address (\(Int(waited)) s): the cluster must support LoadBalancer Services (a cloud provider's load balancer, MetalLB, …); `kubectl get service -n <namespace>` shows it"
+            if waited > bound {
+                status.phase = .failed
+                message = "the LoadBalancer Service has had no address for \(Int(waited)) s (bound \(Int(bound)) s): the cluster must support LoadBalancer Services (a cloud provider's load balancer, MetalLB, …); still waiting"
+            }
+            plan.requeue(after: 5)
+        } else if ready {
             message = "\(desired) of \(desired) gateway replica(s) serving"
             if status.domain == nil { message += "; no `domain` set: services cannot be published on it (set `domain` and point `*.<domain>` at \(status.address ?? "this machine"))" }
         } else if let failing = replicas.first(where: { $0.state == "exited" }) {
@@ -220,7 +276,8 @@ public enum GatewayPlanner {
             status.conditions.set("DNSConfigured", ok, reason: ok ? "Resolves" : "DoesNotResolveHere", message: text, now: now)
         }
         status.message = message
-        status.conditions.set("Ready", ready, reason: ready ? "Serving" : "ReplicasNotReady", message: message, now: now)
+        status.conditions.set("Ready", ready, reason: ready ? "Serving" : (onCluster && status.address == nil ? "NoLoadBalancerAddress" : "ReplicasNotReady"),
+                              message: message, now: now)
         status.conditions.set("Reconciling", !ready, reason: ready ? "Serving" : "Progressing", message: message, now: now)
         plan.status = status
         plan.events = events
@@ -271,6 +328,7 @@ public struct GatewayController: PlanningController {
     let reports: GatewayReports
     let launch: GatewayLaunch
     let dns = DNSCheck()
+    var frontDoors: (any GatewayFrontDoors)? { backend as? any GatewayFrontDoors }
 
     public init(store: any ObjectStore, backend: any ComputeBackend, reports: GatewayReports, launch: GatewayLaunch) {
         self.store = store
@@ -305,21 +363,28 @@ public struct GatewayController: PlanningController {
                 && !w.state.hasEnded
         }
         let taken = gateway.meta.isDeleting ? nil : others.first.map { "\($0.labels[Labels.project] ?? "?")/\($0.labels[Labels.gateway] ?? "?")" }
+        let config = gateway.spec.configuration
+        var door: FrontDoorState?
+        if config.backend == "kubernetes", let doors = frontDoors, doors.servesGateways(region: config.region) {
+            door = try await doors.frontDoor(project: gateway.meta.project, gateway: gateway.meta.name, region: config.region)
+        }
         var lookedUp: (name: DNSCheck.Answer, address: DNSCheck.Answer)?
         if let domain = gateway.spec.configuration.resolvedDomain(project: gateway.meta.project), !gateway.meta.isDeleting {
-            let address = launch.local.address ?? ((launch.local.host == "0.0.0.0" || launch.local.host == "::") ? ProcessInfo.processInfo.hostName : launch.local.host)
-            lookedUp = (await dns.lookup("gateway.\(domain)"), await dns.lookup(address))
+            let localAddress = launch.local.address ?? ((launch.local.host == "0.0.0.0" || launch.local.host == "::") ? ProcessInfo.processInfo.hostName : launch.local.host)
+            var address: String? = config.backend == "kubernetes" ? nil : localAddress
+            if case .ready(let a)? = door { address = a }
+            if let address { lookedUp = (await dns.lookup("gateway.\(domain)"), await dns.lookup(address)) }
         }
         let routes = try await TypedStore<ProxyRouteKind>(store).list(project: gateway.meta.project)
         let certificates = try await TypedStore<CertificateKind>(store).list(project: gateway.meta.project, labels: [Labels.gateway: gateway.meta.name])
         return GatewayObservation(processes: processes, lastReports: reports.lastReports(gateway: gateway.key),
                                   reportTimeout: reports.timeout, portsTakenBy: taken,
                                   services: routes.filter { $0.spec.gateway == gateway.meta.name }.map(\.spec.run).sorted(),
-                                  certificates: certificates, dns: lookedUp)
+                                  certificates: certificates, dns: lookedUp, frontDoor: door)
     }
 
     public func plan(_ gateway: Gateway, _ observed: GatewayObservation, now: Date) throws -> Plan<GatewayStatus, GatewayAction> {
-        try GatewayPlanner.plan(gateway, observed, local: launch.local, now: now)
+        try GatewayPlanner.plan(gateway, observed, local: launch.local, kubernetes: launch.kubernetes, now: now)
     }
 
     public func perform(_ action: GatewayAction, on gateway: inout Gateway, plan: inout Plan<GatewayStatus, GatewayAction>, now: Date) async throws {
@@ -339,13 +404,23 @@ public struct GatewayController: PlanningController {
             let cert = GatewayCertificate(project: gateway.meta.project, name: domain, labels: [Labels.gateway: gateway.meta.name],
                                           owner: gateway.ownerReference, spec: CertificateSpec(gateway: gateway.meta.name, domain: domain))
             do { try await TypedStore<CertificateKind>(store).create(cert) } catch let e as StoreError where e.code == .alreadyExists {}
+        case .createFrontDoor:
+            guard let doors = frontDoors, let k = launch.kubernetes else { return }
+            let https = gateway.spec.configuration.certificate == .letsEncrypt
+            try await doors.createFrontDoor(project: gateway.meta.project, gateway: gateway.meta.name, region: gateway.spec.configuration.region,
+                                            selector: [Labels.project: gateway.meta.project, Labels.gateway: gateway.meta.name],
+                                            ports: [("http", 80, k.httpPort)] + (https ? [("https", 443, k.httpsPort)] : []))
+        case .deleteFrontDoor:
+            try await frontDoors?.deleteFrontDoor(project: gateway.meta.project, gateway: gateway.meta.name, region: gateway.spec.configuration.region)
         case .deleteCertificate(let domain):
             do { try await TypedStore<CertificateKind>(store).delete(project: gateway.meta.project, name: domain) } catch let e as StoreError where e.code == .notFound {}
         }
     }
 
-    /// The workload of one gateway replica: `setpoint gateway run` on the host's network.
+    /// The workload of one gateway replica: `setpoint gateway run`, on the host's network
+    /// locally, in a Pod of Setpoint's image on a cluster. Its credential is secret environment.
     func request(_ gateway: Gateway, replica num: Int) -> WorkloadRequest {
+        if gateway.spec.configuration.backend == "kubernetes", let k = launch.kubernetes { return podRequest(gateway, replica: num, k) }
         let local = launch.local
         var argv = [launch.executable, "gateway", "run", "--server", launch.serverURL, "--project", gateway.meta.project,
                     "--name", gateway.meta.name, "--replica", String(num), "--listen", "\(local.host):\(local.httpPort)",
@@ -354,11 +429,32 @@ public struct GatewayController: PlanningController {
         let command = "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         var template = ReplicaTemplate(commands: [command], port: local.httpPort, stopDuration: 30)
         template.backends = ["local"]
-        let labels = [Labels.project: gateway.meta.project, Labels.gateway: gateway.meta.name, Labels.gatewayUID: gateway.meta.uid,
-                      Labels.gatewayReplica: String(num), Labels.gatewayDigest: GatewayPlanner.digest(gateway.spec.configuration)]
-        var request = WorkloadRequest(name: "gw-\(gateway.meta.name)-\(num)-\(gateway.meta.uid.prefix(8))", project: gateway.meta.project, labels: labels,
-                                      template: template, systemEnvironment: ["SETPOINT_GATEWAY_CREDENTIAL": launch.credential(gateway)])
+        var request = WorkloadRequest(name: "gw-\(gateway.meta.name)-\(num)-\(gateway.meta.uid.prefix(8))", project: gateway.meta.project,
+                                      labels: labels(gateway, replica: num),
+                                      template: template, systemEnvironment: [:])
+        request.secretEnvironment = ["SETPOINT_GATEWAY_CREDENTIAL": launch.credential(gateway)]
         request.hostNetwork = true
+        return request
+    }
+
+    func labels(_ gateway: Gateway, replica num: Int) -> [String: String] {
+        [Labels.project: gateway.meta.project, Labels.gateway: gateway.meta.name, Labels.gatewayUID: gateway.meta.uid,
+         Labels.gatewayReplica: String(num), Labels.gatewayDigest: GatewayPlanner.digest(gateway.spec.configuration)]
+    }
+
+    func podRequest(_ gateway: Gateway, replica num: Int, _ k: KubernetesGatewaySettings) -> WorkloadRequest {
+        let config = gateway.spec.configuration
+        var argv = ["setpoint", "gateway", "run", "--server", k.serverURL ?? launch.serverURL, "--project", gateway.meta.project,
+                    "--name", gateway.meta.name, "--replica", String(num), "--listen", "0.0.0.0:\(k.httpPort)",
+                    "--read-timeout", String(launch.local.readTimeout), "--state-file", "/tmp/gateway-state.json"]
+        if config.certificate == .letsEncrypt { argv += ["--https-listen", "0.0.0.0:\(k.httpsPort)"] }
+        let command = "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        var template = ReplicaTemplate(image: k.image, commands: [command], port: k.httpPort, stopDuration: 30)
+        template.backends = ["kubernetes"]
+        template.regions = [config.region]
+        var request = WorkloadRequest(name: "gw-\(gateway.meta.name)-\(num)-\(gateway.meta.uid.prefix(8))", project: gateway.meta.project,
+                                      labels: labels(gateway, replica: num), template: template, systemEnvironment: [:])
+        request.secretEnvironment = ["SETPOINT_GATEWAY_CREDENTIAL": launch.credential(gateway)]
         return request
     }
 

@@ -633,3 +633,37 @@ public final class KubernetesBackend: ComputeBackend, ReadinessProber, ServiceLi
         }
     }
 }
+
+/// A gateway's front door on a cluster: a `type: LoadBalancer` Service selecting its Pods, kept
+/// while the gateway exists (its address survives redeploys of the Pods).
+extension KubernetesBackend: GatewayFrontDoors {
+    public func servesGateways(region: String) -> Bool { client.connection.context == region }
+
+    static func frontDoorName(project: String, gateway: String) -> String { PodTemplate.podName("gw-\(project)-\(gateway)") }
+
+    public func frontDoor(project: String, gateway: String, region: String) async throws -> FrontDoorState {
+        guard let service = try await client.get(Service.self, namespace: namespace, name: Self.frontDoorName(project: project, gateway: gateway)) else {
+            return .missing
+        }
+        if let ingress = service.status?.loadBalancer?.ingress?.first, let address = ingress.hostname ?? ingress.ip {
+            return .ready(address: address)
+        }
+        let created = service.metadata.creationTimestamp.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date()
+        return .waiting(since: created)
+    }
+
+    public func createFrontDoor(project: String, gateway: String, region: String, selector: [String: String], ports: [(String, Int, Int)]) async throws {
+        var labels = selector.mapValues(PodTemplate.labelValue)
+        labels[PodTemplate.installationLabel] = PodTemplate.labelValue(settings.template.installation)
+        labels[PodTemplate.managedBy] = "setpoint"
+        let service = Service(metadata: ObjectMeta(name: Self.frontDoorName(project: project, gateway: gateway), namespace: namespace, labels: labels),
+                              spec: Service.Spec(selector: labels, ports: ports.map { Service.Spec.Port(name: $0.0, port: $0.1, targetPort: $0.2) },
+                                                 type: "LoadBalancer"))
+        do { _ = try await client.create(service, namespace: namespace) } catch let e as KubeAPIError where e.isAlreadyExists {}
+    }
+
+    public func deleteFrontDoor(project: String, gateway: String, region: String) async throws {
+        do { _ = try await client.delete(Service.self, namespace: namespace, name: Self.frontDoorName(project: project, gateway: gateway)) }
+        catch let e as KubeAPIError where e.isNotFound {}
+    }
+}

@@ -100,9 +100,23 @@ public struct Container: Codable, Sendable, Equatable {
 }
 
 public struct EnvVar: Codable, Sendable, Equatable {
+    public struct Source: Codable, Sendable, Equatable {
+        public struct SecretKey: Codable, Sendable, Equatable {
+            public var name: String
+            public var key: String
+        }
+        public var secretKeyRef: SecretKey?
+    }
+
     public var name: String
     public var value: String?
+    public var valueFrom: Source?
     public init(name: String, value: String) { self.name = name; self.value = value }
+    /// The value of key `key` of Secret `secret` (what must not be in the Pod's spec).
+    public init(name: String, secret: String, key: String) {
+        self.name = name
+        self.valueFrom = Source(secretKeyRef: .init(name: secret, key: key))
+    }
 }
 
 public struct ContainerPort: Codable, Sendable, Equatable {
@@ -391,6 +405,17 @@ public struct Service: KubeObject, Equatable {
         public var clusterIP: String?
     }
 
+    public struct Status: Codable, Sendable, Equatable {
+        public struct LoadBalancer: Codable, Sendable, Equatable {
+            public struct Ingress: Codable, Sendable, Equatable {
+                public var ip: String?
+                public var hostname: String?
+            }
+            public var ingress: [Ingress]?
+        }
+        public var loadBalancer: LoadBalancer?
+    }
+
     public static let apiVersion = "v1"
     public static let kind = "Service"
     public static let resource = "services"
@@ -399,6 +424,7 @@ public struct Service: KubeObject, Equatable {
     public var kind: String? = Service.kind
     public var metadata: ObjectMeta
     public var spec: Spec?
+    public var status: Status?
 }
 
 public struct Node: KubeObject, Equatable {

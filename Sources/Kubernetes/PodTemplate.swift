@@ -116,6 +116,12 @@ public struct PodTemplate: Sendable {
             command = [shell, "-c", "exec " + entrypoint]
         }
 
+        // Secret environment (a gateway's credential) in a Secret of its own, referred to by name.
+        if !request.secretEnvironment.isEmpty {
+            secrets.append(Secret(metadata: ObjectMeta(name: name + "-env", namespace: settings.namespace, labels: labels), type: "Opaque",
+                                  data: request.secretEnvironment.mapValues { Data($0.utf8).base64EncodedString() }))
+        }
+
         // Code: unpacked into an emptyDir at the working directory by an init container.
         var workingDir = t.workingDir.map { $0.hasPrefix("/") ? $0 : workdir + "/" + $0 }
         if let code = t.code {
@@ -181,7 +187,8 @@ public struct PodTemplate: Sendable {
 
         let container = Container(
             name: "service", image: image, command: command, workingDir: workingDir,
-            env: env.sorted { $0.key < $1.key }.map { EnvVar(name: $0.key, value: $0.value) },
+            env: env.sorted { $0.key < $1.key }.map { EnvVar(name: $0.key, value: $0.value) }
+                + request.secretEnvironment.keys.sorted().map { EnvVar(name: $0, secret: name + "-env", key: $0) },
             ports: [ContainerPort(name: "http", containerPort: t.port, protocol: "TCP")],
             resources: resources.requirements, volumeMounts: mounts.isEmpty ? nil : mounts, readinessProbe: readiness,
             securityContext: Self.securityContext(privileged: t.privileged, user: t.user))

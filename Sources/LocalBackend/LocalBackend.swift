@@ -145,6 +145,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
         let template = request.template
         let script = template.commands.isEmpty ? "true" : template.commands.joined(separator: " && ")
         var env = template.env.merging(request.systemEnvironment) { _, system in system }
+            .merging(request.secretEnvironment) { _, secret in secret }
         env["PATH"] = env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         env["HOME"] = env["HOME"] ?? dir
         env["PORT"] = String(template.port)

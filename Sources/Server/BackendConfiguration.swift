@@ -33,6 +33,8 @@ public struct BackendConfiguration: Sendable, Equatable {
         public var qps: Double = 20
         public var burst: Int = 40
         public var serviceAccount: String?
+        /// Gateways on this cluster (`gateway_image`, `gateway_server_url`, `load_balancer_timeout`).
+        public var gateway = KubernetesGatewaySettings()
         public init() {}
     }
 
@@ -198,8 +200,11 @@ public struct BackendConfiguration: Sendable, Equatable {
                     case "qps": k.qps = try number()
                     case "burst": k.burst = Int(try number())
                     case "service_account": k.serviceAccount = try string()
+                    case "gateway_image": k.gateway.image = try string()
+                    case "gateway_server_url": k.gateway.serverURL = try string()
+                    case "load_balancer_timeout": k.gateway.loadBalancerTimeout = try number()
                     default:
-                        throw fail(key, p, "unknown property of the kubernetes backend (kubeconfig, in_cluster, contexts, namespace, access, unschedulable_timeout, code_url, image, nvcc_image, helper_image, qps, burst, service_account)")
+                        throw fail(key, p, "unknown property of the kubernetes backend (kubeconfig, in_cluster, contexts, namespace, access, unschedulable_timeout, code_url, image, nvcc_image, helper_image, qps, burst, service_account, gateway_image, gateway_server_url, load_balancer_timeout)")
                     }
                 }
                 backends.append(.kubernetes(k))

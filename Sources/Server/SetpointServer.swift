@@ -94,8 +94,18 @@ public enum SetpointServer {
         let credentials = try GatewayCredentials.load(dataDirectory: settings.dataDirectory)
         let gatewayReports = GatewayReports()
         let runsLocally = serverConfiguration.backends.contains(.local)
-        let launch = runsLocally ? GatewayLaunch(executable: settings.executablePath, serverURL: settings.publicURL,
-                                                 local: serverConfiguration.localGateway, credential: { credentials.credential(for: $0) }) : nil
+        // Gateways on a cluster: Pods of Setpoint's image that reach this server at
+        // `gateway_server_url` (or `code_url`), behind a LoadBalancer Service.
+        var clusterGateways: KubernetesGatewaySettings?
+        for case .kubernetes(let k) in serverConfiguration.backends {
+            var g = k.gateway
+            g.serverURL = g.serverURL ?? k.codeURL
+            clusterGateways = g
+        }
+        let gatewayBackends = Set((runsLocally ? ["local"] : []) + (clusterGateways != nil ? ["kubernetes"] : []))
+        let launch = gatewayBackends.isEmpty ? nil : GatewayLaunch(executable: settings.executablePath, serverURL: settings.publicURL,
+                                                                   local: serverConfiguration.localGateway, kubernetes: clusterGateways,
+                                                                   credential: { credentials.credential(for: $0) })
         // A replica leaving (scale down, rollout, stop) is out of its route first; it is
         // stopped once the proxy has no request in flight to it, within `stop_duration`.
         let drain = Drain(minimum: 0.05, pollInterval: 0.1) { address in routes.pending(address: address) }
@@ -129,7 +139,7 @@ public enum SetpointServer {
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
                                    codeDirectory: settings.dataDirectory + "/code", gateways: manager.gatewayInformer), auth: auth, store: store,
                   backend: backend, logger: logger,
-                  gateways: GatewayService(store: store, backends: runsLocally ? ["local"] : []),
+                  gateways: GatewayService(store: store, backends: gatewayBackends),
                   plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
                                       readTimeout: serverConfiguration.localGateway.readTimeout,
                                       providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } })).register(on: router)

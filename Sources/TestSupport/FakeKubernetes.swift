@@ -262,6 +262,14 @@ public final class FakeKubernetes: Sendable {
         }
     }
 
+    /// Replaces a Service's status (as a cloud controller does when it gives a LoadBalancer its address).
+    public func setServiceStatus(namespace: String, name: String, _ status: JSONValue) {
+        state.withLock { s in
+            guard let service = s.objects["services"]?[Self.key(namespace, name)] else { return }
+            notify(Self.replace(&s, "services", namespace, service.setting(["status"], status), type: "MODIFIED"), &s)
+        }
+    }
+
     /// Records an Event about a Pod (as the kubelet and scheduler do).
     public func recordEvent(namespace: String, pod: String, reason: String, message: String, warning: Bool = false) {
         state.withLock { s in
