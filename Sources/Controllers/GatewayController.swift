@@ -357,12 +357,16 @@ public struct GatewayController: PlanningController {
             }
             processes.append(.init(replica: num, status: w, lastOutput: output))
         }
-        // One local gateway per machine: the ports are the server's.
-        let others = try await backend.inventory(labels: [:]).filter { w in
-            w.labels[Labels.gateway] != nil && !(w.labels[Labels.gateway] == gateway.meta.name && w.labels[Labels.project] == gateway.meta.project)
-                && !w.state.hasEnded
+        // One local gateway per machine: the ports are the server's (gateways on a cluster have
+        // their own).
+        var taken: String?
+        if gateway.spec.configuration.backend == "local", !gateway.meta.isDeleting {
+            let others = try await backend.inventory(labels: [Labels.gatewayBackend: "local"]).filter { w in
+                w.labels[Labels.gateway] != nil && !(w.labels[Labels.gateway] == gateway.meta.name && w.labels[Labels.project] == gateway.meta.project)
+                    && !w.state.hasEnded
+            }
+            taken = others.first.map { "\($0.labels[Labels.project] ?? "?")/\($0.labels[Labels.gateway] ?? "?")" }
         }
-        let taken = gateway.meta.isDeleting ? nil : others.first.map { "\($0.labels[Labels.project] ?? "?")/\($0.labels[Labels.gateway] ?? "?")" }
         let config = gateway.spec.configuration
         var door: FrontDoorState?
         if config.backend == "kubernetes", let doors = frontDoors, doors.servesGateways(region: config.region) {
@@ -439,7 +443,8 @@ public struct GatewayController: PlanningController {
 
     func labels(_ gateway: Gateway, replica num: Int) -> [String: String] {
         [Labels.project: gateway.meta.project, Labels.gateway: gateway.meta.name, Labels.gatewayUID: gateway.meta.uid,
-         Labels.gatewayReplica: String(num), Labels.gatewayDigest: GatewayPlanner.digest(gateway.spec.configuration)]
+         Labels.gatewayReplica: String(num), Labels.gatewayDigest: GatewayPlanner.digest(gateway.spec.configuration),
+         Labels.gatewayBackend: gateway.spec.configuration.backend]
     }
 
     func podRequest(_ gateway: Gateway, replica num: Int, _ k: KubernetesGatewaySettings) -> WorkloadRequest {
@@ -464,6 +469,8 @@ public struct GatewayController: PlanningController {
 extension Labels {
     /// On a gateway's workloads: the digest of the configuration they run.
     public static let gatewayDigest = "setpoint.dev/gateway-digest"
+    /// On a gateway's workloads: `local` or `kubernetes`.
+    public static let gatewayBackend = "setpoint.dev/gateway-backend"
 }
 
 extension WorkloadState {

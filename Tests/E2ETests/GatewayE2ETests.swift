@@ -212,7 +212,8 @@ final class Pebble: @unchecked Sendable {
 
     /// - Parameters: httpPort: where pebble validates HTTP-01 (the gateway's port); validity:
     ///   the certificates' lifetime in seconds.
-    init(httpPort: Int, validity: Int) async throws {
+    /// With `eab`, new accounts need External Account Binding with this key ID and base64url HMAC key.
+    init(httpPort: Int, validity: Int, eab: (kid: String, key: String)? = nil) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pebble-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         port = try freePort()
@@ -222,7 +223,8 @@ final class Pebble: @unchecked Sendable {
         try """
             {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(managementPort)",
              "certificate": "\(dir.path)/server.crt", "privateKey": "\(dir.path)/server.key", "httpPort": \(httpPort), "tlsPort": \(try freePort()),
-             "ocspResponderURL": "", "externalAccountBindingRequired": false, "certificateValidityPeriod": \(validity)}}
+             "ocspResponderURL": "", "certificateValidityPeriod": \(validity),
+             "externalAccountBindingRequired": \(eab != nil), "externalAccountMACKeys": {\(eab.map { "\"\($0.kid)\": \"\($0.key)\"" } ?? "")}}}
             """.write(to: dir.appendingPathComponent("pebble.json"), atomically: true, encoding: .utf8)
         try start(["/usr/bin/pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "",
                    "-tlsalpn01", "", "-dns01", "127.0.0.1:\(dnsPort)", "-management", "127.0.0.1:\(try freePort())"], log: "chall.log")
@@ -265,7 +267,9 @@ final class Pebble: @unchecked Sendable {
 extension GatewayE2ETests {
     @Test func httpsWithACertificateFromPebbleRenewedBeforeItExpiresAndKeptAcrossARestart() async throws {
         let httpPort = try freePort(), httpsPort = try freePort()
-        let pebble = try await Pebble(httpPort: httpPort, validity: 90)
+        // The CA requires External Account Binding (as ZeroSSL does).
+        let eab = (kid: "kid-1", key: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W")
+        let pebble = try await Pebble(httpPort: httpPort, validity: 90, eab: eab)
         defer { pebble.stop() }
         // Renew 60 s before expiry: a 90 s certificate is renewed 30 s after it is issued.
         let (server, _) = try Self.server(httpPort: httpPort, more: """
@@ -274,6 +278,8 @@ extension GatewayE2ETests {
               directory: \(pebble.directory)
               ca_file: \(pebble.ca)
               renew_before_days: \(60.0 / 86_400)
+              eab_kid: \(eab.kid)
+              eab_hmac_key: \(eab.key)
             """)
         defer { server.stop() }
         try await server.waitHealthy()
@@ -335,5 +341,97 @@ extension GatewayE2ETests {
         let out = try await runProcess(["/bin/sh", "-c",
             "echo | openssl s_client -connect 127.0.0.1:\(port) -servername \(host) -CAfile \(root) 2>/dev/null | openssl x509 -noout -enddate"])
         return out.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension GatewayE2ETests {
+    @Test func theOperatorsWildcardCertificateIsServedAndNothingIsOrdered() async throws {
+        // A CA and a certificate for *.example.test, as an operator would bring.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wildcard-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let made = try await runProcess(["/bin/sh", "-c", """
+            set -e; cd '\(dir.path)'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=operator-ca 2>/dev/null
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout wild.key -out wild.csr -subj /CN=*.example.test 2>/dev/null
+            printf 'subjectAltName=DNS:*.example.test\\n' > san.ext
+            openssl x509 -req -in wild.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out wild.crt -days 2 -extfile san.ext 2>/dev/null
+            """])
+        #expect(made.status == 0, "\(made.output)")
+        let httpsPort = try freePort()
+        let (server, _) = try Self.server(more: """
+                https_port: \(httpsPort)
+                certificate: {cert: \(dir.path)/wild.crt, key: \(dir.path)/wild.key}
+            acme:
+              directory: https://127.0.0.1:1/nothing-is-ordered
+            """)
+        defer { server.stop() }
+        try await server.waitHealthy()
+        let file = server.home.appendingPathComponent("gateway.dstack.yml")
+        try "type: gateway\nname: edge\nbackend: local\nregion: local\ndomain: example.test\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
+        let service = try DataPathE2ETests.writeService(server.home, name: "web", body: """
+            commands:
+              - python3 testapp.py --port 8000 --name web
+            probes:
+              - type: http
+                url: /name
+                interval: 1
+            """)
+        let applied = try await server.cli(["apply", "-f", service.path, "-y"])
+        #expect(applied.output.contains("https://web.example.test:\(httpsPort)/"), "https at once: \(applied.output)")
+        try await waitFor(timeout: 30) {
+            try await runProcess(["curl", "-sS", "-m", "10", "--cacert", dir.appendingPathComponent("ca.crt").path,
+                                  "--resolve", "web.example.test:\(httpsPort):127.0.0.1", "-H", "Authorization: Bearer \(server.token)",
+                                  "https://web.example.test:\(httpsPort)/name"]) == (0, "web")
+        }
+        let described = try await server.cli(["gateway", "describe", "edge"])
+        #expect(described.output.contains("*.example.test: provided"), "\(described.output)")
+        #expect(!described.output.contains("web.example.test: pending"), "nothing is ordered: \(described.output)")
+    }
+
+    @Test func sustainedTrafficThroughTheGatewayScalesTheServiceUp() async throws {
+        let (server, port) = try Self.server()
+        defer { server.stop() }
+        try await server.waitHealthy()
+        #expect(try await server.cli(["apply", "-f", Self.writeGateway(server.home).path, "-y"]).status == 0)
+        let service = try DataPathE2ETests.writeService(server.home, name: "busy", body: """
+            commands:
+              - python3 testapp.py --port 8000 --name busy
+            replicas: 1..2
+            scaling:
+              metric: rps
+              target: 2
+              scale_up_delay: 0s
+            probes:
+              - type: http
+                url: /name
+                interval: 1
+            """)
+        #expect(try await server.cli(["apply", "-f", service.path, "-y"]).status == 0)
+        let workloads = { processes(matching: "testapp.py --port 8000 --name busy", prefix: "python3", in: server.dataDir.path) }
+        #expect(workloads().count == 1)
+        // About 20 requests a second for 25 s, only through the gateway: 10x the target.
+        let load = try await runProcess(["python3", "-c", #"""
+            import http.client, sys, time, threading
+            port, token = int(sys.argv[1]), sys.argv[2]
+            done = time.time() + 25
+            ok = [0]
+            def worker():
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                while time.time() < done:
+                    c.request("GET", "/name", headers={"Host": "busy.example.test", "Authorization": "Bearer " + token})
+                    r = c.getresponse(); r.read()
+                    if r.status == 200: ok[0] += 1
+                    time.sleep(0.2)
+            threads = [threading.Thread(target=worker) for _ in range(4)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            print(ok[0])
+            """#, String(port), server.token], timeout: 90)
+        #expect((Int(load.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 60, "\(load.output)")
+        try await waitFor(timeout: 30) { workloads().count == 2 }
+        let described = try await server.cli(["describe", "busy"])
+        #expect(described.output.contains("Autoscaled"), "the autoscaler's event: \(described.output)")
     }
 }
