@@ -133,9 +133,16 @@ public struct GatewayService: Sendable {
         return Self.view(g)
     }
 
+    /// The gateway's events and its certificates' (`Issued`, `Renewing`, `OrderFailed`).
     public func events(project: String, name: String) async throws -> [EventSpec] {
-        try await TypedStore<EventKind>(store).list(project: project, labels: ["setpoint.dev/involved": name])
-            .map(\.spec).filter { $0.involved.kind == GatewayKind.name }.sorted { $0.lastTimestamp < $1.lastTimestamp }
+        let events = TypedStore<EventKind>(store)
+        var all = try await events.list(project: project, labels: ["setpoint.dev/involved": name])
+            .map(\.spec).filter { $0.involved.kind == GatewayKind.name }
+        for certificate in try await TypedStore<CertificateKind>(store).list(project: project, labels: [Labels.gateway: name]) {
+            all += try await events.list(project: project, labels: ["setpoint.dev/involved": certificate.meta.name])
+                .map(\.spec).filter { $0.involved.kind == CertificateKind.name }
+        }
+        return all.sorted { $0.lastTimestamp < $1.lastTimestamp }
     }
 
     public static func view(_ g: Gateway) -> API.Gateway {

@@ -324,6 +324,8 @@ extension GatewayE2ETests {
             let now = try? await Self.notAfter(root: root, host: "web.example.test", port: httpsPort)
             return now != nil && now != first
         }
+        let history = try await server.cli(["gateway", "describe", "edge"])
+        #expect(history.output.contains("Renewing") && history.output.contains("Issued"), "the certificates' events: \(history.output)")
 
         // A restart orders nothing it already has (the account and the certificates are stored).
         server.kill(signal: SIGTERM)
