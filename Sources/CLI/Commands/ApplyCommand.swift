@@ -92,9 +92,9 @@ struct ApplyCommand: AsyncParsableCommand {
     func applyGateway(_ file: String, _ text: String, client: APIClient) async throws {
         var request = API.ApplyRequest(configuration: text, file: file, name: name, force: force)
         let plan = try await client.planGateway(request)
-        print("Project:   \(plan.project)\nGateway:   \(plan.name)")
+        print("Project:     \(plan.project)\nGateway:     \(plan.name)")
         for key in ["backend", "region", "domain", "replicas", "certificate"] {
-            if let v = plan.configuration[key], v != .null { print("\(key.padding(toLength: 10, withPad: " ", startingAt: 0)) \({ if case .string(let s) = v { return s }; return v.serialized }())") }
+            if let v = plan.configuration[key], v != .null { print("\(key.padding(toLength: 12, withPad: " ", startingAt: 0)) \({ if case .string(let s) = v { return s }; return v.serialized }())") }
         }
         switch plan.action {
         case "none":
