@@ -23,6 +23,11 @@ public struct LocalGatewaySettings: Sendable, Equatable {
     public var certificateFile: String?
     public var keyFile: String?
     public init() {}
+
+    /// `host` is a wildcard address (every interface).
+    public var listensEverywhere: Bool { host == "0.0.0.0" || host == "::" }
+    /// What the status shows as the address: `address`, else `host`, else this machine's name.
+    public var shownAddress: String { address ?? (listensEverywhere ? ProcessInfo.processInfo.hostName : host) }
 }
 
 /// How gateways run on a Kubernetes cluster: Pods of Setpoint's image in gateway mode behind a
@@ -227,7 +232,7 @@ public enum GatewayPlanner {
             default: status.address = nil
             }
         } else {
-            status.address = local.address ?? ((local.host == "0.0.0.0" || local.host == "::") ? ProcessInfo.processInfo.hostName : local.host)
+            status.address = local.shownAddress
             status.httpPort = local.httpPort
             status.httpsPort = Self.servesHTTPS(config, local) ? local.httpsPort : nil
         }
@@ -374,8 +379,7 @@ public struct GatewayController: PlanningController {
         }
         var lookedUp: (name: DNSCheck.Answer, address: DNSCheck.Answer)?
         if let domain = gateway.spec.configuration.resolvedDomain(project: gateway.meta.project), !gateway.meta.isDeleting {
-            let localAddress = launch.local.address ?? ((launch.local.host == "0.0.0.0" || launch.local.host == "::") ? ProcessInfo.processInfo.hostName : launch.local.host)
-            var address: String? = config.backend == "kubernetes" ? nil : localAddress
+            var address: String? = config.backend == "kubernetes" ? nil : launch.local.shownAddress
             if case .ready(let a)? = door { address = a }
             if let address { lookedUp = (await dns.lookup("gateway.\(domain)"), await dns.lookup(address)) }
         }
@@ -430,8 +434,7 @@ public struct GatewayController: PlanningController {
                     "--name", gateway.meta.name, "--replica", String(num), "--listen", "\(local.host):\(local.httpPort)",
                     "--read-timeout", String(local.readTimeout), "--state-file", "gateway-state.json"]
         if GatewayPlanner.servesHTTPS(gateway.spec.configuration, local) { argv += ["--https-listen", "\(local.host):\(local.httpsPort)"] }
-        let command = "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        var template = ReplicaTemplate(commands: [command], port: local.httpPort, stopDuration: 30)
+        var template = ReplicaTemplate(commands: [Self.exec(argv)], port: local.httpPort, stopDuration: 30)
         template.backends = ["local"]
         var request = WorkloadRequest(name: "gw-\(gateway.meta.name)-\(num)-\(gateway.meta.uid.prefix(8))", project: gateway.meta.project,
                                       labels: labels(gateway, replica: num),
@@ -439,6 +442,11 @@ public struct GatewayController: PlanningController {
         request.secretEnvironment = ["SETPOINT_GATEWAY_CREDENTIAL": launch.credential(gateway)]
         request.hostNetwork = true
         return request
+    }
+
+    /// `exec` of `argv`, each argument single-quoted for `/bin/sh`.
+    static func exec(_ argv: [String]) -> String {
+        "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
     }
 
     func labels(_ gateway: Gateway, replica num: Int) -> [String: String] {
@@ -453,8 +461,7 @@ public struct GatewayController: PlanningController {
                     "--name", gateway.meta.name, "--replica", String(num), "--listen", "0.0.0.0:\(k.httpPort)",
                     "--read-timeout", String(launch.local.readTimeout), "--state-file", "/tmp/gateway-state.json"]
         if config.certificate == .letsEncrypt { argv += ["--https-listen", "0.0.0.0:\(k.httpsPort)"] }
-        let command = "exec " + argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        var template = ReplicaTemplate(image: k.image, commands: [command], port: k.httpPort, stopDuration: 30)
+        var template = ReplicaTemplate(image: k.image, commands: [Self.exec(argv)], port: k.httpPort, stopDuration: 30)
         template.backends = ["kubernetes"]
         template.regions = [config.region]
         var request = WorkloadRequest(name: "gw-\(gateway.meta.name)-\(num)-\(gateway.meta.uid.prefix(8))", project: gateway.meta.project,

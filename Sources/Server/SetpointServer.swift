@@ -118,7 +118,7 @@ public enum SetpointServer {
         if let v = environment["SETPOINT_ACME_EAB_KID"] { acme.eabKeyID = v }
         if let v = environment["SETPOINT_ACME_EAB_HMAC_KEY"] { acme.eabHMACKey = v }
         let local = serverConfiguration.localGateway
-        let checkHost = local.host == "0.0.0.0" || local.host == "::" ? "127.0.0.1" : local.host
+        let checkHost = local.listensEverywhere ? "127.0.0.1" : local.host
         let issuer = runsLocally ? AcmeIssuer(settings: acme, store: store, gatewayHTTP: "\(checkHost):\(local.httpPort)") : nil
         let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
                                         routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, issuer: issuer, logger: logger)

@@ -27,7 +27,9 @@ import TestSupport
         return (server, port)
     }
 
-    static func writeGateway(_ dir: URL, replicas: Int = 1) throws -> URL {
+    /// Gateway `edge` for `example.test`; `certificate` is the line's value (nil: no line, the
+    /// default `lets-encrypt`).
+    static func writeGateway(_ dir: URL, replicas: Int = 1, certificate: String? = "null") throws -> URL {
         let file = dir.appendingPathComponent("gateway.dstack.yml")
         try """
             type: gateway
@@ -35,10 +37,22 @@ import TestSupport
             backend: local
             region: local
             domain: example.test
-            certificate: null
             replicas: \(replicas)
-            """.write(to: file, atomically: true, encoding: .utf8)
+
+            """.appending(certificate.map { "certificate: \($0)\n" } ?? "").write(to: file, atomically: true, encoding: .utf8)
         return file
+    }
+
+    /// Service `web`: the test app, probed on `/name`.
+    static func writeWeb(_ dir: URL) throws -> URL {
+        try DataPathE2ETests.writeService(dir, name: "web", body: """
+            commands:
+              - python3 testapp.py --port 8000 --name web
+            probes:
+              - type: http
+                url: /name
+                interval: 1
+            """)
     }
 
     /// `curl --resolve HOST:PORT:127.0.0.1`: status and body.
@@ -283,17 +297,8 @@ extension GatewayE2ETests {
             """)
         defer { server.stop() }
         try await server.waitHealthy()
-        let file = server.home.appendingPathComponent("gateway.dstack.yml")
-        try "type: gateway\nname: edge\nbackend: local\nregion: local\ndomain: example.test\n".write(to: file, atomically: true, encoding: .utf8)
-        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
-        let service = try DataPathE2ETests.writeService(server.home, name: "web", body: """
-            commands:
-              - python3 testapp.py --port 8000 --name web
-            probes:
-              - type: http
-                url: /name
-                interval: 1
-            """)
+        #expect(try await server.cli(["apply", "-f", Self.writeGateway(server.home, certificate: nil).path, "-y"]).status == 0)
+        let service = try Self.writeWeb(server.home)
         #expect(try await server.cli(["apply", "-f", service.path, "-y"]).status == 0)
         // Both names get a certificate from pebble, which validates through the gateway.
         try await waitFor(timeout: 90) {
@@ -369,17 +374,8 @@ extension GatewayE2ETests {
             """)
         defer { server.stop() }
         try await server.waitHealthy()
-        let file = server.home.appendingPathComponent("gateway.dstack.yml")
-        try "type: gateway\nname: edge\nbackend: local\nregion: local\ndomain: example.test\n".write(to: file, atomically: true, encoding: .utf8)
-        #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
-        let service = try DataPathE2ETests.writeService(server.home, name: "web", body: """
-            commands:
-              - python3 testapp.py --port 8000 --name web
-            probes:
-              - type: http
-                url: /name
-                interval: 1
-            """)
+        #expect(try await server.cli(["apply", "-f", Self.writeGateway(server.home, certificate: nil).path, "-y"]).status == 0)
+        let service = try Self.writeWeb(server.home)
         let applied = try await server.cli(["apply", "-f", service.path, "-y"])
         #expect(applied.output.contains("https://web.example.test:\(httpsPort)/"), "https at once: \(applied.output)")
         try await waitFor(timeout: 30) {
