@@ -152,6 +152,16 @@ public struct APIClient: Sendable {
     public func deleteGateway(_ name: String) async throws -> API.Gateway {
         try await call(.DELETE, projectPath + "/gateways/\(name)", as: API.Gateway.self)
     }
+    // MARK: secrets
+
+    public func secrets() async throws -> [API.SecretInfo] { try await call(.GET, projectPath + "/secrets", as: [API.SecretInfo].self) }
+    public func setSecret(_ name: String, value: String) async throws -> API.SecretInfo {
+        try await call(.PUT, projectPath + "/secrets/\(name)", body: try API.encoder.encode(API.SecretRequest(value: value)), as: API.SecretInfo.self)
+    }
+    public func deleteSecret(_ name: String) async throws -> API.SecretInfo {
+        try await call(.DELETE, projectPath + "/secrets/\(name)", as: API.SecretInfo.self)
+    }
+
     public func deleteUser(_ name: String) async throws -> API.UserInfo {
         try await call(.DELETE, "/api/v1/users/\(name)", as: API.UserInfo.self)
     }

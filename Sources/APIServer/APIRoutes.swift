@@ -17,12 +17,14 @@ public struct APIRoutes: Sendable {
     let logger: Logger
     let gateways: GatewayService?
     let plane: GatewayPlane?
+    let secrets: ProjectSecrets?
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
     public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger,
-                gateways: GatewayService? = nil, plane: GatewayPlane? = nil) {
+                gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil) {
+        self.secrets = secrets
         self.gateways = gateways
         self.plane = plane
         self.runs = runs
@@ -137,6 +139,7 @@ public struct APIRoutes: Sendable {
             try await watch(request, context)
         }
         if let gateways { registerGateways(project, gateways) }
+        if let secrets { registerSecrets(project, secrets) }
         if let plane { plane.register(on: api, logger: logger) }
     }
 
@@ -172,6 +175,32 @@ public struct APIRoutes: Sendable {
             try await handle(request, project: context.parameters.get("project")) { principal in
                 try manage(principal, try context.project)
                 return try await gateways.delete(project: try context.project, name: try context.name)
+            }
+        }
+    }
+
+    /// Project secrets: members list their names, admins and managers set and delete them.
+    /// No route returns a value.
+    func registerSecrets(_ project: RouterGroup<BasicRequestContext>, _ secrets: ProjectSecrets) {
+        @Sendable func manage(_ principal: Authenticator.Principal, _ project: String) throws {
+            guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
+                throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its secrets"))
+            }
+        }
+        project.get("secrets") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await secrets.list(project: try context.project) }
+        }
+        project.put("secrets/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try manage(principal, try context.project)
+                let body = try await decode(API.SecretRequest.self, request)
+                return try await secrets.set(project: try context.project, name: try context.name, value: body.value, user: principal.name)
+            }
+        }
+        project.delete("secrets/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try manage(principal, try context.project)
+                return try await secrets.delete(project: try context.project, name: try context.name)
             }
         }
     }

@@ -11,18 +11,9 @@ public struct GatewayCredentials: Sendable {
 
     public init(secret: Data) { key = SymmetricKey(data: secret) }
 
-    /// The server's secret, `<data-dir>/server-secret` (created on first start, mode 0600).
+    /// Over the server's secret (`ServerSecret`).
     public static func load(dataDirectory: String) throws -> GatewayCredentials {
-        let path = dataDirectory + "/server-secret"
-        if let data = FileManager.default.contents(atPath: path), data.count >= 32 { return GatewayCredentials(secret: data) }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var g = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &g) }
-        let data = Data(bytes)
-        guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw RunService.StorageError(message: "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-        return GatewayCredentials(secret: data)
+        GatewayCredentials(secret: try ServerSecret.load(dataDirectory: dataDirectory))
     }
 
     func mac(project: String, name: String, uid: String) -> String {

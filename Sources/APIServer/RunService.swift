@@ -166,6 +166,43 @@ public struct RunService: Sendable {
         return (resolved, secret)
     }
 
+    /// Every `${{ secrets.NAME }}` of the configuration must name a secret of the project: a
+    /// reference that cannot be read or a secret that is not set is a located error at plan
+    /// time, naming the property and the secret (never a value).
+    func checkSecrets(_ config: ServiceConfiguration, project: String, _ request: API.ApplyRequest) async throws {
+        let references = config.secretReferences
+        guard !references.uses.isEmpty || !references.problems.isEmpty else { return }
+        let known = Set(try await TypedStore<SecretKind>(store).list(project: project).filter { !$0.meta.isDeleting }.map(\.meta.name))
+        var issues: [API.ErrorBody.Issue] = []
+        let root = YAMLLoader.load(request.configuration).root
+        func issue(_ property: String, _ message: String) {
+            let node = Self.node(of: property, in: root)
+            issues.append(API.ErrorBody.Issue(path: "service." + property, line: node?.location.line, column: node?.location.column, message: message))
+        }
+        for (property, problem) in references.problems { issue(property, problem.message) }
+        for (property, name) in references.uses where !known.contains(name) {
+            issue(property, "secret \(name) is not set in project \(project): `setpoint secret set \(name)` sets it")
+        }
+        guard !issues.isEmpty else { return }
+        let file = request.file ?? "configuration"
+        let first = issues[0]
+        let at = first.line.map { ":\($0):\(first.column ?? 1)" } ?? ""
+        throw Failure.invalid("\(file)\(at): \(first.path): \(first.message)" + (issues.count > 1 ? " (and \(issues.count - 1) more)" : ""), issues)
+    }
+
+    /// Where `env.NAME` or `registry_auth.FIELD` is written in the configuration.
+    static func node(of property: String, in root: YAMLNode?) -> YAMLNode? {
+        let parts = property.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let parent = root?[parts[0]] else { return nil }
+        if parts[0] == "env", case .list(let items) = parent.value {
+            return items.first { item in
+                guard case .string(let text) = item.value else { return false }
+                return text == parts[1] || text.hasPrefix(parts[1] + "=")
+            } ?? parent
+        }
+        return parent[parts[1]] ?? parent
+    }
+
     /// The gateway `gateway:` names, with dstack's rules and messages: unset is the project's
     /// default gateway if it has one, `false` none, `true` the default (which must exist), a
     /// name that gateway of the project.
@@ -196,6 +233,7 @@ public struct RunService: Sendable {
     public func plan(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Plan {
         let (config, secret) = try resolve(request)
         let name = config.name ?? ""
+        try await checkSecrets(config, project: project, request)
         let gateway = try await resolveGateway(config, project: project, file: request.file)
         let current = try await runs.get(project: project, name: name)
         var action = "create"
@@ -241,6 +279,7 @@ public struct RunService: Sendable {
     /// requires. A stopped or finished run with the same name is started again.
     public func apply(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Run {
         let (config, secret) = try resolve(request)
+        try await checkSecrets(config, project: project, request)
         let gateway = try await resolveGateway(config, project: project, file: request.file)
         let code = try storeCode(request)
         let name = config.name ?? ""

@@ -7,7 +7,7 @@ public struct SetpointCommand: AsyncParsableCommand {
         commandName: "setpoint",
         abstract: "Run dstack-style services as secure, scalable endpoints.",
         subcommands: [ServerCommand.self, ApplyCommand.self, PsCommand.self, DescribeCommand.self, StopCommand.self,
-                      DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, ValidateCommand.self]
+                      DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, SecretCommand.self, ValidateCommand.self]
     )
 
     public init() {}

@@ -24,6 +24,8 @@ public final class ControllerManager: Service, Sendable {
     /// Certificates of gateways, and their controller when the server has an ACME issuer.
     public let certificateInformer: Informer
     public let certificateController: Controller<CertificateReconciler>?
+    /// Project secrets (their digests): a new value rolls the runs that use it.
+    public let secretInformer: Informer
     let store: any ObjectStore
     let backend: any ComputeBackend
     let clock: any ControllerClock
@@ -35,7 +37,7 @@ public final class ControllerManager: Service, Sendable {
                 runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
                 routes: Bool = false, metrics: (any ControllerMetrics)? = nil, garbageCollectionInterval: TimeInterval? = 600,
                 gateways: GatewayLaunch? = nil, gatewayReports: GatewayReports = GatewayReports(), issuer: (any CertificateIssuer)? = nil,
-                logger: Logger = Logger(label: "setpoint.controllers")) {
+                secrets: (any SecretResolver)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
         self.garbageCollectionInterval = garbageCollectionInterval
         self.store = store
         self.backend = backend
@@ -44,12 +46,14 @@ public final class ControllerManager: Service, Sendable {
         runInformer = Informer(store: store, kind: RunKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
         replicaInformer = Informer(store: store, kind: ReplicaKind.name, clock: clock, resyncPeriod: resyncPeriod,
                                    indexLabel: Labels.run, logger: logger)
-        runController = Controller(name: "run", reconciler: RunReconciler(store: store, replicas: InformerReplicaSource(replicaInformer), clock: clock),
+        secretInformer = Informer(store: store, kind: SecretKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
+        runController = Controller(name: "run", reconciler: RunReconciler(store: store, replicas: InformerReplicaSource(replicaInformer),
+                                                                          secrets: InformerSecretDigests(secretInformer), clock: clock),
                                    clock: clock, workers: runWorkers, metrics: metrics, logger: logger)
         readiness = ReadinessMonitor(prober: prober, clock: clock)
         replicaController = Controller(name: "replica",
                                        reconciler: ReplicaReconciler(store: store, backend: backend, prober: prober, monitor: readiness,
-                                                                     clock: clock, drain: drain),
+                                                                     clock: clock, drain: drain, secrets: secrets),
                                        clock: clock, workers: replicaWorkers, metrics: metrics, logger: logger)
         routeInformer = Informer(store: store, kind: ProxyRouteKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
         let routeController = routes ? Controller(
@@ -107,6 +111,16 @@ public final class ControllerManager: Service, Sendable {
             }
         }
         readiness.setOnChange { key in replicas.enqueue(key) }
+        // A secret's change is the business of the runs of its project that refer to it.
+        let runInformer = self.runInformer
+        secretInformer.addHandler { change in
+            let secret = change.object
+            for o in runInformer.list({ $0.meta.project == secret.meta.project }) {
+                guard let run = try? TypedStore<RunKind>.decode(o),
+                      run.spec.configuration.secretReferences.uses.contains(where: { $0.secret == secret.meta.name }) else { continue }
+                runs.enqueue(o.key)
+            }
+        }
     }
 
     public func run() async throws {
@@ -122,6 +136,7 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.routeInformer.run() }
             group.addTask { try await self.gatewayInformer.run() }
             group.addTask { try await self.certificateInformer.run() }
+            group.addTask { try await self.secretInformer.run() }
             group.addTask { await self.watchBackend() }
             group.addTask { await self.recordBackendEvents() }
             await runInformer.waitUntilSynced()
@@ -129,6 +144,7 @@ public final class ControllerManager: Service, Sendable {
             await routeInformer.waitUntilSynced()
             await gatewayInformer.waitUntilSynced()
             await certificateInformer.waitUntilSynced()
+            await secretInformer.waitUntilSynced()
             await collectGarbage()
             if let interval = garbageCollectionInterval {
                 // A workload can be orphaned while the server runs too (a replica object deleted

@@ -49,9 +49,12 @@ public struct ReplicaController: PlanningController {
     let monitor: ReadinessMonitor
     /// How a serving replica leaves rotation before it is stopped.
     let drain: Drain
+    /// Fills in `${{ secrets.NAME }}` when a workload is made.
+    let secrets: (any SecretResolver)?
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, monitor: ReadinessMonitor,
-                drain: Drain = .fixed(0)) {
+                drain: Drain = .fixed(0), secrets: (any SecretResolver)? = nil) {
+        self.secrets = secrets
         self.store = store
         self.backend = backend
         self.prober = prober
@@ -84,8 +87,9 @@ public struct ReplicaController: PlanningController {
 
     public func perform(_ action: ReplicaAction, on replica: inout Replica, plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) async throws {
         switch action {
-        case .createWorkload(let request):
+        case .createWorkload(let planned):
             do {
+                let request = try await withSecrets(planned)
                 let id = try await backend.create(request)
                 ReplicaPlanner.created(.success(id), &plan, now: now)
             } catch let e as BackendError where e.code == .noCapacity || e.code == .invalid {
@@ -111,6 +115,34 @@ public struct ReplicaController: PlanningController {
     }
 
     public func writeStatus(_ replica: Replica) async throws { try await replicas.updateStatus(replica) }
+
+    /// The request with its secret references filled in: `env` entries that use a secret move
+    /// to the secret environment (on Kubernetes a Secret the Pod refers to), `registry_auth` gets
+    /// its values. A secret that is gone (or a server without secrets) fails the create as
+    /// invalid, with the names.
+    func withSecrets(_ request: WorkloadRequest) async throws -> WorkloadRequest {
+        let template = request.template
+        guard template.usesSecrets else { return request }
+        let names = (template.secrets ?? [:]).keys.sorted()
+        guard let secrets else {
+            throw BackendError(.invalid, "the replica refers to secret(s) \(names.joined(separator: ", ")), but this server keeps no project secrets")
+        }
+        let values = try await secrets.values(project: request.project, names: names)
+        var resolved = request
+        func parse(_ text: String) throws -> [SecretReferences.Part] {
+            do { return try SecretReferences.parse(text) } catch { throw BackendError(.invalid, error.message) }
+        }
+        func fill(_ text: String) throws -> String { SecretReferences.render(try parse(text), values) }
+        for (key, text) in template.env {
+            let parts = try parse(text)
+            guard parts.contains(where: { if case .secret = $0 { return true } else { return false } }) else { continue }
+            resolved.template.env[key] = nil
+            resolved.secretEnvironment[key] = SecretReferences.render(parts, values)
+        }
+        if let user = template.registryUsername { resolved.template.registryUsername = try fill(user) }
+        if let password = template.registryPassword { resolved.template.registryPassword = try fill(password) }
+        return resolved
+    }
 }
 
 /// The replica controller in its shell.
@@ -118,8 +150,8 @@ public typealias ReplicaReconciler = PlanReconciler<ReplicaController>
 
 extension PlanReconciler where C == ReplicaController {
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, monitor: ReadinessMonitor,
-                clock: any ControllerClock, drain: Drain = .fixed(0)) {
-        self.init(ReplicaController(store: store, backend: backend, prober: prober, monitor: monitor, drain: drain),
+                clock: any ControllerClock, drain: Drain = .fixed(0), secrets: (any SecretResolver)? = nil) {
+        self.init(ReplicaController(store: store, backend: backend, prober: prober, monitor: monitor, drain: drain, secrets: secrets),
                   store: store, clock: clock, component: "replica-controller")
     }
 }

@@ -8,11 +8,27 @@ public enum ReplicaTemplates {
     /// The default graceful-stop bound (dstack's `stop_duration` default, 5 minutes).
     public static let defaultStopDuration = 300
 
-    public static func template(_ config: ServiceConfiguration, group: ReplicaGroup, code: CodeArchive? = nil) throws -> ReplicaTemplate {
+    /// `secrets` are the digests of the project's secrets (name → digest); the template keeps
+    /// the `${{ secrets.NAME }}` texts and records the digests of the ones it uses.
+    public static func template(_ config: ServiceConfiguration, group: ReplicaGroup, code: CodeArchive? = nil,
+                                secrets: [String: String] = [:]) throws -> ReplicaTemplate {
         let (env, unresolved) = config.literalEnvironment
         if !unresolved.isEmpty {
             throw TerminalError(reason: "UnresolvedEnvironment",
                                 message: "environment variable(s) \(unresolved.sorted().joined(separator: ", ")) have no value: pass them with `-e NAME=value` or set them where you apply")
+        }
+        let references = config.secretReferences
+        if let (property, problem) = references.problems.first {
+            throw TerminalError(reason: "InvalidSecretReference", message: "\(property): \(problem.message)")
+        }
+        var used: [String: String] = [:]
+        var missing: [String] = []
+        for (property, name) in references.uses {
+            if let digest = secrets[name] { used[name] = digest } else { missing.append("\(property) refers to secret \(name)") }
+        }
+        if !missing.isEmpty {
+            throw TerminalError(reason: "SecretNotFound",
+                                message: "\(missing.joined(separator: "; ")), which the project does not have: `setpoint secret set NAME` sets it")
         }
         var probes: [ProbeTemplate] = (config.probes ?? []).map { p in
             ProbeTemplate(url: p.url ?? ProbeSpec.defaultURL, method: p.method ?? "get",
@@ -39,7 +55,7 @@ public enum ReplicaTemplates {
             env: env, port: config.port.containerPort, resources: group.resources.jsonText, probes: probes,
             stopDuration: stop, registryUsername: config.registryAuth?.username, registryPassword: config.registryAuth?.password,
             code: code, nvcc: group.nvcc ?? config.nvcc, spotPolicy: group.spotPolicy ?? config.spotPolicy,
-            backends: config.backends, regions: config.regions)
+            backends: config.backends, regions: config.regions, secrets: used.isEmpty ? nil : used)
     }
 }
 

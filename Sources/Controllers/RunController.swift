@@ -19,8 +19,13 @@ public struct RunObservation: Sendable {
     /// This run's replicas (owned by this run's uid: a replica left by an earlier run of the
     /// same name is not one of them).
     public var replicas: [Replica]
+    /// The digests of the project's secrets, when the configuration refers to any.
+    public var secretDigests: [String: String]
 
-    public init(replicas: [Replica]) { self.replicas = replicas }
+    public init(replicas: [Replica], secretDigests: [String: String] = [:]) {
+        self.replicas = replicas
+        self.secretDigests = secretDigests
+    }
 }
 
 /// Converges a Run: its Replica objects (scale, roll, retry, stop) and its status. The worked
@@ -32,10 +37,12 @@ public struct RunController: PlanningController {
 
     let store: any ObjectStore
     let replicas: any ReplicaSource
+    let secrets: any SecretDigestSource
 
-    public init(store: any ObjectStore, replicas: any ReplicaSource) {
+    public init(store: any ObjectStore, replicas: any ReplicaSource, secrets: (any SecretDigestSource)? = nil) {
         self.store = store
         self.replicas = replicas
+        self.secrets = secrets ?? StoreSecretDigests(store)
     }
 
     var runs: TypedStore<RunKind> { TypedStore(store) }
@@ -49,7 +56,8 @@ public struct RunController: PlanningController {
         let all = run.meta.isDeleting
             ? try await replicaStore.list(project: run.meta.project, labels: [Labels.run: run.meta.name])
             : try await replicas.replicas(project: run.meta.project, run: run.meta.name)
-        return RunObservation(replicas: all.filter { $0.isOwned(by: run) })
+        let digests = run.spec.configuration.secretReferences.uses.isEmpty ? [:] : try await secrets.digests(project: run.meta.project)
+        return RunObservation(replicas: all.filter { $0.isOwned(by: run) }, secretDigests: digests)
     }
 
     public func plan(_ run: Run, _ observed: RunObservation, now: Date) throws -> Plan<RunStatus, RunAction> {
@@ -68,7 +76,18 @@ public struct RunController: PlanningController {
         }
         var templates: [String: ReplicaTemplate] = [:]
         for group in run.spec.configuration.replicaGroups {
-            templates[group.name] = try ReplicaTemplates.template(run.spec.configuration, group: group, code: run.spec.code)
+            do {
+                templates[group.name] = try ReplicaTemplates.template(run.spec.configuration, group: group, code: run.spec.code,
+                                                                      secrets: observed.secretDigests)
+            } catch let error as TerminalError where run.spec.stop != nil {
+                // Stopping needs no new template (a secret deleted meanwhile must not block a
+                // stop): keep the one the replicas run.
+                guard let current = children.filter({ $0.spec.group == group.name }).max(by: { $0.spec.deploymentNum < $1.spec.deploymentNum }) else {
+                    if children.isEmpty { continue }
+                    throw error
+                }
+                templates[group.name] = current.spec.template
+            }
         }
         let decided = RunPlanner.plan(run: run, replicas: children, templates: templates, now: now)
         actions += decided.creates.map(RunAction.create)
@@ -133,7 +152,7 @@ extension Object where Kind == ReplicaKind {
 public typealias RunReconciler = PlanReconciler<RunController>
 
 extension PlanReconciler where C == RunController {
-    public init(store: any ObjectStore, replicas: any ReplicaSource, clock: any ControllerClock) {
-        self.init(RunController(store: store, replicas: replicas), store: store, clock: clock, component: "run-controller")
+    public init(store: any ObjectStore, replicas: any ReplicaSource, secrets: (any SecretDigestSource)? = nil, clock: any ControllerClock) {
+        self.init(RunController(store: store, replicas: replicas, secrets: secrets), store: store, clock: clock, component: "run-controller")
     }
 }

@@ -180,8 +180,13 @@ public struct PodTemplate: Sendable {
         }
         if readiness != nil { annotations[kubeletProbeAnnotation] = "true" }
 
+        // The template's digest without the registry credentials (filled in from secrets): an
+        // annotation anyone who can read Pods sees must not be a hash of a password.
+        var described = t
+        described.registryUsername = nil
+        described.registryPassword = nil
         let inventory: [String: String] = [
-            "replica": request.name, "project": request.project, "template": t.hash, "installation": settings.installation,
+            "replica": request.name, "project": request.project, "template": described.hash, "installation": settings.installation,
         ]
         annotations[inventoryAnnotation] = String(decoding: try JSONSerialization.data(withJSONObject: inventory, options: [.sortedKeys]), as: UTF8.self)
 

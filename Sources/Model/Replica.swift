@@ -90,12 +90,21 @@ public struct ReplicaTemplate: Codable, Equatable, Sendable, Hashable {
     /// `backends` and `regions`: where the replica may run (nil: anywhere).
     public var backends: [String]?
     public var regions: [String]?
+    /// The project secrets `env` and `registry_auth` refer to (`${{ secrets.NAME }}`), each
+    /// with its value's digest: the values are filled in only when the workload is made, and a
+    /// new value is a new template (a rollout). `nil` when none is used.
+    public var secrets: [String: String]?
+
+    /// Whether `env` or `registry_auth` still hold `${{ secrets.NAME }}` references.
+    public var usesSecrets: Bool { !(secrets ?? [:]).isEmpty }
 
     public init(image: String? = nil, python: String? = nil, commands: [String] = [], entrypoint: String? = nil,
                 workingDir: String? = nil, user: String? = nil, shell: String? = nil, privileged: Bool = false,
                 env: [String: String] = [:], port: Int = 8000, resources: String = "{}", probes: [ProbeTemplate] = [],
                 stopDuration: Int = 300, registryUsername: String? = nil, registryPassword: String? = nil, code: CodeArchive? = nil,
-                nvcc: Bool? = nil, spotPolicy: String? = nil, backends: [String]? = nil, regions: [String]? = nil) {
+                nvcc: Bool? = nil, spotPolicy: String? = nil, backends: [String]? = nil, regions: [String]? = nil,
+                secrets: [String: String]? = nil) {
+        self.secrets = secrets
         self.image = image
         self.python = python
         self.commands = commands

@@ -91,7 +91,11 @@ public enum SetpointServer {
         let routes = RouteTable()
         // Gateways: processes of this binary on the local backend, with credentials derived
         // from the server's secret, reporting their traffic here.
-        let credentials = try GatewayCredentials.load(dataDirectory: settings.dataDirectory)
+        let serverSecret = try ServerSecret.load(dataDirectory: settings.dataDirectory)
+        let credentials = GatewayCredentials(secret: serverSecret)
+        // Project secrets, sealed under a key derived from the same secret; their values are
+        // opened only into a workload being made.
+        let secrets = ProjectSecrets(store: store, box: SecretBox(serverSecret: serverSecret))
         let gatewayReports = GatewayReports()
         let runsLocally = serverConfiguration.backends.contains(.local)
         // Gateways on a cluster: Pods of Setpoint's image that reach this server at
@@ -121,7 +125,8 @@ public enum SetpointServer {
         let checkHost = local.listensEverywhere ? "127.0.0.1" : local.host
         let issuer = runsLocally ? AcmeIssuer(settings: acme, store: store, gatewayHTTP: "\(checkHost):\(local.httpPort)") : nil
         let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
-                                        routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, issuer: issuer, logger: logger)
+                                        routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, issuer: issuer,
+                                        secrets: secrets, logger: logger)
         routes.follow(manager.routeInformer)
         // Demand is the server's proxy's counts plus every live gateway replica's.
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
@@ -142,7 +147,8 @@ public enum SetpointServer {
                   gateways: GatewayService(store: store, backends: gatewayBackends),
                   plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
                                       readTimeout: serverConfiguration.localGateway.readTimeout,
-                                      providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } })).register(on: router)
+                                      providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } }),
+                  secrets: secrets).register(on: router)
         // The API listens on a Unix socket in the data directory; the proxy in front of it
         // owns the public address.
         let apiSocket = settings.dataDirectory + "/api.sock"

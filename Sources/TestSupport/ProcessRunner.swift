@@ -4,8 +4,9 @@ import Foundation
 /// The wait happens on threads of its own, so the test's cooperative threads stay free for the
 /// servers under test; past `timeout` the process is killed (only while it surely runs).
 /// - Parameter inheritEnvironment: start from this process's environment (else `environment` only).
+/// - Parameter input: what the process reads on standard input (nothing: `/dev/null`).
 public func runProcess(_ argv: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true,
-                       timeout: TimeInterval = 60) async throws -> (status: Int32, output: String) {
+                       timeout: TimeInterval = 60, input: String? = nil) async throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = argv
@@ -15,7 +16,13 @@ public func runProcess(_ argv: [String], environment: [String: String] = [:], in
     let out = Pipe()
     p.standardOutput = out
     p.standardError = out
+    let stdin = input.map { _ in Pipe() }
+    p.standardInput = stdin ?? FileHandle(forReadingAtPath: "/dev/null")
     try p.run()
+    if let stdin, let input {
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try? stdin.fileHandleForWriting.close()
+    }
     let pid = p.processIdentifier
     return await withCheckedContinuation { continuation in
         let exited = ExitFlag()

@@ -30,7 +30,8 @@ import TestSupport
         var logger = Logger(label: "api-test")
         logger.logLevel = .critical
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: "http://setpoint.test", codeDirectory: dir),
-                  auth: auth, store: store, backend: backend, logger: logger).register(on: router)
+                  auth: auth, store: store, backend: backend, logger: logger,
+                  secrets: ProjectSecrets(store: store, box: SecretBox(serverSecret: Data(repeating: 7, count: 32)))).register(on: router)
         return Setup(store: store, app: Application(router: router, logger: logger), token: token)
     }
 
@@ -70,6 +71,43 @@ import TestSupport
             }
         }
         #expect(await s.store.writeCount() == writes, "nothing stored")
+    }
+
+    /// Secrets are sealed in the store (bound to their project and name), listed by name only,
+    /// set by admins and managers only, and setting the same value again writes nothing.
+    @Test func secretsAreSealedListedByNameAndSetByManagers() async throws {
+        let s = try await setup()
+        let box = SecretBox(serverSecret: Data(repeating: 7, count: 32))
+        try await s.app.test(.router) { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(s.token)", .contentType: "application/json"]
+            let body = ByteBuffer(data: try API.encoder.encode(API.SecretRequest(value: "hunter2-value")))
+            try await client.execute(uri: "/api/v1/projects/main/secrets/HF_TOKEN", method: .put, headers: auth, body: body) { response in
+                #expect(response.status == .ok)
+                #expect(!String(buffer: response.body).contains("hunter2"))
+            }
+            let writes = await s.store.writeCount()
+            try await client.execute(uri: "/api/v1/projects/main/secrets/HF_TOKEN", method: .put, headers: auth, body: body) { response in
+                #expect(response.status == .ok)
+            }
+            #expect(await s.store.writeCount() == writes, "the same value again writes nothing")
+            try await client.execute(uri: "/api/v1/projects/main/secrets/bad-name", method: .put, headers: auth, body: body) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("invalid secret name `bad-name`"))
+            }
+            try await client.execute(uri: "/api/v1/projects/main/secrets", method: .get, headers: auth) { response in
+                let list = try API.decoder.decode([API.SecretInfo].self, from: Data(buffer: response.body))
+                #expect(list.map(\.name) == ["HF_TOKEN"])
+                #expect(!String(buffer: response.body).contains("hunter2"))
+            }
+        }
+        let stored = try #require(try await TypedStore<SecretKind>(s.store).get(project: "main", name: "HF_TOKEN"))
+        let raw = try #require(try await s.store.get(stored.key))
+        #expect(!String(decoding: raw.spec, as: UTF8.self).contains("hunter2"), "sealed at rest")
+        #expect(try box.open(stored.spec.sealed, project: "main", name: "HF_TOKEN") == "hunter2-value")
+        #expect(throws: (any Error).self, "bound to its name") { try box.open(stored.spec.sealed, project: "main", name: "OTHER") }
+        #expect(throws: (any Error).self, "and to the server's key") {
+            try SecretBox(serverSecret: Data(repeating: 8, count: 32)).open(stored.spec.sealed, project: "main", name: "HF_TOKEN")
+        }
+        #expect(box.digest("a", project: "main", name: "X") != box.digest("b", project: "main", name: "X"))
     }
 
     @Test func withoutATokenNothingIsShownOrDone() async throws {

@@ -5,7 +5,7 @@
   --name NAME              returned by /work and /name
   --delay-ms N             how long /work takes
 
-Endpoints: GET /name, GET /work, GET /delay?ms=N, GET /headers (the request as JSON),
+Endpoints: GET /name, GET /work, GET /delay?ms=N, GET /headers (the request as JSON), GET /env?name=NAME (a variable's value),
 POST /echo, GET /stream?n=N&ms=M (chunked), GET /ws (WebSocket echo), and an OpenAI-compatible
 subset under /v1: GET models, POST chat/completions (with "stream": true as SSE), completions,
 embeddings. It dies at once on SIGTERM (the default), like an app with no graceful shutdown.
@@ -66,6 +66,9 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(url.query)
         if url.path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket()
+        if url.path == "/env":
+            name = parse_qs(url.query).get("name", [""])[0]
+            return self.send_body(200 if name in os.environ else 404, os.environ.get(name, "unset"))
         if url.path == "/name":
             return self.send_body(200, ARGS.name)
         if url.path == "/work":

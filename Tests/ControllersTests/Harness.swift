@@ -19,7 +19,8 @@ struct Harness {
     let runController: Controller<RunReconciler>
     let replicaController: Controller<ReplicaReconciler>
 
-    init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock(), drain: Drain = .fixed(0)) {
+    init(store: (any ObjectStore)? = nil, backend: FakeBackend? = nil, clock: ManualClock = ManualClock(), drain: Drain = .fixed(0),
+         secrets: (any SecretResolver)? = nil) {
         self.clock = clock
         let c = clock
         self.store = store ?? MemoryStore(now: { c.now() })
@@ -29,7 +30,7 @@ struct Harness {
                                    clock: clock)
         replicaController = Controller(name: "replica",
                                        reconciler: ReplicaReconciler(store: self.store, backend: self.backend, prober: self.backend,
-                                                                     monitor: readiness, clock: clock, drain: drain),
+                                                                     monitor: readiness, clock: clock, drain: drain, secrets: secrets),
                                        clock: clock)
         let replicas = replicaController
         readiness.setOnChange { replicas.enqueue($0) }

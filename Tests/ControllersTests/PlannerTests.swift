@@ -4,7 +4,9 @@ import Foundation
 import Model
 import Reconcile
 import SetpointConfiguration
+import Store
 import Testing
+import TestSupport
 
 /// The pure planners as tables: the run planner, the replica planner and the autoscaler's plan,
 /// from an object, an observation and a time, with no store, backend or clock.
@@ -73,6 +75,36 @@ import Testing
         let done = RunPlanner.plan(run: r, replicas: [ended], templates: try templates(r), now: now)
         #expect(done.terminations.isEmpty && done.status.phase == .terminated)
         #expect(done.events.map(\.reason) == ["Stopped"])
+    }
+
+    /// A service that uses a project secret: its template records the secret's digest, so a new
+    /// value is a new deployment; a secret the project lacks stalls the run, except a stop.
+    @Test func runControllerRollsOnANewSecretValueAndStallsWithoutTheSecret() throws {
+        let yaml = http2.replacingOccurrences(of: "replicas: 2", with: "replicas: 1\nenv:\n  - TOKEN=x-${{ secrets.TOKEN }}")
+        var r = try run(yaml)
+        let controller = RunController(store: MemoryStore(), replicas: StoreReplicaSource(MemoryStore()))
+        r.meta.finalizers = [Labels.replicasFinalizer]
+        let first = try controller.plan(r, RunObservation(replicas: [], secretDigests: ["TOKEN": "d1"]), now: now)
+        let created = try #require(first.actions.compactMap { if case .create(let c) = $0 { return c } else { return nil } }.first)
+        #expect(created.spec.template.env["TOKEN"] == "x-${{ secrets.TOKEN }}", "the template keeps the reference, not a value")
+        #expect(created.spec.template.secrets == ["TOKEN": "d1"])
+        r.status = first.status
+        var live = Replica(project: "main", name: created.name, labels: created.labels, owner: r.ownerReference, spec: created.spec)
+        live.status.phase = .running
+        live.status.ready = true
+        let same = try controller.plan(r, RunObservation(replicas: [live], secretDigests: ["TOKEN": "d1", "OTHER": "o"]), now: now)
+        #expect(same.status.deploymentNum == r.status.deploymentNum && same.events.isEmpty, "another secret's change is not this run's")
+        let rolled = try controller.plan(r, RunObservation(replicas: [live], secretDigests: ["TOKEN": "d2"]), now: now)
+        #expect(rolled.status.deploymentNum == r.status.deploymentNum + 1)
+        #expect(rolled.events.map(\.reason) == ["RolloutStarted"])
+        #expect(throws: TerminalError.self) { try controller.plan(r, RunObservation(replicas: [live], secretDigests: [:]), now: now) }
+        do { _ = try controller.plan(r, RunObservation(replicas: [live]), now: now) } catch let e as TerminalError {
+            #expect(e.reason == "SecretNotFound" && e.message.contains("env.TOKEN refers to secret TOKEN"), "\(e.message)")
+        }
+        var stopping = r
+        stopping.spec.stop = StopRequest(abort: false)
+        let stop = try controller.plan(stopping, RunObservation(replicas: [live]), now: now)
+        #expect(stop.actions.contains { if case .terminate = $0 { return true } else { return false } }, "a stop needs no secret")
     }
 
     @Test func runPlannerRetriesAnExitedReplicaAfterItsBackoff() throws {

@@ -35,6 +35,44 @@ import TestSupport
         #expect(await h.store.writeCount() == writes)
     }
 
+    /// What a secret resolver gives (the server's opens sealed values; tested end to end).
+    struct Values: SecretResolver {
+        let values: [String: String]
+        func values(project: String, names: [String]) async throws -> [String: String] {
+            try Dictionary(uniqueKeysWithValues: names.map { name in
+                guard let v = values[name] else { throw BackendError(.invalid, "secret \(name) is not set") }
+                return (name, v)
+            })
+        }
+    }
+
+    /// The workload gets the values; the stored replica keeps the references. `env` entries
+    /// that use a secret travel as secret environment (a Secret on Kubernetes), and
+    /// `registry_auth` is filled in.
+    @Test func secretsAreFilledInOnlyInTheWorkloadRequest() async throws {
+        let h = Harness(secrets: Values(values: ["TOKEN": "tok-value", "REG": "reg-pass"]))
+        for (name, digest) in [("TOKEN", "d1"), ("REG", "d2")] {
+            try await TypedStore<SecretKind>(h.store).create(ProjectSecret(project: "main", name: name, spec: SecretSpec(sealed: "-", digest: digest)))
+        }
+        try await h.apply(http2.replacingOccurrences(of: "replicas: 2", with: """
+            replicas: 1
+            env:
+              - TOKEN=${{ secrets.TOKEN }}
+              - PLAIN=p
+            registry_auth:
+              username: bot
+              password: ${{ secrets.REG }}
+            """))
+        try await h.converge()
+        let replica = try #require(try await h.allReplicas("web").first)
+        #expect(replica.spec.template.env["TOKEN"] == "${{ secrets.TOKEN }}" && replica.spec.template.registryPassword == "${{ secrets.REG }}")
+        let request = try #require(h.backend.workload(named: replica.meta.name)?.request)
+        #expect(request.secretEnvironment == ["TOKEN": "tok-value"])
+        #expect(request.template.env["TOKEN"] == nil && request.template.env["PLAIN"] == "p")
+        #expect(request.template.registryUsername == "bot" && request.template.registryPassword == "reg-pass")
+        #expect(try await h.run("web").status.readyReplicas == 1)
+    }
+
     @Test func backendLatencyShowsAsProvisioning() async throws {
         let h = Harness()
         h.backend.setStartDelay(20)

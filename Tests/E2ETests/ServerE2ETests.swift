@@ -84,11 +84,11 @@ import TestSupport
 
         /// Runs the CLI against this server (waiting off the cooperative pool, so request loops
         /// running meanwhile keep going).
-        func cli(_ arguments: [String], env extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        func cli(_ arguments: [String], env extra: [String: String] = [:], input: String? = nil) async throws -> (status: Int32, output: String) {
             var env = ["HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                        "SETPOINT_URL": url, "SETPOINT_TOKEN": token, "SETPOINT_PROJECT": "main"]
             env.merge(extra) { _, b in b }
-            return try await runProcess([ServerE2ETests.binary.path] + arguments, environment: env, inheritEnvironment: false, timeout: 300)
+            return try await runProcess([ServerE2ETests.binary.path] + arguments, environment: env, inheritEnvironment: false, timeout: 300, input: input)
         }
 
         func kill(signal: Int32) {
