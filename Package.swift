@@ -169,6 +169,7 @@ let package = Package(
             dependencies: [
                 "SetpointConfiguration", "Model", "APIClient", "Server", "Proxy", "GatewayAgent",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -152,6 +152,15 @@ public struct APIClient: Sendable {
     public func deleteGateway(_ name: String) async throws -> API.Gateway {
         try await call(.DELETE, projectPath + "/gateways/\(name)", as: API.Gateway.self)
     }
+    // MARK: sets
+
+    public func planSet(_ request: API.SetRequest) async throws -> API.SetPlan {
+        try await call(.POST, projectPath + "/sets/plan", body: try API.encoder.encode(request), as: API.SetPlan.self)
+    }
+    public func applySet(_ request: API.SetRequest) async throws -> API.SetResult {
+        try await call(.POST, projectPath + "/sets/apply", body: try API.encoder.encode(request), as: API.SetResult.self)
+    }
+
     // MARK: secrets
 
     public func secrets() async throws -> [API.SecretInfo] { try await call(.GET, projectPath + "/secrets", as: [API.SecretInfo].self) }

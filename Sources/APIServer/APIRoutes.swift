@@ -102,6 +102,24 @@ public struct APIRoutes: Sendable {
                 try await runs.apply(project: try context.project, user: principal.name, try await decode(API.ApplyRequest.self, request))
             }
         }
+        let sets = SetService(runs: runs, gateways: gateways)
+        project.post("sets/plan") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                let body = try await decode(API.SetRequest.self, request)
+                return try await sets.plan(project: try context.project, user: principal.name, body,
+                                           options: SetService.Options(set: body.set, prune: body.prune, force: body.force))
+            }
+        }
+        project.post("sets/apply") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                let body = try await decode(API.SetRequest.self, request)
+                let project = try context.project
+                var options = SetService.Options(set: body.set, prune: body.prune, force: body.force)
+                let role = principal.role(in: project)
+                options.mayChangeGateways = role == "admin" || role == "manager"
+                return try await sets.apply(project: project, user: principal.name, body, options: options)
+            }
+        }
         project.get("runs") { request, context in
             try await handle(request, project: context.parameters.get("project")) { _ in try await runs.list(project: try context.project) }
         }

@@ -75,33 +75,43 @@ public struct GatewayService: Sendable {
 
     public func apply(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Gateway {
         let config = try resolve(request)
+        return Self.view(try await storeGateway(project: project, user: user, config, file: request.file, expected: request.resourceVersion,
+                                                force: request.force))
+    }
+
+    /// Stores a validated gateway: created, or its spec replaced when it is still at
+    /// `expected` (unless `force`). `labels` are set on it (a set's inventory).
+    func storeGateway(project: String, user: String, _ config: GatewayConfiguration, file: String?, expected: Int64?, force: Bool,
+                      labels: [String: String] = [:]) async throws -> Gateway {
         let name = config.name ?? ""
         let all = try await gateways.list(project: project)
         let otherDefault = all.contains { $0.meta.name != name && $0.spec.isDefault && !$0.meta.isDeleting }
         let applied: Gateway
         if var current = all.first(where: { $0.meta.name == name }) {
             if current.meta.isDeleting { throw Failure.conflict("gateway \(name) is being deleted; wait for it to go, then apply again") }
-            if let expected = request.resourceVersion, expected != current.meta.resourceVersion, !request.force {
+            if let expected, expected != current.meta.resourceVersion, !force {
                 throw Failure.conflict("gateway \(name) has changed since the plan (version \(current.meta.resourceVersion), not \(expected)): plan again, or apply with --force")
             }
             current.spec.configuration = config
             current.spec.isDefault = config.isDefault ?? (current.spec.isDefault || !otherDefault)
             current.spec.appliedBy = user
-            current.spec.configurationPath = request.file
+            current.spec.configurationPath = file
+            current.meta.labels.merge(labels) { _, new in new }
             do { applied = try await gateways.update(current) } catch let e as StoreError where e.code == .conflict {
                 throw Failure.conflict("gateway \(name) changed while applying: plan again, or apply with --force")
             }
         } else {
             // The project's first gateway becomes its default unless it says otherwise.
-            let spec = GatewaySpec(configuration: config, isDefault: config.isDefault ?? !otherDefault, appliedBy: user, configurationPath: request.file)
+            if let expected, expected != 0, !force { throw Failure.conflict("gateway \(name) was deleted since the plan: plan again") }
+            let spec = GatewaySpec(configuration: config, isDefault: config.isDefault ?? !otherDefault, appliedBy: user, configurationPath: file)
             do {
-                applied = try await gateways.create(Gateway(project: project, name: name, finalizers: [Labels.gatewayFinalizer], spec: spec))
+                applied = try await gateways.create(Gateway(project: project, name: name, labels: labels, finalizers: [Labels.gatewayFinalizer], spec: spec))
             } catch let e as StoreError where e.code == .alreadyExists {
                 throw Failure.conflict("gateway \(name) was created meanwhile: plan again")
             }
         }
         if applied.spec.isDefault { try await clearOtherDefaults(project: project, keeping: name) }
-        return Self.view(applied)
+        return applied
     }
 
     /// `default: true` moves the default: the other gateways of the project stop being it.

@@ -32,6 +32,11 @@ public struct RunService: Sendable {
     func storeCode(_ request: API.ApplyRequest) throws -> CodeArchive? {
         guard let text = request.code else { return nil }
         guard let data = Data(base64Encoded: text) else { throw Failure.invalid("field `code` is not valid base64") }
+        return try storeCode(data)
+    }
+
+    /// Stores a code archive (once per content hash) and describes it.
+    public func storeCode(_ data: Data) throws -> CodeArchive {
         guard data.count <= Self.codeLimit else {
             throw Failure.invalid("the code archive is \(data.count >> 20) MB, over the \(Self.codeLimit >> 20) MB limit: leave large files out (.gitignore)")
         }
@@ -121,8 +126,10 @@ public struct RunService: Sendable {
         }
     }
 
-    /// Parses and validates the request's configuration and fills `env` values.
-    func resolve(_ request: API.ApplyRequest) throws -> (ServiceConfiguration, secretEnv: [String]) {
+    /// Parses and validates the request's configuration and fills `env` values. With
+    /// `bareEnvFromSecrets` (a configuration synced from Git, where no user's environment is
+    /// at hand) a bare `env` name is the project secret of that name.
+    func resolve(_ request: API.ApplyRequest, bareEnvFromSecrets: Bool = false) throws -> (ServiceConfiguration, secretEnv: [String]) {
         let documents = ConfigurationParser.parse(request.configuration)
         guard documents.count == 1 else {
             throw Failure.invalid("send one configuration per request, got \(documents.count) documents")
@@ -130,7 +137,7 @@ public struct RunService: Sendable {
         let config: ServiceConfiguration
         switch documents[0].result {
         case .success(.service(let s)): config = s
-        case .success(.gateway): throw Failure.invalid("gateways are not supported by this server yet")
+        case .success(.gateway): throw Failure.invalid("\(request.file ?? "the configuration") is a gateway: apply it with `gateways/apply`")
         case .failure(let errors):
             let file = request.file ?? "configuration"
             throw Failure.invalid("\(file) is invalid: \(errors.issues.count) error(s)",
@@ -153,6 +160,7 @@ public struct RunService: Sendable {
             case .value(let v): env.append((key, .value(request.env[key] ?? v)))
             case .fromEnvironment:
                 if let v = request.env[key] { env.append((key, .value(v))); secret.append(key) }
+                else if bareEnvFromSecrets { env.append((key, .value("${{ secrets.\(key) }}"))) }
                 else { missing.append(key) }
             }
         }
@@ -206,53 +214,116 @@ public struct RunService: Sendable {
     /// The gateway `gateway:` names, with dstack's rules and messages: unset is the project's
     /// default gateway if it has one, `false` none, `true` the default (which must exist), a
     /// name that gateway of the project.
-    func resolveGateway(_ config: ServiceConfiguration, project: String, file: String?) async throws -> String? {
-        let all = try await TypedStore<GatewayKind>(store).list(project: project)
-        let live = all.filter { !$0.meta.isDeleting }
-        let where_ = file.map { "\($0): service.gateway: " } ?? "service.gateway: "
+    ///
+    /// `pending` are gateways applied in the same set (before the services): they count as
+    /// existing, and one that says `default: true` (or the project's first) is the default.
+    func resolveGateway(_ config: ServiceConfiguration, project: String, file: String?, text: String? = nil,
+                        pending: [(name: String, isDefault: Bool?)] = []) async throws -> String? {
+        func invalid(_ why: String) -> Failure {
+            let node = text.flatMap { YAMLLoader.load($0).root?["gateway"] }
+            let at = node.map { ":\($0.location.line):\($0.location.column)" } ?? ""
+            return Failure.invalid("\(file ?? "configuration")\(at): service.gateway: \(why)",
+                                   [API.ErrorBody.Issue(path: "service.gateway", line: node?.location.line, column: node?.location.column, message: why)])
+        }
+        var all = try await TypedStore<GatewayKind>(store).list(project: project).map { (name: $0.meta.name, isDefault: $0.spec.isDefault, deleting: $0.meta.isDeleting) }
+        for p in pending {
+            let hadDefault = all.contains { $0.isDefault && !$0.deleting && $0.name != p.name }
+            let isDefault = p.isDefault ?? (all.first { $0.name == p.name }?.isDefault ?? !hadDefault)
+            if isDefault { all = all.map { ($0.name, false, $0.deleting) } }
+            all.removeAll { $0.name == p.name }
+            all.append((p.name, isDefault, false))
+        }
+        let live = all.filter { !$0.deleting }
         switch config.gateway {
-        case nil: return live.first { $0.spec.isDefault }?.meta.name
+        case nil: return live.first { $0.isDefault }?.name
         case .enabled(false)?: return nil
         case .enabled(true)?:
-            guard let d = live.first(where: { $0.spec.isDefault }) else {
-                throw Failure.invalid(where_ + "the service requires a gateway, but there is no default gateway in project \(project) (`setpoint apply -f gateway.dstack.yml` creates one)")
+            guard let d = live.first(where: { $0.isDefault }) else {
+                throw invalid("the service requires a gateway, but there is no default gateway in project \(project) (`setpoint apply -f gateway.dstack.yml` creates one)")
             }
-            return d.meta.name
+            return d.name
         case .named(let p, let name)?:
             if let p, p != project {
-                throw Failure.invalid(where_ + "gateway \(p)/\(name) belongs to another project; Setpoint publishes a service only on gateways of its own project (\(project))")
+                throw invalid("gateway \(p)/\(name) belongs to another project; Setpoint publishes a service only on gateways of its own project (\(project))")
             }
-            guard let g = all.first(where: { $0.meta.name == name }) else {
-                throw Failure.invalid(where_ + "gateway \(name) does not exist in project \(project) (`setpoint gateway list` shows them)")
+            guard let g = all.first(where: { $0.name == name }) else {
+                throw invalid("gateway \(name) does not exist in project \(project) (`setpoint gateway list` shows them)")
             }
-            if g.meta.isDeleting { throw Failure.invalid(where_ + "gateway \(name) was marked for deletion") }
+            if g.deleting { throw invalid("gateway \(name) was marked for deletion") }
             return name
         }
     }
 
-    public func plan(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Plan {
-        let (config, secret) = try resolve(request)
-        let name = config.name ?? ""
+    /// A service configuration ready to store: validated, `env` filled, its secrets and
+    /// backend checked, its gateway resolved.
+    struct PreparedRun: Sendable {
+        var config: ServiceConfiguration
+        var secretEnv: [String]
+        var gateway: String?
+        var file: String?
+        var name: String { config.name ?? "" }
+    }
+
+    func prepare(project: String, _ request: API.ApplyRequest, pending: [(name: String, isDefault: Bool?)] = [],
+                 bareEnvFromSecrets: Bool = false) async throws -> PreparedRun {
+        let (config, secret) = try resolve(request, bareEnvFromSecrets: bareEnvFromSecrets)
         try await checkSecrets(config, project: project, request)
-        let gateway = try await resolveGateway(config, project: project, file: request.file)
-        let current = try await runs.get(project: project, name: name)
-        var action = "create"
-        var changes = API.Changes()
-        if let current {
-            let c = SpecChanges.classify(old: current.spec.configuration, new: config)
-            changes = API.Changes(inPlace: c.inPlace, rolling: c.rolling, recreate: c.recreate)
-            if current.spec.gateway != gateway, !changes.inPlace.contains("gateway") { changes.inPlace.append("gateway") }
-            if let code = request.code, let data = Data(base64Encoded: code), Authenticator.hash(data: data) != current.spec.code?.hash {
-                changes.rolling.append("code")
-            }
-            let restarting = current.spec.stop != nil || current.status.phase.isFinished
-            let unchanged = changes.inPlace.isEmpty && changes.rolling.isEmpty && changes.recreate.isEmpty
-            action = restarting ? "create" : (unchanged ? "none" : "update")
+        let gateway = try await resolveGateway(config, project: project, file: request.file, text: request.configuration, pending: pending)
+        return PreparedRun(config: config, secretEnv: secret, gateway: gateway, file: request.file)
+    }
+
+    /// What applying `prepared` (with code `codeHash`) does to `current`: `create`, `update`
+    /// (and how) or `none`. A stopped or finished run is created again.
+    static func classify(_ prepared: PreparedRun, codeHash: String?, current: Run?) -> (action: String, changes: API.Changes) {
+        guard let current else { return ("create", API.Changes()) }
+        let c = SpecChanges.classify(old: current.spec.configuration, new: prepared.config)
+        var changes = API.Changes(inPlace: c.inPlace, rolling: c.rolling, recreate: c.recreate)
+        if current.spec.gateway != prepared.gateway, !changes.inPlace.contains("gateway") { changes.inPlace.append("gateway") }
+        if let codeHash, codeHash != current.spec.code?.hash { changes.rolling.append("code") }
+        let restarting = current.spec.stop != nil || current.status.phase.isFinished
+        let unchanged = changes.inPlace.isEmpty && changes.rolling.isEmpty && changes.recreate.isEmpty
+        return (restarting ? "create" : (unchanged ? "none" : "update"), changes)
+    }
+
+    /// The normalized configuration's differences (secrets hidden), with the gateway and the
+    /// code when they change.
+    static func diff(_ prepared: PreparedRun, codeHash: String?, current: Run?) -> [String] {
+        let secretPaths = Set((current?.spec.secretEnv ?? []) + prepared.secretEnv).map { "env." + ConfigurationDiff.key($0) }
+        var lines = ConfigurationDiff.lines(old: current?.spec.configuration.json, new: prepared.config.json) { path in
+            secretPaths.contains(path) || (path == "registry_auth.password" && !Self.onlyReferences(prepared.config.registryAuth?.password))
         }
+        if let current {
+            if current.spec.gateway != prepared.gateway {
+                if let g = current.spec.gateway { lines.append("- (published on gateway): \(g)") }
+                if let g = prepared.gateway { lines.append("+ (published on gateway): \(g)") }
+            }
+            if let codeHash, codeHash != current.spec.code?.hash {
+                lines.append("~ (code): \(current.spec.code.map { String($0.hash.prefix(12)) } ?? "none") → \(codeHash.prefix(12))")
+            }
+            if current.spec.stop != nil || current.status.phase.isFinished { lines.append("~ (run): \(current.status.phase.rawValue) → started again") }
+        }
+        return lines
+    }
+
+    /// Whether a text is only `${{ secrets.NAME }}` references (names, not values).
+    static func onlyReferences(_ text: String?) -> Bool {
+        guard let text, let parts = try? SecretReferences.parse(text) else { return false }
+        return parts.allSatisfy { if case .secret = $0 { return true } else { return false } }
+    }
+
+    public func plan(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Plan {
+        let prepared = try await prepare(project: project, request)
+        let config = prepared.config
+        let current = try await runs.get(project: project, name: prepared.name)
+        let codeHash = try request.code.map { text in
+            guard let data = Data(base64Encoded: text) else { throw Failure.invalid("field `code` is not valid base64") }
+            return Authenticator.hash(data: data)
+        }
+        let (action, changes) = Self.classify(prepared, codeHash: codeHash, current: current)
         let all = try await backend.offers()
         let (offers, note) = Self.fittingOffers(all, config.replicaGroups.map(\.resources))
-        return API.Plan(action: action, project: project, user: user, runName: name,
-                        configuration: Self.redacted(config, secretEnv: secret), changes: changes, offers: offers, offersNote: note,
+        return API.Plan(action: action, project: project, user: user, runName: prepared.name,
+                        configuration: Self.redacted(config, secretEnv: prepared.secretEnv), changes: changes, offers: offers, offersNote: note,
                         resourceVersion: current?.meta.resourceVersion, current: current.map(view))
     }
 
@@ -278,36 +349,42 @@ public struct RunService: Sendable {
     /// Creates the run, or updates it in place / by rolling / by recreating, as the change
     /// requires. A stopped or finished run with the same name is started again.
     public func apply(project: String, user: String, _ request: API.ApplyRequest) async throws -> API.Run {
-        let (config, secret) = try resolve(request)
-        try await checkSecrets(config, project: project, request)
-        let gateway = try await resolveGateway(config, project: project, file: request.file)
+        let prepared = try await prepare(project: project, request)
         let code = try storeCode(request)
-        let name = config.name ?? ""
+        return view(try await storeRun(project: project, user: user, prepared, code: code, expected: request.resourceVersion, force: request.force))
+    }
+
+    /// Stores a prepared run: created, or its spec replaced when it is still at `expected`
+    /// (unless `force`). `labels` are set on the run (a set's inventory); others it has stay.
+    func storeRun(project: String, user: String, _ prepared: PreparedRun, code: CodeArchive?, expected: Int64?, force: Bool,
+               labels: [String: String] = [:]) async throws -> Run {
+        let name = prepared.name
         if var current = try await runs.get(project: project, name: name) {
-            current.spec.gateway = gateway
             if current.meta.isDeleting { throw Failure.conflict("run \(name) is being deleted; wait for it to go, then apply again") }
-            if let expected = request.resourceVersion, expected != current.meta.resourceVersion, !request.force {
+            if let expected, expected != current.meta.resourceVersion, !force {
                 throw Failure.conflict("run \(name) has changed since the plan (version \(current.meta.resourceVersion), not \(expected)): plan again, or apply with --force")
             }
-            current.spec.configuration = config
-            current.spec.secretEnv = secret
+            current.spec.gateway = prepared.gateway
+            current.spec.configuration = prepared.config
+            current.spec.secretEnv = prepared.secretEnv
             current.spec.stop = nil
             current.spec.appliedBy = user
-            current.spec.configurationPath = request.file
+            current.spec.configurationPath = prepared.file
             current.spec.code = code
+            current.meta.labels.merge(labels) { _, new in new }
             do {
-                return view(try await runs.update(current))
+                return try await runs.update(current)
             } catch let e as StoreError where e.code == .conflict {
                 throw Failure.conflict("run \(name) changed while applying: plan again, or apply with --force")
             }
         }
-        let run = Run(project: project, name: name, labels: [:],
-                      spec: RunSpec(configuration: config, appliedBy: user, configurationPath: request.file, secretEnv: secret))
-        var withCode = run
-        withCode.spec.code = code
-        withCode.spec.gateway = gateway
+        if let expected, expected != 0, !force { throw Failure.conflict("run \(name) was deleted since the plan: plan again") }
+        var run = Run(project: project, name: name, labels: labels,
+                      spec: RunSpec(configuration: prepared.config, appliedBy: user, configurationPath: prepared.file, secretEnv: prepared.secretEnv))
+        run.spec.code = code
+        run.spec.gateway = prepared.gateway
         do {
-            return view(try await runs.create(withCode))
+            return try await runs.create(run)
         } catch let e as StoreError where e.code == .alreadyExists {
             throw Failure.conflict("run \(name) was created meanwhile: plan again")
         }
@@ -378,7 +455,12 @@ public struct RunService: Sendable {
     /// values that came from the user's environment.
     static func redacted(_ config: ServiceConfiguration, secretEnv: [String]) -> JSONValue {
         var c = config
-        if c.registryAuth != nil { c.registryAuth?.password = "********" }
+        // A password that is only `${{ secrets.NAME }}` references shows them (they are names);
+        // anything else written in it is hidden.
+        if let password = c.registryAuth?.password,
+           (try? SecretReferences.parse(password))?.allSatisfy({ if case .secret = $0 { return true } else { return false } }) != true {
+            c.registryAuth?.password = "********"
+        }
         c.env = c.env.map { key, value in secretEnv.contains(key) ? (key, .value("********")) : (key, value) }
         return c.json
     }

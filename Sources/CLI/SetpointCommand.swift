@@ -1,12 +1,13 @@
 import APIClient
 import ArgumentParser
+import Model
 
 /// The `setpoint` command tree.
 public struct SetpointCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "setpoint",
         abstract: "Run dstack-style services as secure, scalable endpoints.",
-        subcommands: [ServerCommand.self, ApplyCommand.self, PsCommand.self, DescribeCommand.self, StopCommand.self,
+        subcommands: [ServerCommand.self, ApplyCommand.self, DiffCommand.self, PsCommand.self, DescribeCommand.self, StopCommand.self,
                       DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, SecretCommand.self, ValidateCommand.self]
     )
 
@@ -31,9 +32,7 @@ public struct SetpointCommand: AsyncParsableCommand {
         } catch let failure as APIClient.Failure {
             Terminal.standardError.write("error: \(failure.description)\n")
             if let issues = failure.body?.issues {
-                for i in issues {
-                    Terminal.standardError.write("  \(i.line.map { "\($0):\(i.column ?? 0): " } ?? "")\(i.path): \(i.message)\n")
-                }
+                for i in issues { Terminal.standardError.write("  \(i.located)\n") }
             }
             return 1
         } catch let settings as SettingsError {
@@ -48,6 +47,14 @@ public struct SetpointCommand: AsyncParsableCommand {
             Terminal.standardError.write(fullMessage(for: error) + "\n")
             return 2
         }
+    }
+}
+
+extension API.ErrorBody.Issue {
+    /// `file:line:column: path: message`, with the parts the issue has.
+    var located: String {
+        let place = [file, line.map(String.init), line != nil ? String(column ?? 1) : nil].compactMap { $0 }.joined(separator: ":")
+        return (place.isEmpty ? "" : place + ": ") + (path.isEmpty ? "" : path + ": ") + message
     }
 }
 

@@ -346,7 +346,10 @@ public enum API {
             public var line: Int?
             public var column: Int?
             public var message: String
-            public init(path: String, line: Int?, column: Int?, message: String) {
+            /// The file, when the request held several (a set).
+            public var file: String?
+            public init(path: String, line: Int?, column: Int?, message: String, file: String? = nil) {
+                self.file = file
                 self.path = path
                 self.line = line
                 self.column = column

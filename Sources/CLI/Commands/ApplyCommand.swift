@@ -14,77 +14,109 @@ struct ApplyCommand: AsyncParsableCommand {
         abstract: "Apply a service configuration: validate, plan, confirm, submit, and follow until it serves.")
 
     @OptionGroup var server: ServerOptions
-    @Option(name: [.customShort("f"), .customLong("file")], help: "A .dstack.yml file, or a directory of them.") var path: String
+    @Option(name: [.customShort("f"), .customLong("file")], help: "A .dstack.yml file, or a directory of them (repeatable).") var paths: [String]
     @Flag(name: .shortAndLong, help: "Do not ask for confirmation.") var yes = false
     @Flag(name: .shortAndLong, help: "Submit and return without following the run.") var detach = false
     @Flag(help: "Apply even when nothing changed or the run moved since the plan.") var force = false
-    @Option(name: [.customShort("n"), .customLong("name")], help: "Run name (overrides `name`).") var name: String?
+    @Option(name: [.customShort("n"), .customLong("name")], help: "Run name (overrides `name`; one configuration only).") var name: String?
     @Option(name: [.customShort("e"), .customLong("env")], help: "Environment variable KEY=VALUE, or KEY to take it from your environment (repeatable).")
     var env: [String] = []
+    @Option(help: "Apply the files as this set: its objects carry the name, and --prune deletes the ones no longer in the files (default with --prune: the repository's or folder's name).")
+    var set: String?
+    @Flag(help: "Delete the set's objects that are no longer in the files (never objects applied by hand or by another set).")
+    var prune = false
+
+    func validate() throws {
+        if name != nil, set != nil || prune { throw ValidationError("-n names one run: it cannot be used with --set or --prune") }
+    }
 
     func run() async throws {
-        let files = try ConfigurationFiles.discover([path])
-        guard !files.isEmpty else { throw UsageError(message: "\(path): no configurations found (looked for *.dstack.yml and .dstack.yml)") }
-        // Validate everything locally first: nothing is sent when any file is wrong.
-        var documents: [(file: String, text: String, configuration: AnyConfiguration)] = []
-        var invalid = false
-        let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
-        for file in files {
-            let results = ConfigurationFiles.validate(file)
-            let texts = Self.documentTexts(String(decoding: results.first?.source ?? [], as: UTF8.self))
-            for (i, result) in results.enumerated() {
-                switch result.outcome {
-                case .success(let c): documents.append((file, i < texts.count ? texts[i] : texts.last ?? "", c))
-                case .failure:
-                    invalid = true
-                    Terminal.standardError.write(result.text(style: TextStyle(enabled: Terminal.standardError.isTerminal)))
-                }
-            }
-        }
-        if invalid { throw ExitCode(1) }
-        let client = try server.client()
         let environment = try Self.environment(env)
-        for doc in documents {
-            guard case .service(let service) = doc.configuration else {
+        let local: LocalSet
+        do { local = try LocalSet.read(paths, env: environment) } catch is InvalidConfigurations {
+            Terminal.standardError.write("error: nothing was applied: fix the configuration(s) above first\n")
+            throw ExitCode(1)
+        }
+        let client = try server.client()
+        let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
+        if local.documents.count == 1, set == nil, !prune {
+            let doc = local.documents[0]
+            let entry = local.request.documents[0]
+            guard case .service = doc.configuration else {
                 try await applyGateway(doc.file, doc.text, client: client)
-                continue
+                return
             }
-            var values = environment
-            for (key, value) in service.env {
-                if case .fromEnvironment = value, values[key] == nil, let v = ProcessInfo.processInfo.environment[key] { values[key] = v }
-            }
-            let code = try CodeUpload.archive(forConfiguration: doc.file)
-            var request = API.ApplyRequest(configuration: doc.text, file: doc.file, env: values, name: name, force: force,
-                                           code: code.data.base64EncodedString())
-            let plan = try await client.plan(request)
-            Terminal.standardOutput.write(Self.describe(plan, file: doc.file, style: style))
-            print("Code: \(code.files) file(s) from \(code.root) (\(max(1, code.data.count >> 10)) KB)\n")
-            switch plan.action {
-            case "none":
-                print("Detected no changes.")
-                if !force {
-                    if yes { print("Use --force to apply anyway.") }
-                    continue
-                }
-            case "update":
-                print("Active run \(plan.runName) already exists.")
-                if !plan.changes.inPlace.isEmpty { print("Changes applied in place: \(plan.changes.inPlace.joined(separator: ", "))") }
-                if !plan.changes.rolling.isEmpty { print("Changes rolled out replica by replica: \(plan.changes.rolling.joined(separator: ", "))") }
-                if !plan.changes.recreate.isEmpty { print("Changes that stop all replicas and start new ones: \(plan.changes.recreate.joined(separator: ", "))") }
-            default:
-                break
-            }
-            let question = plan.action == "update" ? "Update the run \(plan.runName)?" : "Submit the run \(plan.runName)?"
-            guard try confirm(question, yes: yes) else { continue }
-            request.resourceVersion = plan.resourceVersion
-            let run = try await client.apply(request)
-            if detach {
-                print("Run \(run.name) submitted. Follow it with `setpoint ps -w` or `setpoint describe \(run.name)`.")
-                print("Service is published at:\n  \(run.url)")
-                continue
-            }
+            try await applyService(doc.file, doc.text, code: entry.code.flatMap { local.request.archives[$0] }, env: local.request.env,
+                                   summary: entry.code.flatMap { local.code[$0] }, client: client, style: style)
+            return
+        }
+        if name != nil { throw UsageError(message: "-n names one run, and \(local.documents.count) configurations were found: apply one file with it") }
+        try await applySet(local, client: client, style: style)
+    }
+
+    /// Several configurations (or a named set): one plan for all, one confirmation, applied
+    /// as a unit by the server, then followed.
+    func applySet(_ local: LocalSet, client: APIClient, style: TextStyle) async throws {
+        var request = local.request
+        request.set = set ?? (prune ? LocalSet.defaultName(for: paths) : nil)
+        request.prune = prune
+        request.force = force
+        let plan = try await client.planSet(request)
+        Terminal.standardOutput.write(SetPlanText.render(plan, style: style))
+        if plan.inSync {
+            print("Detected no changes.")
+            return
+        }
+        guard try confirm("Apply these changes?", yes: yes) else { return }
+        request.expected = plan.expected
+        let result = try await client.applySet(request)
+        for entry in result.plan.entries where entry.action == "delete" { print("Deleted \(entry.kind.lowercased()) \(entry.name).") }
+        if detach {
+            for run in result.runs { print("Run \(run.name) submitted: \(run.url)") }
+            for g in result.gateways { print("Gateway \(g.name) submitted.") }
+            return
+        }
+        for gateway in result.gateways { try await followGateway(gateway, client: client) }
+        for run in result.runs {
+            print(style.bold("Run \(run.name):"))
             try await follow(run, client: client, style: style)
         }
+    }
+
+    /// One service: dstack's plan (offers included), confirmation, apply, follow.
+    func applyService(_ file: String, _ text: String, code: String?, env: [String: String], summary: (root: String, files: Int)?,
+                      client: APIClient, style: TextStyle) async throws {
+        var request = API.ApplyRequest(configuration: text, file: file, env: env, name: name, force: force, code: code)
+        let plan = try await client.plan(request)
+        Terminal.standardOutput.write(Self.describe(plan, file: file, style: style))
+        if let code, let summary {
+            print("Code: \(summary.files) file(s) from \(summary.root) (\(max(1, (code.count * 3 / 4) >> 10)) KB)\n")
+        }
+        switch plan.action {
+        case "none":
+            print("Detected no changes.")
+            if !force {
+                if yes { print("Use --force to apply anyway.") }
+                return
+            }
+        case "update":
+            print("Active run \(plan.runName) already exists.")
+            if !plan.changes.inPlace.isEmpty { print("Changes applied in place: \(plan.changes.inPlace.joined(separator: ", "))") }
+            if !plan.changes.rolling.isEmpty { print("Changes rolled out replica by replica: \(plan.changes.rolling.joined(separator: ", "))") }
+            if !plan.changes.recreate.isEmpty { print("Changes that stop all replicas and start new ones: \(plan.changes.recreate.joined(separator: ", "))") }
+        default:
+            break
+        }
+        let question = plan.action == "update" ? "Update the run \(plan.runName)?" : "Submit the run \(plan.runName)?"
+        guard try confirm(question, yes: yes) else { return }
+        request.resourceVersion = plan.resourceVersion
+        let run = try await client.apply(request)
+        if detach {
+            print("Run \(run.name) submitted. Follow it with `setpoint ps -w` or `setpoint describe \(run.name)`.")
+            print("Service is published at:\n  \(run.url)")
+            return
+        }
+        try await follow(run, client: client, style: style)
     }
 
     /// Plans a gateway (create, update in place, replace), confirms, applies, and follows it
@@ -106,11 +138,17 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         guard try confirm(plan.action == "create" ? "Create the gateway \(plan.name)?" : "Update the gateway \(plan.name)?", yes: yes) else { return }
         request.resourceVersion = plan.resourceVersion
-        var gateway = try await client.applyGateway(request)
+        let gateway = try await client.applyGateway(request)
         if detach {
             print("Gateway \(gateway.name) submitted. Follow it with `setpoint gateway describe \(gateway.name)`.")
             return
         }
+        try await followGateway(gateway, client: client)
+    }
+
+    /// Waits until the gateway is Ready (or Stalled), saying what it waits for meanwhile.
+    func followGateway(_ applied: API.Gateway, client: APIClient) async throws {
+        var gateway = applied
         let generation = gateway.generation
         var lastMessage = ""
         while true {

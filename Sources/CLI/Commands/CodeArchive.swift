@@ -14,12 +14,25 @@ enum CodeUpload {
     }
 
     static func archive(forConfiguration file: String) throws -> Archive {
+        let (root, git) = root(forConfiguration: file)
+        return try archive(root: root, git: git)
+    }
+
+    /// Where the configuration's code is: its repository's top level, or its directory.
+    static func root(forConfiguration file: String) -> (root: String, git: Bool) {
         let dir = (URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent()).path
-        var root = dir
-        var files: [String]
         if let top = try? run(["git", "-C", dir, "rev-parse", "--show-toplevel"]).trimmingCharacters(in: .whitespacesAndNewlines),
            !top.isEmpty {
-            root = top
+            return (top, true)
+        }
+        return (dir, false)
+    }
+
+    static func archive(root: String, git: Bool) throws -> Archive {
+        let dir = root
+        var files: [String]
+        if git {
+            let top = root
             let listed = try run(["git", "-C", top, "ls-files", "-z", "--cached", "--others", "--exclude-standard"])
             files = listed.split(separator: "\0").map(String.init)
         } else {
@@ -31,14 +44,22 @@ enum CodeUpload {
                 if FileManager.default.fileExists(atPath: dir + "/" + entry, isDirectory: &isDir), !isDir.boolValue { files.append(entry) }
             }
         }
-        // Deleted in the working tree but still in the index: not part of what runs.
-        files = files.filter { FileManager.default.fileExists(atPath: root + "/" + $0) }.sorted()
+        // Deleted in the working tree but still in the index: not part of what runs. The
+        // configurations are not the code either: a change to one service's file does not
+        // roll the others (the server reads configurations from the request, not the archive).
+        files = files.filter { FileManager.default.fileExists(atPath: root + "/" + $0) && !isConfiguration($0) }.sorted()
         let input = Data(files.joined(separator: "\0").utf8)
         let data = try runData(["tar", "--no-recursion", "-czf", "-", "-C", root, "--null", "-T", "-"], input: input)
         guard data.count <= limit else {
             throw UsageError(message: "the code in \(root) is \(data.count >> 20) MB compressed, over the \(limit >> 20) MB upload limit: leave large files out with .gitignore")
         }
         return Archive(data: data, root: root, files: files.count)
+    }
+
+    /// `*.dstack.yml` and `.dstack.yml`, as `apply -f DIR` finds them.
+    static func isConfiguration(_ path: String) -> Bool {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return name.hasSuffix(".dstack.yml")
     }
 
     static func run(_ args: [String]) throws -> String {
