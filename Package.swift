@@ -159,6 +159,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 "SetpointConfiguration", "Model",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

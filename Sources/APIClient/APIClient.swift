@@ -161,6 +161,24 @@ public struct APIClient: Sendable {
         try await call(.POST, projectPath + "/sets/apply", body: try API.encoder.encode(request), as: API.SetResult.self)
     }
 
+    // MARK: sources
+
+    public func applySource(_ request: API.SourceRequest) async throws -> API.SourceView {
+        try await call(.POST, projectPath + "/sources/apply", body: try API.encoder.encode(request), as: API.SourceView.self)
+    }
+    public func sources() async throws -> [API.SourceView] { try await call(.GET, projectPath + "/sources", as: [API.SourceView].self) }
+    public func source(_ name: String) async throws -> API.SourceView { try await call(.GET, projectPath + "/sources/\(name)", as: API.SourceView.self) }
+    public func sourceEvents(_ name: String) async throws -> [EventSpec] {
+        try await call(.GET, projectPath + "/sources/\(name)/events", as: [EventSpec].self)
+    }
+    /// `sync`, `suspend` or `resume`.
+    public func sourceAction(_ name: String, _ verb: String) async throws -> API.SourceView {
+        try await call(.POST, projectPath + "/sources/\(name)/\(verb)", as: API.SourceView.self)
+    }
+    public func deleteSource(_ name: String, cascade: Bool) async throws -> API.SourceView {
+        try await call(.DELETE, projectPath + "/sources/\(name)" + (cascade ? "?cascade=true" : ""), as: API.SourceView.self)
+    }
+
     // MARK: secrets
 
     public func secrets() async throws -> [API.SecretInfo] { try await call(.GET, projectPath + "/secrets", as: [API.SecretInfo].self) }

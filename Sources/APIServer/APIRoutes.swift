@@ -18,13 +18,15 @@ public struct APIRoutes: Sendable {
     let gateways: GatewayService?
     let plane: GatewayPlane?
     let secrets: ProjectSecrets?
+    let sources: SourceService?
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
     public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger,
-                gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil) {
+                gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil, sources: SourceService? = nil) {
         self.secrets = secrets
+        self.sources = sources
         self.gateways = gateways
         self.plane = plane
         self.runs = runs
@@ -158,6 +160,7 @@ public struct APIRoutes: Sendable {
         }
         if let gateways { registerGateways(project, gateways) }
         if let secrets { registerSecrets(project, secrets) }
+        if let sources { registerSources(project, sources) }
         if let plane { plane.register(on: api, logger: logger) }
     }
 
@@ -219,6 +222,61 @@ public struct APIRoutes: Sendable {
             try await handle(request, project: context.parameters.get("project")) { principal in
                 try manage(principal, try context.project)
                 return try await secrets.delete(project: try context.project, name: try context.name)
+            }
+        }
+    }
+
+    /// Sources: members see them; admins and managers create, change, sync and delete them.
+    /// The webhook needs no token: the source's webhook secret signs each push.
+    func registerSources(_ project: RouterGroup<BasicRequestContext>, _ sources: SourceService) {
+        @Sendable func manage(_ principal: Authenticator.Principal, _ project: String) throws {
+            guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
+                throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its sources"))
+            }
+        }
+        project.post("sources/apply") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try manage(principal, try context.project)
+                return try await sources.apply(project: try context.project, user: principal.name, try await decode(API.SourceRequest.self, request))
+            }
+        }
+        project.get("sources") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await sources.list(project: try context.project) }
+        }
+        project.get("sources/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await sources.get(project: try context.project, name: try context.name) }
+        }
+        project.get("sources/{name}/events") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await sources.events(project: try context.project, name: try context.name) }
+        }
+        for (verb, body) in [("sync", 0), ("suspend", 1), ("resume", 2)] {
+            project.post("sources/{name}/\(verb)") { request, context in
+                try await handle(request, project: context.parameters.get("project")) { principal in
+                    try manage(principal, try context.project)
+                    if body == 0 { return try await sources.sync(project: try context.project, name: try context.name) }
+                    return try await sources.suspend(project: try context.project, name: try context.name, body == 1)
+                }
+            }
+        }
+        project.delete("sources/{name}") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { principal in
+                try manage(principal, try context.project)
+                let cascade = ["1", "true", "yes"].contains(request.uri.queryParameters.get("cascade") ?? "")
+                return try await sources.delete(project: try context.project, name: try context.name, cascade: cascade)
+            }
+        }
+        project.post("sources/{name}/webhook") { request, context in
+            guard let project = context.parameters.get("project"), let name = context.parameters.get("name") else {
+                return Self.error(400, API.ErrorBody(code: "bad_request", message: "project and source are required"))
+            }
+            let buffer = try await request.body.collect(upTo: 4 << 20)
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            do {
+                let (status, outcome) = try await sources.webhook(project: project, name: name, headers: headers, body: Data(buffer.readableBytesView))
+                return Self.json(status, outcome)
+            } catch let f as RunService.Failure {
+                return Self.error(f.status, f.body)
             }
         }
     }
@@ -434,6 +492,9 @@ public struct APIRoutes: Sendable {
                         case ReplicaKind.name:
                             out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
                                                                run: nil, replica: RunService.view(try TypedStore<ReplicaKind>.decode(o)))))
+                        case SourceKind.name:
+                            out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
+                                                               run: nil, replica: nil, source: SourceService.view(try TypedStore<SourceKind>.decode(o)))))
                         default:
                             continue
                         }

@@ -439,11 +439,14 @@ public struct RunService: Sendable {
             if let published = GatewayService.serviceURL(run: run.meta.name, gateway: gateway) { url = published }
             if modelURL != nil, let m = shown.modelURL { modelURL = m }
         }
-        return API.Run(project: run.meta.project, name: run.meta.name, uid: run.meta.uid, generation: run.meta.generation,
+        var shown = API.Run(project: run.meta.project, name: run.meta.name, uid: run.meta.uid, generation: run.meta.generation,
                        resourceVersion: run.meta.resourceVersion, createdAt: run.meta.createdAt, deleting: run.meta.isDeleting,
                        configuration: Self.redacted(run.spec.configuration, secretEnv: run.spec.secretEnv),
                        desiredReplicas: run.spec.desiredReplicas, stopRequested: run.spec.stop != nil, status: run.status,
                        url: url, modelURL: modelURL, gateway: run.spec.gateway, proxyURL: proxyURL)
+        shown.set = run.meta.labels[Labels.set]
+        shown.managedBy = run.meta.labels[Labels.source]
+        return shown
     }
 
     public static func view(_ r: Replica) -> API.Replica {

@@ -127,7 +127,9 @@ public struct SetService: Sendable {
         if let set = options.set, !Self.isValidName(set) {
             throw Failure.invalid("invalid set name `\(set)`: lowercase letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit, at most 63 characters")
         }
-        guard !request.documents.isEmpty || options.prune else { throw Failure.invalid("field `documents`: the set has no configurations") }
+        guard !request.documents.isEmpty || options.prune || options.source != nil else {
+            throw Failure.invalid("field `documents`: the set has no configurations")
+        }
         var issues: [API.ErrorBody.Issue] = []
         func collect(_ file: String, _ body: () async throws -> Void) async throws {
             do { try await body() } catch let f as Failure {

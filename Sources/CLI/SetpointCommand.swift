@@ -8,7 +8,7 @@ public struct SetpointCommand: AsyncParsableCommand {
         commandName: "setpoint",
         abstract: "Run dstack-style services as secure, scalable endpoints.",
         subcommands: [ServerCommand.self, ApplyCommand.self, DiffCommand.self, PsCommand.self, DescribeCommand.self, StopCommand.self,
-                      DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, SecretCommand.self, ValidateCommand.self]
+                      DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, SecretCommand.self, SourceCommand.self, ValidateCommand.self]
     )
 
     public init() {}
@@ -47,14 +47,6 @@ public struct SetpointCommand: AsyncParsableCommand {
             Terminal.standardError.write(fullMessage(for: error) + "\n")
             return 2
         }
-    }
-}
-
-extension API.ErrorBody.Issue {
-    /// `file:line:column: path: message`, with the parts the issue has.
-    var located: String {
-        let place = [file, line.map(String.init), line != nil ? String(column ?? 1) : nil].compactMap { $0 }.joined(separator: ":")
-        return (place.isEmpty ? "" : place + ": ") + (path.isEmpty ? "" : path + ": ") + message
     }
 }
 

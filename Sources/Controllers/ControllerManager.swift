@@ -26,6 +26,9 @@ public final class ControllerManager: Service, Sendable {
     public let certificateController: Controller<CertificateReconciler>?
     /// Project secrets (their digests): a new value rolls the runs that use it.
     public let secretInformer: Informer
+    /// Git sources, and their controller when the server syncs them.
+    public let sourceInformer: Informer
+    public let sourceController: Controller<SourceReconciler>?
     let store: any ObjectStore
     let backend: any ComputeBackend
     let clock: any ControllerClock
@@ -37,7 +40,8 @@ public final class ControllerManager: Service, Sendable {
                 runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
                 routes: Bool = false, metrics: (any ControllerMetrics)? = nil, garbageCollectionInterval: TimeInterval? = 600,
                 gateways: GatewayLaunch? = nil, gatewayReports: GatewayReports = GatewayReports(), issuer: (any CertificateIssuer)? = nil,
-                secrets: (any SecretResolver)? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
+                secrets: (any SecretResolver)? = nil, sources: (fetcher: any SourceFetcher, applier: any SetApplier)? = nil,
+                logger: Logger = Logger(label: "setpoint.controllers")) {
         self.garbageCollectionInterval = garbageCollectionInterval
         self.store = store
         self.backend = backend
@@ -111,6 +115,22 @@ public final class ControllerManager: Service, Sendable {
             }
         }
         readiness.setOnChange { key in replicas.enqueue(key) }
+        sourceInformer = Informer(store: store, kind: SourceKind.name, clock: clock, resyncPeriod: resyncPeriod, logger: logger)
+        let sourceController = sources.map { parts in
+            Controller(name: "source",
+                       reconciler: SourceReconciler(SourceController(store: store, fetcher: parts.fetcher, applier: parts.applier, secrets: secrets),
+                                                    store: store, clock: clock, component: "source-controller", logger: logger),
+                       clock: clock, workers: 2, metrics: metrics, logger: logger)
+        }
+        self.sourceController = sourceController
+        sourceInformer.addHandler { change in sourceController?.enqueue(change.object.key) }
+        // An object a source applied is that source's business (its sync state and health).
+        @Sendable func sourceOf(_ o: StoredObject) {
+            guard let name = o.meta.labels[Labels.source] else { return }
+            sourceController?.enqueue(ObjectKey(kind: SourceKind.name, project: o.meta.project, name: name))
+        }
+        runInformer.addHandler { change in sourceOf(change.object) }
+        gatewayInformer.addHandler { change in sourceOf(change.object) }
         // A secret's change is the business of the runs of its project that refer to it.
         let runInformer = self.runInformer
         secretInformer.addHandler { change in
@@ -137,6 +157,7 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.gatewayInformer.run() }
             group.addTask { try await self.certificateInformer.run() }
             group.addTask { try await self.secretInformer.run() }
+            group.addTask { try await self.sourceInformer.run() }
             group.addTask { await self.watchBackend() }
             group.addTask { await self.recordBackendEvents() }
             await runInformer.waitUntilSynced()
@@ -145,6 +166,7 @@ public final class ControllerManager: Service, Sendable {
             await gatewayInformer.waitUntilSynced()
             await certificateInformer.waitUntilSynced()
             await secretInformer.waitUntilSynced()
+            await sourceInformer.waitUntilSynced()
             await collectGarbage()
             if let interval = garbageCollectionInterval {
                 // A workload can be orphaned while the server runs too (a replica object deleted
@@ -163,6 +185,7 @@ public final class ControllerManager: Service, Sendable {
             if let routes = self.routeController { group.addTask { try await routes.run() } }
             if let gateways = self.gatewayController { group.addTask { try await gateways.run() } }
             if let certificates = self.certificateController { group.addTask { try await certificates.run() } }
+            if let sources = self.sourceController { group.addTask { try await sources.run() } }
         }
     }
 

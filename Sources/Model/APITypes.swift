@@ -168,6 +168,10 @@ public enum API {
         public var gateway: String?
         /// The server's own path to it, which works with or without a gateway.
         public var proxyURL: String?
+        /// The set it was applied in (`apply --set`, a source), if any.
+        public var set: String?
+        /// The source that manages it, if any: a change by other means is drift.
+        public var managedBy: String?
 
         public init(project: String, name: String, uid: String, generation: Int64, resourceVersion: Int64, createdAt: Date,
                     deleting: Bool, configuration: JSONValue, desiredReplicas: [String: Int]?, stopRequested: Bool,
@@ -315,8 +319,10 @@ public enum API {
         public var resourceVersion: Int64
         public var run: Run?
         public var replica: Replica?
+        public var source: SourceView?
 
-        public init(type: String, kind: String, name: String, resourceVersion: Int64, run: Run?, replica: Replica?) {
+        public init(type: String, kind: String, name: String, resourceVersion: Int64, run: Run?, replica: Replica?, source: SourceView? = nil) {
+            self.source = source
             self.type = type
             self.kind = kind
             self.name = name
@@ -380,4 +386,12 @@ public enum API {
         d.dateDecodingStrategy = .iso8601
         return d
     }()
+}
+
+extension API.ErrorBody.Issue {
+    /// `file:line:column: path: message`, with the parts the issue has.
+    public var located: String {
+        let place = [file, line.map(String.init), line != nil ? String(column ?? 1) : nil].compactMap { $0 }.joined(separator: ":")
+        return (place.isEmpty ? "" : place + ": ") + (path.isEmpty ? "" : path + ": ") + message
+    }
 }

@@ -17,6 +17,10 @@ public struct Plan<Status: Equatable & Sendable, Action: Sendable>: Sendable {
     public var actions: [Action]
     public var events: [EventNote]
     public var requeueAfter: TimeInterval?
+    /// The object cannot make progress until its input changes, yet it is looked at again (a
+    /// source whose newest commit is invalid waits for the next commit): the shell marks it
+    /// `Stalled` with this reason and message (and not `Ready`) instead of resolving it.
+    public var stall: (reason: String, message: String)?
 
     public init(status: Status, actions: [Action] = [], events: [EventNote] = [], requeueAfter: TimeInterval? = nil) {
         self.status = status
@@ -127,8 +131,11 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
             await stall(object, terminal, now: now)
             throw terminal
         }
-        // A plan that could be made resolves an earlier `Stalled`.
-        if plan.status.conditions["Stalled"]?.status == "True" {
+        // A plan that could be made resolves an earlier `Stalled`, unless it says it stalls.
+        if let stall = plan.stall {
+            plan.status.conditions.set("Stalled", true, reason: stall.reason, message: stall.message, now: now)
+            plan.status.conditions.set("Ready", false, reason: stall.reason, message: stall.message, now: now)
+        } else if plan.status.conditions["Stalled"]?.status == "True" {
             plan.status.conditions.set("Stalled", false, reason: "Resolved", message: "", now: now)
         }
         var refusal: Error?

@@ -124,9 +124,16 @@ public enum SetpointServer {
         let local = serverConfiguration.localGateway
         let checkHost = local.listensEverywhere ? "127.0.0.1" : local.host
         let issuer = runsLocally ? AcmeIssuer(settings: acme, store: store, gatewayHTTP: "\(checkHost):\(local.httpPort)") : nil
+        // The API's services, built before the controllers: a source applies its revisions
+        // through the same set service `setpoint apply` uses.
+        let runService = RunService(store: store, backend: backend, publicURL: settings.publicURL,
+                                    codeDirectory: settings.dataDirectory + "/code", gateways: nil)
+        let gatewayService = GatewayService(store: store, backends: gatewayBackends)
+        let sets = SetService(runs: runService, gateways: gatewayService)
+        let fetcher = GitFetcher(root: settings.dataDirectory + "/sources")
         let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
                                         routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, issuer: issuer,
-                                        secrets: secrets, logger: logger)
+                                        secrets: secrets, sources: (fetcher, SourceSets(sets: sets)), logger: logger)
         routes.follow(manager.routeInformer)
         // Demand is the server's proxy's counts plus every live gateway replica's.
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
@@ -144,11 +151,11 @@ public enum SetpointServer {
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
                                    codeDirectory: settings.dataDirectory + "/code", gateways: manager.gatewayInformer), auth: auth, store: store,
                   backend: backend, logger: logger,
-                  gateways: GatewayService(store: store, backends: gatewayBackends),
+                  gateways: gatewayService,
                   plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
                                       readTimeout: serverConfiguration.localGateway.readTimeout,
                                       providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } }),
-                  secrets: secrets).register(on: router)
+                  secrets: secrets, sources: SourceService(store: store, secrets: secrets)).register(on: router)
         // The API listens on a Unix socket in the data directory; the proxy in front of it
         // owns the public address.
         let apiSocket = settings.dataDirectory + "/api.sock"

@@ -203,3 +203,28 @@ final class StoredConfigurations: Sendable {
         }
     }
 }
+
+extension ConfigurationParser {
+    /// The text of each `---`-separated document of a file, each with the lines before it
+    /// blanked: a document sent on its own keeps the file's line numbers in its errors.
+    public static func documentTexts(_ text: String) -> [String] {
+        var docs: [String] = []
+        var current: [Substring] = []
+        var offset = 0
+        var start = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("---") {
+                if current.contains(where: { line in !line.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" } && !line.hasPrefix("#") }) {
+                    docs.append(String(repeating: "\n", count: start) + current.joined(separator: "\n"))
+                }
+                current = []
+                start = offset + 1
+            } else {
+                current.append(line)
+            }
+            offset += 1
+        }
+        docs.append(String(repeating: "\n", count: start) + current.joined(separator: "\n"))
+        return docs
+    }
+}

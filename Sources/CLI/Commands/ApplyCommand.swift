@@ -101,6 +101,9 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         case "update":
             print("Active run \(plan.runName) already exists.")
+            if let source = plan.current?.managedBy {
+                print(style.yellow("Warning: ") + "run \(plan.runName) is managed by source \(source): this change shows there as drift, and is reverted if it heals itself (change the repository instead, or `setpoint source suspend \(source)` first).")
+            }
             if !plan.changes.inPlace.isEmpty { print("Changes applied in place: \(plan.changes.inPlace.joined(separator: ", "))") }
             if !plan.changes.rolling.isEmpty { print("Changes rolled out replica by replica: \(plan.changes.rolling.joined(separator: ", "))") }
             if !plan.changes.recreate.isEmpty { print("Changes that stop all replicas and start new ones: \(plan.changes.recreate.joined(separator: ", "))") }
@@ -196,23 +199,8 @@ struct ApplyCommand: AsyncParsableCommand {
         return result
     }
 
-    /// The text of each `---`-separated document of a file.
-    static func documentTexts(_ text: String) -> [String] {
-        var docs: [String] = []
-        var current: [Substring] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("---") {
-                if current.contains(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }) {
-                    docs.append(current.joined(separator: "\n"))
-                }
-                current = []
-            } else {
-                current.append(line)
-            }
-        }
-        docs.append(current.joined(separator: "\n"))
-        return docs
-    }
+    /// The text of each `---`-separated document of a file (`ConfigurationParser.documentTexts`).
+    static func documentTexts(_ text: String) -> [String] { ConfigurationParser.documentTexts(text) }
 
     /// `cpu=2.. mem=8GB.. disk=100GB..` (dstack's plan form) from normalized `resources`; GPUs
     /// only when asked for (a count above zero, or a name).
