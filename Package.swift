@@ -197,7 +197,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CLITests", dependencies: ["setpoint", "CLI", "APIClient", "Model"], exclude: ["Fixtures"]),
-        .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration"]),
+        .testTarget(name: "E2ETests", dependencies: ["setpoint", "TestSupport", "SetpointConfiguration", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "KubernetesTests",
             dependencies: ["Kubernetes", "TestSupport", "Backend", "Model", "SetpointConfiguration", "Controllers", "Store", "Reconcile", "Primitives",
