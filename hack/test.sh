@@ -19,6 +19,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)            # end-to-end tests
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)  # the fake API server is proven against the real kubectl
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)      # TLS tests of the Kubernetes client make their certificates
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)        # gateway HTTPS: the ACME test server (and pebble-challtestsrv, its DNS)
+[ -x /usr/lib/git-core/git-daemon ] && [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)  # GitOps: sources fetched with git, served by git daemon and smart HTTP
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

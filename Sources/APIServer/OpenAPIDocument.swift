@@ -87,6 +87,162 @@ enum OpenAPIDocument {
             code:
               type: string
               description: Base64 of a gzipped tar of the code to run.
+        SetDocument:
+          type: object
+          required: [file, configuration]
+          properties:
+            file:
+              type: string
+            configuration:
+              type: string
+              description: One .dstack.yml document.
+            code:
+              type: string
+              description: The SHA-256 of one of `archives`, the code the service runs in.
+        SetRequest:
+          type: object
+          required: [documents]
+          properties:
+            set:
+              type: string
+              description: The set's name (its objects carry it; prune deletes the set's objects no longer listed).
+            documents:
+              type: array
+              items:
+                $ref: '#/components/schemas/SetDocument'
+            archives:
+              type: object
+              additionalProperties:
+                type: string
+              description: Code archives (base64 gzipped tar) by SHA-256.
+            env:
+              type: object
+              additionalProperties:
+                type: string
+            prune:
+              type: boolean
+            force:
+              type: boolean
+            expected:
+              type: object
+              additionalProperties:
+                type: integer
+              description: From the plan, `Kind/name` → version (0 for absent); apply answers 409 when any moved.
+        SetEntry:
+          type: object
+          properties:
+            kind:
+              type: string
+              enum: [Run, Gateway]
+            name:
+              type: string
+            file:
+              type: [string, "null"]
+            action:
+              type: string
+              enum: [create, update, unchanged, delete]
+            diff:
+              type: array
+              items:
+                type: string
+            changes:
+              type: [object, "null"]
+            resourceVersion:
+              type: [integer, "null"]
+            note:
+              type: [string, "null"]
+        SetPlan:
+          type: object
+          properties:
+            project:
+              type: string
+            user:
+              type: string
+            set:
+              type: [string, "null"]
+            prune:
+              type: boolean
+            entries:
+              type: array
+              items:
+                $ref: '#/components/schemas/SetEntry'
+        SetResult:
+          type: object
+          properties:
+            plan:
+              $ref: '#/components/schemas/SetPlan'
+            runs:
+              type: array
+              items:
+                $ref: '#/components/schemas/Run'
+            gateways:
+              type: array
+              items:
+                $ref: '#/components/schemas/Gateway'
+        SecretRequest:
+          type: object
+          required: [value]
+          properties:
+            value:
+              type: string
+              description: At most 64 KiB; never returned.
+        SecretInfo:
+          type: object
+          properties:
+            name:
+              type: string
+            createdAt:
+              type: string
+              format: date-time
+            updatedAt:
+              type: string
+              format: date-time
+            updatedBy:
+              type: [string, "null"]
+            usedBy:
+              type: array
+              items:
+                type: string
+        SourceRequest:
+          type: object
+          required: [name, spec]
+          properties:
+            name:
+              type: string
+            spec:
+              type: object
+              required: [url, ref, interval, prune, selfHeal, suspend, cascade, syncRequest]
+              description: url, ref ({branch} | {tag} | {commit}), path, interval (seconds), prune, selfHeal, suspend, tokenSecret, username, sshKeySecret, knownHosts, webhookSecret.
+        Source:
+          type: object
+          properties:
+            project:
+              type: string
+            name:
+              type: string
+            generation:
+              type: integer
+            resourceVersion:
+              type: integer
+            createdAt:
+              type: string
+              format: date-time
+            deleting:
+              type: boolean
+            spec:
+              type: object
+            status:
+              type: object
+              description: lastAttempted, lastApplied, lastAppliedAt, error, objects (kind, name, file, sync, health, message), message, conditions (Ready, Reconciling, Stalled), observedGeneration.
+            webhookPath:
+              type: [string, "null"]
+        WebhookOutcome:
+          type: object
+          properties:
+            accepted:
+              type: boolean
+            message:
+              type: string
         Offer:
           type: object
           properties:
@@ -955,6 +1111,368 @@ enum OpenAPIDocument {
               $ref: '#/components/responses/NotFound'
             '503':
               $ref: '#/components/responses/Unavailable'
+      /projects/{project}/sets/plan:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/SetRequest'
+          responses:
+            '200':
+              description: What applying the configurations as one unit would do (create, update with its diff, unchanged, delete).
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/SetPlan'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/sets/apply:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/SetRequest'
+          responses:
+            '200':
+              description: What was applied (nothing unless every configuration was valid).
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/SetResult'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/secrets:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          responses:
+            '200':
+              description: The project's secrets (names only).
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/SecretInfo'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/secrets/{name}:
+        put:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/SecretRequest'
+          responses:
+            '200':
+              description: The secret, set (its value is never returned).
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/SecretInfo'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+        delete:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The secret, deleted.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/SecretInfo'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/sources/apply:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/SourceRequest'
+          responses:
+            '200':
+              description: The source, created or changed.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/sources:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          responses:
+            '200':
+              description: The project's sources.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/sources/{name}:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: 'The source: revisions, objects'' sync and health, conditions.'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+        delete:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+            - name: cascade
+              in: query
+              required: false
+              schema:
+                type: string
+                enum: ['true', 'false']
+              description: Delete the runs and gateways it applied too (else they stay).
+          responses:
+            '200':
+              description: The source, being deleted.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/sources/{name}/events:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The source's events.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Event'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+      /projects/{project}/sources/{name}/sync:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The source. Fetch now and apply what the repository says.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/sources/{name}/suspend:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The source. Neither fetch nor apply.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/sources/{name}/resume:
+        post:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          responses:
+            '200':
+              description: The source. Fetch and apply again.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/Source'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+            '503':
+              $ref: '#/components/responses/Unavailable'
+            '409':
+              $ref: '#/components/responses/Conflict'
+      /projects/{project}/sources/{name}/webhook:
+        post:
+          description: A push from GitHub (X-Hub-Signature-256), Gitea (X-Gitea-Signature) or GitLab (X-Gitlab-Token), checked with the source's webhook secret; no bearer token.
+          security: []
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - $ref: '#/components/parameters/name'
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: object
+          responses:
+            '200':
+              description: A ping, answered.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/WebhookOutcome'
+            '202':
+              description: Accepted (the source fetches now) or ignored (another branch, not a push).
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/WebhookOutcome'
+            '401':
+              description: The signature or token does not match (or the source has no webhook).
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/WebhookOutcome'
       /gateway/feed:
         get:
           description: For gateway processes (a gateway credential, not a user token).

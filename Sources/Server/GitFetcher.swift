@@ -35,7 +35,18 @@ enum Subprocess {
         p.standardInput = FileHandle(forReadingAtPath: inputPath)
         try p.run()
         let pid = p.processIdentifier
-        let (status, data) = await withCheckedContinuation { (continuation: CheckedContinuation<(Int32, Data), Never>) in
+        // A server shutting down does not wait for a fetch: cancellation kills it.
+        let (status, data) = await withTaskCancellationHandler {
+            await wait(p, pid: pid, out: out, timeout: timeout)
+        } onCancel: {
+            kill(pid, SIGKILL)
+        }
+        let errors = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+        return Result(status: status, output: data, errors: errors)
+    }
+
+    static func wait(_ p: Process, pid: Int32, out: Pipe, timeout: TimeInterval) async -> (Int32, Data) {
+        await withCheckedContinuation { (continuation: CheckedContinuation<(Int32, Data), Never>) in
             let done = Mutex(false)
             Thread.detachNewThread {
                 let deadline = Date().addingTimeInterval(timeout)
@@ -49,8 +60,6 @@ enum Subprocess {
                 continuation.resume(returning: (p.terminationStatus, data))
             }
         }
-        let errors = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-        return Result(status: status, output: data, errors: errors)
     }
 }
 

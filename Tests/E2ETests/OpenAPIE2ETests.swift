@@ -35,7 +35,12 @@ import TestSupport
                      "/projects/{project}/runs/{name}/replicas:", "/projects/{project}/runs/{name}/events:",
                      "/projects/{project}/runs/{name}/logs:", "/projects/{project}/watch:", "/code/{sha256}:",
                      "/users/{name}:", "/projects/{project}/gateways/plan:", "/projects/{project}/gateways/apply:", "/projects/{project}/gateways:",
-                     "/projects/{project}/gateways/{name}:", "/projects/{project}/gateways/{name}/events:", "/gateway/feed:", "/gateway/report:"] {
+                     "/projects/{project}/gateways/{name}:", "/projects/{project}/gateways/{name}/events:", "/gateway/feed:", "/gateway/report:",
+                     "/projects/{project}/sets/plan:", "/projects/{project}/sets/apply:", "/projects/{project}/secrets:",
+                     "/projects/{project}/secrets/{name}:", "/projects/{project}/sources/apply:", "/projects/{project}/sources:",
+                     "/projects/{project}/sources/{name}:", "/projects/{project}/sources/{name}/events:", "/projects/{project}/sources/{name}/sync:",
+                     "/projects/{project}/sources/{name}/suspend:", "/projects/{project}/sources/{name}/resume:",
+                     "/projects/{project}/sources/{name}/webhook:"] {
             #expect(served.body.contains("\n  \(path)\n"), "the document describes \(path)")
         }
         #expect(served.body.contains("'401':"), "401 answers are described")
