@@ -110,6 +110,33 @@ import TestSupport
         #expect(box.digest("a", project: "main", name: "X") != box.digest("b", project: "main", name: "X"))
     }
 
+    /// A set with a gateway and a service that uses it: the gateway is planned and applied
+    /// first (the service resolves it though it does not exist yet), both carry the set's name,
+    /// and applying the same set again writes nothing.
+    @Test func aSetAppliesGatewaysFirstAndWritesNothingWhenUnchanged() async throws {
+        let store = MemoryStore()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setpoint-set-\(UUID().uuidString)").path
+        let runs = RunService(store: store, backend: FakeBackend(clock: SystemClock()), publicURL: "http://setpoint.test", codeDirectory: dir)
+        let sets = SetService(runs: runs, gateways: GatewayService(store: store, backends: ["local"]))
+        let request = API.SetRequest(set: "demo", documents: [
+            API.SetDocument(file: "web.dstack.yml", configuration: Self.service + "gateway: edge\n"),
+            API.SetDocument(file: "gateway.dstack.yml", configuration: "type: gateway\nname: edge\nbackend: local\nregion: local\ndomain: example.test\n"),
+        ])
+        let options = SetService.Options(set: "demo")
+        let plan = try await sets.plan(project: "main", user: "admin", request, options: options)
+        #expect(plan.entries.map { "\($0.action) \($0.kind)/\($0.name)" } == ["create Gateway/edge", "create Run/web"])
+        _ = try await sets.apply(project: "main", user: "admin", request, options: options)
+        let run = try #require(try await TypedStore<RunKind>(store).get(project: "main", name: "web"))
+        #expect(run.spec.gateway == "edge" && run.meta.labels[Labels.set] == "demo")
+        #expect(try await TypedStore<GatewayKind>(store).get(project: "main", name: "edge")?.meta.labels[Labels.set] == "demo")
+        let writes = await store.writeCount()
+        let again = try await sets.apply(project: "main", user: "admin", request, options: options)
+        #expect(again.plan.inSync && again.runs.isEmpty)
+        #expect(await store.writeCount() == writes, "an unchanged set writes nothing")
+        // Another set cannot take them; a plain apply of many can change them (they stay in theirs).
+        await #expect(throws: RunService.Failure.self) { try await sets.plan(project: "main", user: "admin", request, options: SetService.Options(set: "other")) }
+    }
+
     @Test func withoutATokenNothingIsShownOrDone() async throws {
         let s = try await setup()
         try await s.app.test(.router) { client in
