@@ -41,6 +41,16 @@ now() { python3 -c 'import time; print(time.monotonic())'; }
 median() { python3 -c 'import sys, statistics; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 writes() { sqlite3 -readonly "$work/data/state.db" "SELECT writes FROM store_state WHERE id = 1"; }
+# Until the store has taken no write for half a second (what an earlier step started is done).
+settle() {
+  local last; last=$(writes)
+  for _ in $(seq 1 240); do
+    sleep 0.5
+    local current; current=$(writes)
+    [ "$current" = "$last" ] && return
+    last=$current
+  done
+}
 
 export HOME="$work/home" GIT_CONFIG_NOSYSTEM=1
 mkdir -p "$HOME" "$work/git"
@@ -129,6 +139,7 @@ sync=(); sync_writes=(); manual=()
 for i in $(seq 1 "$rounds"); do
   scaled svc-1 "v$i" >"$work/many/services/svc-1.dstack.yml"
   commit=$(push many "svc-1 v$i")
+  settle
   before=$(writes); start=$(now); webhook many
   wait_until applied many "$commit"
   sync+=("$(python3 -c "print($(now) - $start)")")
