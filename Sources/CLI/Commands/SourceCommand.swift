@@ -257,7 +257,8 @@ struct SourceCommand: AsyncParsableCommand {
 enum SourceText {
     static func summary(_ s: API.SourceView) -> String {
         let revision = s.status.lastApplied.map { "applied \($0.short)" } ?? s.status.lastAttempted.map { "fetched \($0.short)" } ?? "not fetched yet"
-        return "\(revision): \(s.status.message ?? s.status.conditions["Reconciling"]?.message ?? "")"
+        let why = [s.status.message, s.status.conditions["Reconciling"]?.message].compactMap { $0 }.first { !$0.isEmpty } ?? "fetching"
+        return "\(revision): \(why)"
     }
 
     static func describe(_ s: API.SourceView, style: TextStyle, events: [EventSpec] = []) -> String {
