@@ -116,28 +116,36 @@ public struct ReplicaController: PlanningController {
 
     public func writeStatus(_ replica: Replica) async throws { try await replicas.updateStatus(replica) }
 
-    /// The request with its secret references filled in: `env` entries that use a secret move
-    /// to the secret environment (on Kubernetes a Secret the Pod refers to), `registry_auth` gets
-    /// its values. A secret that is gone (or a server without secrets) fails the create as
-    /// invalid, with the names.
+    /// The request with dstack's interpolation done (`dstack`'s server does it when it makes a
+    /// job): `${{ secrets.NAME }}` filled in — `env` entries that use a secret move to the
+    /// secret environment (on Kubernetes a Secret the Pod refers to), `registry_auth` gets its
+    /// values — and `$$` made `$`. A secret that is gone (or a server without secrets) fails
+    /// the create as invalid, with the names.
     func withSecrets(_ request: WorkloadRequest) async throws -> WorkloadRequest {
         let template = request.template
-        guard template.usesSecrets else { return request }
+        let texts = Array(template.env.values) + [template.registryUsername, template.registryPassword].compactMap { $0 }
+        guard template.usesSecrets || texts.contains(where: { $0.contains("$$") }) else { return request }
         let names = (template.secrets ?? [:]).keys.sorted()
-        guard let secrets else {
-            throw BackendError(.invalid, "the replica refers to secret(s) \(names.joined(separator: ", ")), but this server keeps no project secrets")
+        var values: [String: String] = [:]
+        if !names.isEmpty {
+            guard let secrets else {
+                throw BackendError(.invalid, "the replica refers to secret(s) \(names.joined(separator: ", ")), but this server keeps no project secrets")
+            }
+            values = try await secrets.values(project: request.project, names: names)
         }
-        let values = try await secrets.values(project: request.project, names: names)
         var resolved = request
         func parse(_ text: String) throws -> [SecretReferences.Part] {
             do { return try SecretReferences.parse(text) } catch { throw BackendError(.invalid, error.message) }
         }
         func fill(_ text: String) throws -> String { SecretReferences.render(try parse(text), values) }
-        for (key, text) in template.env {
+        for (key, text) in template.env where text.contains("$") {
             let parts = try parse(text)
-            guard parts.contains(where: { if case .secret = $0 { return true } else { return false } }) else { continue }
-            resolved.template.env[key] = nil
-            resolved.secretEnvironment[key] = SecretReferences.render(parts, values)
+            if parts.contains(where: { if case .secret = $0 { return true } else { return false } }) {
+                resolved.template.env[key] = nil
+                resolved.secretEnvironment[key] = SecretReferences.render(parts, values)
+            } else {
+                resolved.template.env[key] = SecretReferences.render(parts, values)
+            }
         }
         if let user = template.registryUsername { resolved.template.registryUsername = try fill(user) }
         if let password = template.registryPassword { resolved.template.registryPassword = try fill(password) }

@@ -180,7 +180,7 @@ public enum SourcePlanner {
         var plan = Plan<SourceStatus, SourceAction>(status: status)
         if !source.meta.finalizers.contains(Labels.sourceFinalizer) { plan.actions.append(.addFinalizer) }
 
-        objects(&status, observed)
+        objects(&status, observed, prune: spec.prune)
 
         if spec.suspend {
             status.conditions.set("Reconciling", false, reason: "Suspended", message: "suspended: it neither fetches nor applies", now: now)
@@ -258,7 +258,7 @@ public enum SourcePlanner {
     }
 
     /// Each object's sync state (from the plan of the revision that should run) and health.
-    static func objects(_ status: inout SourceStatus, _ observed: SourceObservation) {
+    static func objects(_ status: inout SourceStatus, _ observed: SourceObservation, prune: Bool) {
         var plan: API.SetPlan?
         switch observed.attempted {
         case .success(let p)?: plan = p
@@ -281,7 +281,7 @@ public enum SourcePlanner {
                 message = Self.difference(e.diff)
             case "delete":
                 sync = "OutOfSync"
-                message = "no longer in the repository" + (plan.prune ? "; to be pruned" : " (prune is off)")
+                message = "no longer in the repository" + (prune ? "; to be pruned" : " (prune is off)")
             default: break
             }
             result.append(SourceObjectStatus(kind: e.kind, name: e.name, file: e.file, sync: sync, health: h?.health ?? "Missing", message: message,
@@ -381,7 +381,10 @@ public enum SourcePlanner {
             let summary = [("created", count("create")), ("updated", count("update")), ("pruned", pruned.count)]
                 .filter { $0.1 > 0 }.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
             plan.events.append(.normal("Applied", "applied \(revision.short)" + (summary.isEmpty ? ": nothing to change" : ": " + summary)))
-            plan.status.conditions.set("Reconciling", true, reason: "Progressing", message: "applied \(revision.short)", now: now)
+            // Ready again once the next look finds its objects synced and healthy.
+            let waiting = "applied \(revision.short); waiting for its objects"
+            plan.status.conditions.set("Reconciling", true, reason: "Progressing", message: waiting, now: now)
+            plan.status.conditions.set("Ready", false, reason: "Progressing", message: waiting, now: now)
         case .failure(let invalid):
             let message = "commit \(revision.commit.prefix(12)) cannot be applied, so nothing of it was: \(invalid.message)"
                 + (plan.status.lastApplied.map { "; \($0.short) keeps running" } ?? "")

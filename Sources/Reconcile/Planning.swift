@@ -156,6 +156,12 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
                 break
             }
         }
+        // An action's outcome can stall the object too (a source's apply that found its revision
+        // invalid): said after the actions.
+        if let stall = plan.stall {
+            plan.status.conditions.set("Stalled", true, reason: stall.reason, message: stall.message, now: now)
+            plan.status.conditions.set("Ready", false, reason: stall.reason, message: stall.message, now: now)
+        }
         if plan.status.conditions["Ready"]?.status == "True" { plan.status.observedGeneration = object.meta.generation }
         if plan.status != object.status {
             object.status = plan.status

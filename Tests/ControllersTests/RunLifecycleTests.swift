@@ -59,6 +59,7 @@ import TestSupport
             env:
               - TOKEN=${{ secrets.TOKEN }}
               - PLAIN=p
+              - PRICE=$$5 for ${HOME}
             registry_auth:
               username: bot
               password: ${{ secrets.REG }}
@@ -69,6 +70,7 @@ import TestSupport
         let request = try #require(h.backend.workload(named: replica.meta.name)?.request)
         #expect(request.secretEnvironment == ["TOKEN": "tok-value"])
         #expect(request.template.env["TOKEN"] == nil && request.template.env["PLAIN"] == "p")
+        #expect(request.template.env["PRICE"] == "$5 for ${HOME}", "`$$` is a literal `$`, as dstack's server makes it")
         #expect(request.template.registryUsername == "bot" && request.template.registryPassword == "reg-pass")
         #expect(try await h.run("web").status.readyReplicas == 1)
     }

@@ -237,7 +237,7 @@ final class Daemon: @unchecked Sendable {
         // synced file), and its registry password from another.
         let apiKey = "key-" + UUID().uuidString
         let registry = "reg-" + UUID().uuidString
-        try await repo.commit("web", ["web.dstack.yml": GitRepository.service("web", extra: """
+        try await repo.commit("web", ["gone.dstack.yml": GitRepository.service("gone"), "web.dstack.yml": GitRepository.service("web", extra: """
             registry_auth:
               username: bot
               password: ${{ secrets.REGISTRY }}
@@ -254,7 +254,20 @@ final class Daemon: @unchecked Sendable {
         #expect(synced.status == 0, "\(synced.output)")
         #expect(await Self.env(server, "web", "API_KEY") == apiKey)
 
-        // A push announced by a webhook is applied at once (the interval is an hour).
+        // `source describe -w` shows what changes, live, while a push announced by a webhook is
+        // applied at once (the interval is an hour).
+        let watchLog = server.home.appendingPathComponent("watch.log")
+        _ = FileManager.default.createFile(atPath: watchLog.path, contents: nil)
+        let watcher = Process()
+        watcher.executableURL = ServerE2ETests.binary
+        watcher.arguments = ["source", "describe", "infra", "-w"]
+        watcher.environment = ["HOME": server.home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                               "SETPOINT_URL": server.url, "SETPOINT_TOKEN": server.token, "SETPOINT_PROJECT": "main"]
+        watcher.standardOutput = FileHandle(forWritingAtPath: watchLog.path)
+        watcher.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try watcher.run()
+        defer { if watcher.isRunning { kill(watcher.processIdentifier, SIGKILL) } }
+        try await waitFor("the first description", timeout: 30) { (try? String(contentsOf: watchLog, encoding: .utf8))?.contains("Source:") == true }
         try await repo.commit("web v2", ["web.dstack.yml": try String(contentsOf: repo.work.appendingPathComponent("web.dstack.yml"), encoding: .utf8)
             .replacingOccurrences(of: "VERSION=v1", with: "VERSION=v2")])
         let hook = server.url + "/api/v1/projects/main/sources/infra/webhook"
@@ -266,6 +279,18 @@ final class Daemon: @unchecked Sendable {
         let accepted = await Self.post(hook, push, ["X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + mac])
         #expect(accepted.0 == 202 && accepted.1.contains("\"accepted\":true"), "\(accepted)")
         try await waitFor("the pushed version", timeout: 60) { await Self.env(server, "web", "VERSION") == "v2" }
+        try await waitFor("the watch to show the new revision applied", timeout: 30) {
+            let text = (try? String(contentsOf: watchLog, encoding: .utf8)) ?? ""
+            return text.contains("---\n") && text.contains("\"web v2\" applied: 2 object(s) synced and healthy")
+        }
+        kill(watcher.processIdentifier, SIGKILL)
+
+        // Removed from the repository with prune off: it stays, shown as no longer there.
+        try await repo.commit("drop gone", ["gone.dstack.yml": nil])
+        #expect(try await server.cli(["source", "sync", "infra"]).status == 0)
+        #expect(try await server.cli(["ps"]).output.contains("gone"))
+        let orphan = Self.objects(try await Self.source(server))["Run/gone"]
+        #expect(orphan?.sync == "OutOfSync" && orphan?.message.contains("no longer in the repository (prune is off)") == true, "\(String(describing: orphan))")
         #expect(await Self.post(hook, push, ["X-Gitea-Event": "push", "X-Gitea-Signature": mac]).0 == 202)
         #expect(await Self.post(hook, push, ["X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "hook-secret"]).0 == 202)
 
@@ -285,7 +310,12 @@ final class Daemon: @unchecked Sendable {
         }
 
         // Two sources claiming one service: an error on the second, the first keeps it.
-        let second = try await server.cli(["source", "create", "copy", "--git", url, "--token-secret", "GIT_TOKEN", "--interval", "1h"])
+        let file = server.home.appendingPathComponent("copy.source.yml")
+        try "name: copy\ngit: \(url)\nbrnach: main\n".write(to: file, atomically: true, encoding: .utf8)
+        let misspelt = try await server.cli(["source", "apply", "-f", file.path])
+        #expect(misspelt.status == 1 && misspelt.output.contains("copy.source.yml:3:1: source.brnach: unknown property"), "\(misspelt.output)")
+        try "name: copy\ngit: \(url)\nbranch: main\ninterval: 1h\ntoken_secret: GIT_TOKEN\n".write(to: file, atomically: true, encoding: .utf8)
+        let second = try await server.cli(["source", "apply", "-f", file.path])
         #expect(second.status == 1 && second.output.contains("run web is managed by source infra; two sources cannot manage one object"),
                 "\(second.output)")
         #expect(try await server.cli(["source", "delete", "copy", "-y"]).status == 0)
@@ -293,7 +323,73 @@ final class Daemon: @unchecked Sendable {
         // Deleted with --cascade: its service goes too.
         let deleted = try await server.cli(["source", "delete", "infra", "--cascade", "-y"])
         #expect(deleted.status == 0, "\(deleted.output)")
-        try await waitFor("web to be deleted", timeout: 60) { !(try await server.cli(["ps", "-a"]).output.contains("web")) }
+        // Both of its services go: `gone` left the repository but is still the source's.
+        try await waitFor("web and gone to be deleted", timeout: 60) {
+            let ps = try await server.cli(["ps", "-a"]).output
+            return !ps.contains("web") && !ps.contains("gone")
+        }
+    }
+
+    /// hack/test.sh installs openssh-server and sets SETPOINT_REQUIRE_SSHD=1: there this test
+    /// may not be skipped.
+    static var sshd: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") || ProcessInfo.processInfo.environment["SETPOINT_REQUIRE_SSHD"] == "1" }
+
+    /// SSH with a deploy key held as a project secret, against a real sshd on loopback: the
+    /// host key pinned from a known_hosts file; a wrong one refuses the fetch.
+    @Test(.enabled(if: sshd, "sshd is not installed (hack/test.sh installs openssh-server)"))
+    func sshWithADeployKeyAndPinnedHostKey() async throws {
+        let server = try ServerE2ETests.Server()
+        defer { server.stop() }
+        let repo = try await GitRepository(in: server.home)
+        let dir = server.home.appendingPathComponent("ssh")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for (file, type) in [("host", "ed25519"), ("client", "ed25519"), ("other", "ed25519")] {
+            let made = try await runProcess(["ssh-keygen", "-q", "-t", type, "-N", "", "-f", dir.appendingPathComponent(file).path])
+            #expect(made.status == 0, "\(made.output)")
+        }
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("client.pub"), to: dir.appendingPathComponent("authorized_keys"))
+        let port = try freePort()
+        try """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(dir.path)/host
+            AuthorizedKeysFile \(dir.path)/authorized_keys
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            UsePAM no
+            StrictModes no
+            PermitRootLogin prohibit-password
+            PidFile \(dir.path)/sshd.pid
+
+            """.write(to: dir.appendingPathComponent("sshd_config"), atomically: true, encoding: .utf8)
+        try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let sshd = try Daemon(["/usr/sbin/sshd", "-D", "-e", "-f", dir.appendingPathComponent("sshd_config").path], port: port)
+        defer { sshd.stop() }
+        try await server.waitHealthy()
+        try await Daemon.wait(port: port)
+
+        let hostKey = try String(contentsOf: dir.appendingPathComponent("host.pub"), encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let otherKey = try String(contentsOf: dir.appendingPathComponent("other.pub"), encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        try "[127.0.0.1]:\(port) \(hostKey)\n".write(to: dir.appendingPathComponent("known_hosts"), atomically: true, encoding: .utf8)
+        try "[127.0.0.1]:\(port) \(otherKey)\n".write(to: dir.appendingPathComponent("wrong_hosts"), atomically: true, encoding: .utf8)
+        #expect(try await server.cli(["secret", "set", "DEPLOY_KEY", "--from-file", dir.appendingPathComponent("client").path]).status == 0)
+        try await repo.commit("web", ["web.dstack.yml": GitRepository.service("web")])
+        let user = ProcessInfo.processInfo.environment["USER"] ?? String(cString: getpwuid(getuid()).pointee.pw_name)
+        let url = "ssh://\(user)@127.0.0.1:\(port)\(repo.bare.path)"
+
+        let refused = try await server.cli(["source", "create", "bad", "--git", url, "--ssh-key-secret", "DEPLOY_KEY",
+                                            "--known-hosts-file", dir.appendingPathComponent("wrong_hosts").path, "--interval", "1h"])
+        #expect(refused.status == 1 && refused.output.contains("Host key verification failed"), "\(refused.output)")
+        #expect(try await server.cli(["source", "delete", "bad", "-y"]).status == 0)
+
+        let created = try await server.cli(["source", "create", "infra", "--git", url, "--ssh-key-secret", "DEPLOY_KEY",
+                                            "--known-hosts-file", dir.appendingPathComponent("known_hosts").path, "--interval", "1h"])
+        #expect(created.status == 0 && created.output.contains("run   web   Synced  Healthy"), "\(created.output)")
+        #expect(await Self.env(server, "web", "VERSION") == "v1")
+        let key = try String(contentsOf: dir.appendingPathComponent("client"), encoding: .utf8)
+        let keyLine = String(key.split(separator: "\n")[1])
+        #expect(try SecretsE2ETests.filesContaining(keyLine, under: server.dataDir).isEmpty, "the key is nowhere in the data directory")
+        #expect(!(try await server.cli(["source", "describe", "infra", "-o", "json"]).output.contains(keyLine)))
     }
 
     static func post(_ url: String, _ body: Data, _ headers: [String: String]) async -> (Int, String) {

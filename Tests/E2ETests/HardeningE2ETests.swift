@@ -34,12 +34,25 @@ import TestSupport
         // Never ready: nothing listens on the port, so apply keeps following.
         let file = server.home.appendingPathComponent("never.dstack.yml")
         try "type: service\nname: never\ncommands: [sleep 600]\nport: 8000\n".write(to: file, atomically: true, encoding: .utf8)
-        let following = Task { try await server.cli(["apply", "-f", file.path, "-y"]) }
-        try await waitFor(timeout: 30) { try await server.get("/api/v1/projects/main/runs/never", token: server.token).status == 200 }
+        // The CLI's output goes to a file, so the test kills the server once the CLI is
+        // following (it printed a progress line), not merely once the run exists.
+        let log = server.home.appendingPathComponent("apply.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let apply = Process()
+        apply.executableURL = ServerE2ETests.binary
+        apply.arguments = ["apply", "-f", file.path, "-y"]
+        apply.environment = ["HOME": server.home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                             "SETPOINT_URL": server.url, "SETPOINT_TOKEN": server.token, "SETPOINT_PROJECT": "main"]
+        apply.standardOutput = FileHandle(forWritingAtPath: log.path)
+        apply.standardError = apply.standardOutput
+        try apply.run()
+        defer { if apply.isRunning { kill(apply.processIdentifier, SIGKILL) } }
+        try await waitFor("apply to follow the run", timeout: 30) { (try? String(contentsOf: log, encoding: .utf8))?.contains(" ready") == true }
         server.kill(signal: SIGKILL)
-        let result = try await following.value
-        #expect(result.status != 0)
-        #expect(result.output.contains("The server went away while following never") && result.output.contains("connection refused"), "\(result.output)")
+        try await waitFor("apply to end", timeout: 60) { !apply.isRunning }
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(apply.terminationStatus != 0)
+        #expect(output.contains("The server went away while following never") && output.contains("connection refused"), "\(output)")
     }
 
     @Test func aServerOnATakenPortEndsAtOnceNamingTheAddress() async throws {

@@ -91,8 +91,19 @@ import TestSupport
             return try await runProcess([ServerE2ETests.binary.path] + arguments, environment: env, inheritEnvironment: false, timeout: 300, input: input)
         }
 
+        /// Signals the server and waits (bounded) for it to end. Not `waitUntilExit`: it can
+        /// miss an exit and spin; a child Foundation has not noticed is reaped here.
         func kill(signal: Int32) {
-            if let p = current, p.isRunning { Foundation.kill(p.processIdentifier, signal); p.waitUntilExit() }
+            guard let p = current, p.isRunning else { return }
+            let pid = p.processIdentifier
+            Foundation.kill(pid, signal)
+            let deadline = Date().addingTimeInterval(60)
+            var status: Int32 = 0
+            while p.isRunning, Date() < deadline {
+                let r = waitpid(pid, &status, WNOHANG)
+                if r == pid || (r < 0 && errno == ECHILD) { break }
+                usleep(10_000)
+            }
         }
 
         func stop() {

@@ -96,6 +96,10 @@ import TestSupport
         diff = try await server.cli(["diff", "-f", dir.path, "--set", "demo", "--prune"])
         #expect(diff.status == 0, "\(diff.output)")
 
+        // --prune without --set names the set after the folder (`repo`): not demo, whose objects it cannot take.
+        let defaulted = try await server.cli(["diff", "-f", dir.path, "--prune"])
+        #expect(defaulted.status == 2 && defaulted.output.contains("run alpha belongs to set demo, not repo"), "\(defaulted.output)")
+
         // diff: 2 on error (no such path, an invalid file, an unreachable server).
         #expect(try await server.cli(["diff", "-f", dir.appendingPathComponent("nope").path]).status == 2)
         try "type: service\nport: x\n".write(to: dir.appendingPathComponent("bad.dstack.yml"), atomically: true, encoding: .utf8)

@@ -31,7 +31,7 @@ struct RunFollower {
                     guard let run = event.run else { continue }
                     let line = "\(run.phaseText) — \(run.readyText) ready\(run.status.message.isEmpty ? "" : " (\(run.status.message))")"
                     if line != last {
-                        print(line)
+                        Terminal.standardOutput.write(line + "\n")
                         last = line
                     }
                     if case .done = verdict(run) { return run }

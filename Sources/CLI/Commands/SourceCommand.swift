@@ -198,7 +198,8 @@ struct SourceCommand: AsyncParsableCommand {
                         Terminal.standardOutput.write(SourceText.describe(s, style: style))
                         throw ExitCode(1)
                     }
-                    if s.status.conditions.isTrue("Ready") || s.status.conditions["Reconciling"]?.status == "False" {
+                    let current = s.status.lastApplied?.commit == s.status.lastAttempted?.commit
+                    if current && s.status.conditions.isTrue("Ready") || s.status.conditions["Reconciling"]?.status == "False" {
                         Terminal.standardOutput.write(SourceText.describe(s, style: style))
                         return
                     }
