@@ -117,8 +117,7 @@ public struct APIRoutes: Sendable {
                 let body = try await decode(API.SetRequest.self, request)
                 let project = try context.project
                 var options = SetService.Options(set: body.set, prune: body.prune, force: body.force)
-                let role = principal.role(in: project)
-                options.mayChangeGateways = role == "admin" || role == "manager"
+                options.mayChangeGateways = (try? Self.requireManager(principal, project, changing: "gateways")) != nil
                 return try await sets.apply(project: project, user: principal.name, body, options: options)
             }
         }
@@ -168,9 +167,7 @@ public struct APIRoutes: Sendable {
     /// change gateways; every member sees them).
     func registerGateways(_ project: RouterGroup<BasicRequestContext>, _ gateways: GatewayService) {
         @Sendable func manage(_ principal: Authenticator.Principal, _ project: String) throws {
-            guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
-                throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its gateways"))
-            }
+            try Self.requireManager(principal, project, changing: "gateways")
         }
         project.post("gateways/plan") { request, context in
             try await handle(request, project: context.parameters.get("project")) { principal in
@@ -204,9 +201,7 @@ public struct APIRoutes: Sendable {
     /// No route returns a value.
     func registerSecrets(_ project: RouterGroup<BasicRequestContext>, _ secrets: ProjectSecrets) {
         @Sendable func manage(_ principal: Authenticator.Principal, _ project: String) throws {
-            guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
-                throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its secrets"))
-            }
+            try Self.requireManager(principal, project, changing: "secrets")
         }
         project.get("secrets") { request, context in
             try await handle(request, project: context.parameters.get("project")) { _ in try await secrets.list(project: try context.project) }
@@ -230,9 +225,7 @@ public struct APIRoutes: Sendable {
     /// The webhook needs no token: the source's webhook secret signs each push.
     func registerSources(_ project: RouterGroup<BasicRequestContext>, _ sources: SourceService) {
         @Sendable func manage(_ principal: Authenticator.Principal, _ project: String) throws {
-            guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
-                throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its sources"))
-            }
+            try Self.requireManager(principal, project, changing: "sources")
         }
         project.post("sources/apply") { request, context in
             try await handle(request, project: context.parameters.get("project")) { principal in
@@ -282,6 +275,13 @@ public struct APIRoutes: Sendable {
     }
 
     // MARK: plumbing
+
+    /// Only a project's admins and managers change its gateways, secrets and sources (403).
+    static func requireManager(_ principal: Authenticator.Principal, _ project: String, changing what: String) throws {
+        guard let role = principal.role(in: project), role == "admin" || role == "manager" else {
+            throw RunService.Failure(status: 403, body: API.ErrorBody(code: "forbidden", message: "only an admin or manager of project \(project) changes its \(what)"))
+        }
+    }
 
     /// Authenticates (and authorizes for `project`), runs `body`, encodes its result as JSON,
     /// and turns failures into JSON errors with the right status.

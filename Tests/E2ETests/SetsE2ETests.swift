@@ -9,25 +9,12 @@ import TestSupport
 /// anything is applied (server checks included), the plan and the diff of normalized
 /// configurations, prune by the set's inventory only, and `diff`'s exit codes.
 @Suite(.serialized) struct SetsE2ETests {
-    /// A service of the test app in `<dir>/<name>.dstack.yml`.
+    /// A service of the test app (`GitRepository.service`) in `<dir>/<name>.dstack.yml`.
     static func writeApp(_ dir: URL, _ name: String, version: String = "v1", extra: String = "") throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let app = dir.appendingPathComponent("testapp.py")
         if !FileManager.default.fileExists(atPath: app.path) { try FileManager.default.copyItem(at: DataPathE2ETests.appScript, to: app) }
-        try """
-            type: service
-            name: \(name)
-            port: 8000
-            commands:
-              - python3 testapp.py --port 8000 --name \(name)
-            env:
-              - VERSION=\(version)
-            probes:
-              - type: http
-                url: /name
-                interval: 1
-            \(extra)
-            """.write(to: dir.appendingPathComponent("\(name).dstack.yml"), atomically: true, encoding: .utf8)
+        try GitRepository.service(name, version: version, extra: extra).write(to: dir.appendingPathComponent("\(name).dstack.yml"), atomically: true, encoding: .utf8)
     }
 
     @Test func applyASetDiffAndPrune() async throws {
