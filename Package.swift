@@ -116,7 +116,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            // The status page, compiled into the binary (no files to install, no CDN).
+            resources: [.embedInCode("Web/index.html"), .embedInCode("Web/app.js"), .embedInCode("Web/app.css"), .embedInCode("Web/icon.svg")]
         ),
         .target(
             name: "APIClient",

@@ -202,8 +202,28 @@ public struct APIClient: Sendable {
         _ = try await call(.POST, "/api/v1/gateway/report", body: try API.encoder.encode(report), as: API.Acknowledged.self)
     }
 
-    public func watch(from resourceVersion: Int64? = nil) -> AsyncThrowingStream<API.WatchEvent, Error> {
-        lines(projectPath + "/watch" + (resourceVersion.map { "?resourceVersion=\($0)" } ?? ""), as: API.WatchEvent.self)
+    /// The project's watch stream: every kind, or the named ones (`run`, `replica`, `gateway`,
+    /// `source`, `event`); from a position, or with the current state first.
+    public func watch(from resourceVersion: Int64? = nil, kinds: [String] = []) -> AsyncThrowingStream<API.WatchEvent, Error> {
+        var query: [String] = []
+        if let resourceVersion { query.append("resourceVersion=\(resourceVersion)") }
+        if !kinds.isEmpty { query.append("kind=" + kinds.joined(separator: ",")) }
+        return lines(projectPath + "/watch" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), as: API.WatchEvent.self)
+    }
+
+    /// The project's events (`--for KIND/NAME`, `--since 10m`), oldest first.
+    public func projectEvents(for selector: String? = nil, since: String? = nil) async throws -> [API.Event] {
+        var query: [String] = []
+        if let selector { query.append("for=" + Self.escape(selector)) }
+        if let since { query.append("since=" + Self.escape(since)) }
+        return try await call(.GET, projectPath + "/events" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), as: [API.Event].self)
+    }
+
+    /// Every replica of the project.
+    public func projectReplicas() async throws -> [API.Replica] { try await call(.GET, projectPath + "/replicas", as: [API.Replica].self) }
+
+    static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
     }
 }
 

@@ -19,6 +19,7 @@ public struct APIRoutes: Sendable {
     let plane: GatewayPlane?
     let secrets: ProjectSecrets?
     let sources: SourceService?
+    var watcher: WatchService { WatchService(store: store, runs: runs) }
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
@@ -37,6 +38,7 @@ public struct APIRoutes: Sendable {
     }
 
     public func register(on router: Router<BasicRequestContext>) {
+        WebUI.register(on: router)
         let api = router.group("api/v1")
         api.get("healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         api.get("openapi.yaml") { _, _ in
@@ -156,6 +158,17 @@ public struct APIRoutes: Sendable {
         }
         project.get("watch") { request, context in
             try await watch(request, context)
+        }
+        project.get("replicas") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in try await watcher.replicas(project: try context.project) }
+        }
+        project.get("events") { request, context in
+            try await handle(request, project: context.parameters.get("project")) { _ in
+                let query = request.uri.queryParameters
+                let selector = try query.get("for").map { try WatchService.Selector.parse(String($0)) }
+                let since = try query.get("since").map { try WatchService.parseSince(String($0), now: Date()) }
+                return try await watcher.events(project: try context.project, for: selector, since: since)
+            }
         }
         if let gateways { registerGateways(project, gateways) }
         if let secrets { registerSecrets(project, secrets) }
@@ -379,15 +392,22 @@ public struct APIRoutes: Sendable {
         }
         if let missing = try await missingProject(project) { return missing }
         let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
+        // `replica=N`: replica number N (every submission of it); `replica=NAME`: that replica.
         var wanted: Int?
+        var wantedName: String?
         if let text = request.uri.queryParameters.get("replica") {
-            guard let number = Int(text), number >= 0 else {
-                return Self.error(400, API.ErrorBody(code: "bad_request", message: "replica: expected a replica number (0, 1, …), got `\(text)`"))
+            if let number = Int(text), number >= 0 {
+                wanted = number
+            } else if text.hasPrefix(name + "."), !text.contains("/") {
+                wantedName = String(text)
+            } else {
+                return Self.error(400, API.ErrorBody(code: "bad_request",
+                                                     message: "replica: expected a replica number (0, 1, …) or a replica's name (\(name).…), got `\(text)`"))
             }
-            wanted = number
         }
         let replicas = try await TypedStore<ReplicaKind>(store).list(project: project, labels: [Labels.run: name])
             .filter { wanted == nil || $0.spec.replicaNum == wanted }
+            .filter { wantedName == nil || $0.meta.name == wantedName }
             .filter { $0.status.workloadID != nil }
             .sorted { ($0.spec.replicaNum, $0.spec.submissionNum, $0.meta.name) < ($1.spec.replicaNum, $1.spec.submissionNum, $1.meta.name) }
         guard !replicas.isEmpty else { return Self.error(404, API.ErrorBody(code: "not_found", message: "no logs for run \(project)/\(name)")) }
@@ -441,8 +461,9 @@ public struct APIRoutes: Sendable {
         try await writer.finish(nil)
     }
 
-    /// `GET …/watch?resourceVersion=N`: runs and replicas of the project as they change (NDJSON),
-    /// starting after N (or with the current state when N is absent).
+    /// `GET …/watch?resourceVersion=N&kind=run,replica`: the project's objects as they change
+    /// (NDJSON, `WatchService.stream`), starting after N (or with the current state and a
+    /// bookmark when N is absent).
     func watch(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         guard let project = context.parameters.get("project") else {
             return Self.error(400, API.ErrorBody(code: "bad_request", message: "project is required"))
@@ -453,8 +474,6 @@ public struct APIRoutes: Sendable {
         case .forbidden: return Self.error(403, API.ErrorBody(code: "forbidden", message: "no role in project \(project)"))
         }
         if let missing = try await missingProject(project) { return missing }
-        let store = self.store
-        let runs = self.runs
         var start: Int64?
         if let text = request.uri.queryParameters.get("resourceVersion") {
             guard let version = Int64(text), version >= 0 else {
@@ -463,45 +482,15 @@ public struct APIRoutes: Sendable {
             }
             start = version
         }
-        var initial: [API.WatchEvent] = []
-        if start == nil {
-            let listedRuns = try await store.list(ListOptions(kind: RunKind.name, project: project))
-            let listedReplicas = try await store.list(ListOptions(kind: ReplicaKind.name, project: project))
-            start = min(listedRuns.resourceVersion, listedReplicas.resourceVersion)
-            initial = try listedRuns.items.map { o in
-                API.WatchEvent(type: "added", kind: RunKind.name, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
-                               run: runs.view(try TypedStore<RunKind>.decode(o)), replica: nil)
-            } + listedReplicas.items.map { o in
-                API.WatchEvent(type: "added", kind: ReplicaKind.name, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
-                               run: nil, replica: RunService.view(try TypedStore<ReplicaKind>.decode(o)))
-            }
+        let kinds: Set<String>
+        do { kinds = try WatchService.parseKinds(request.uri.queryParameters.get("kind").map { String($0) }) } catch let f as RunService.Failure {
+            return Self.error(f.status, f.body)
         }
-        let from = start ?? 0
-        let feed = store.watch(kind: nil, from: from)
-        let snapshot = initial
-        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+        let watcher = self.watcher
+        let from = start
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: ResponseBody { writer in
             try await Self.relay(&writer) { out in
-                for event in snapshot { out.yield(Self.line(event)) }
-                do {
-                    for try await change in feed where change.object.meta.project == project {
-                        let o = change.object
-                        switch o.meta.kind {
-                        case RunKind.name:
-                            out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
-                                                               run: runs.view(try TypedStore<RunKind>.decode(o)), replica: nil)))
-                        case ReplicaKind.name:
-                            out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
-                                                               run: nil, replica: RunService.view(try TypedStore<ReplicaKind>.decode(o)))))
-                        case SourceKind.name:
-                            out.yield(Self.line(API.WatchEvent(type: change.type.rawValue, kind: o.meta.kind, name: o.meta.name, resourceVersion: o.meta.resourceVersion,
-                                                               run: nil, replica: nil, source: SourceService.view(try TypedStore<SourceKind>.decode(o)))))
-                        default:
-                            continue
-                        }
-                    }
-                } catch let e as StoreError where e.code == .resourceVersionTooOld {
-                    out.yield(Self.line(API.WatchEvent(type: "expired", kind: "", name: "", resourceVersion: from, run: nil, replica: nil)))
-                }
+                try await watcher.stream(project: project, kinds: kinds, from: from) { out.yield(Self.line($0)) }
             }
         })
     }

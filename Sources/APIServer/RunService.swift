@@ -451,7 +451,8 @@ public struct RunService: Sendable {
 
     public static func view(_ r: Replica) -> API.Replica {
         API.Replica(name: r.meta.name, group: r.spec.group, replicaNum: r.spec.replicaNum, submissionNum: r.spec.submissionNum,
-                    deploymentNum: r.spec.deploymentNum, terminationRequested: r.spec.termination != nil, status: r.status)
+                    deploymentNum: r.spec.deploymentNum, terminationRequested: r.spec.termination != nil, status: r.status,
+                    run: r.spec.run, createdAt: r.meta.createdAt, resourceVersion: r.meta.resourceVersion)
     }
 
     /// The normalized configuration with secrets replaced: the registry password and `env`

@@ -13,7 +13,10 @@ enum Render {
     static func json<T: Encodable>(_ value: T) -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamps.format(date))
+        }
         return String(decoding: (try? e.encode(value)) ?? Data(), as: UTF8.self)
     }
 
@@ -96,6 +99,25 @@ enum Render {
         if s < 86_400 { return "\(s / 3600)h" }
         return "\(s / 86_400)d"
     }
+}
+
+extension Render {
+    /// Conditions as `describe` shows them: since when each has held (its last transition).
+    static func conditions(_ conditions: [Condition], style: TextStyle, now: Date = Date()) -> String {
+        table(["TYPE", "STATUS", "AGE", "REASON", "MESSAGE"],
+              conditions.map { [$0.type, $0.status, age($0.lastTransitionTime, now: now), $0.reason, $0.message.isEmpty ? "-" : $0.message] }, style: style)
+    }
+
+    /// The last events as `describe` shows them: a repeat once, `2m (x3 over 10m)`.
+    static func events(_ events: [EventSpec], style: TextStyle, objects: Bool = true, now: Date = Date()) -> String {
+        table(["AGE", "TYPE", "REASON"] + (objects ? ["OBJECT"] : []) + ["MESSAGE"], events.suffix(20).map { e in
+            [age(e.lastTimestamp, now: now) + (e.count > 1 ? " (x\(e.count) over \(age(e.firstTimestamp, now: now)))" : ""), e.type, e.reason]
+                + (objects ? ["\(objectKind(e.involved.kind))/\(e.involved.name)"] : []) + [e.message]
+        }, style: style)
+    }
+
+    /// `run`, `replica`, `route`, `gateway`, `source`: the word a user types for a kind.
+    static func objectKind(_ kind: String) -> String { kind == ProxyRouteKind.name ? "route" : kind.lowercased() }
 }
 
 extension Array where Element == Condition {

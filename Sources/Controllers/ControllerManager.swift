@@ -179,6 +179,14 @@ public final class ControllerManager: Service, Sendable {
                     }
                 }
             }
+            // Events are bounded by age and by number per project (docs/status.md).
+            group.addTask {
+                let events = EventRecorder(store: self.store, clock: self.clock, component: "controller-manager")
+                while !Task.isCancelled {
+                    await events.sweep()
+                    await self.clock.sleep(until: self.clock.now().addingTimeInterval(60))
+                }
+            }
             group.addTask { try await self.readiness.run() }
             group.addTask { try await self.runController.run() }
             group.addTask { try await self.replicaController.run() }
@@ -215,7 +223,7 @@ public final class ControllerManager: Service, Sendable {
                     for await event in stream {
                         let keys = Self.replicaKeys(event.labels)
                         guard let key = keys.first(where: { self.replicaInformer.get($0) != nil }) ?? keys.first else { continue }
-                        await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message)
+                        await recorder.record(key, warning: event.warning, reason: event.reason, message: event.message, run: event.labels[Labels.run])
                     }
                 }
             }

@@ -214,15 +214,17 @@ public enum ReplicaPlanner {
             finish(&plan.status, e.code == .noCapacity ? .failedToStartDueToNoCapacity : .creatingContainerError, e.message, now)
         }
         setReady(&plan.status, now: now)
-        if plan.status.phase == .failed, before.phase != .failed { plan.events.append(failedEvent(plan.status)) }
+        plan.events += transitions(from: before, to: plan.status)
     }
 
     /// Folds the first verdict of the probing service (run when it starts watching) into the
     /// plan: a replica whose app answers at once is ready in the same status write.
     public static func probed(_ verdict: ProbeVerdict, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
         guard plan.status.phase == .running, plan.status.endpoint == verdict.target.endpoint else { return }
+        let before = plan.status
         plan.status.ready = verdict.ready
         setReady(&plan.status, now: now)
+        plan.events += transitions(from: before, to: plan.status)
     }
 
     /// Folds a create the backend could not do now (retried with backoff): not ready, and why.
@@ -369,11 +371,34 @@ public enum ReplicaPlanner {
         if bound > 0 { plan.requeue(after: TimeInterval(bound) - now.timeIntervalSince(asked)) }
     }
 
-    /// The `Ready` condition, the generation, and the failure event.
+    /// The `Ready` condition, the generation, and the events of what changed.
     static func conclude(_ replica: Replica, _ plan: inout Plan<ReplicaStatus, ReplicaAction>, now: Date) {
         setReady(&plan.status, now: now)
         if plan.status != replica.status { plan.status.observedGeneration = replica.meta.generation }
-        if plan.status.phase == .failed, replica.status.phase != .failed { plan.events.append(failedEvent(plan.status)) }
+        plan.events += transitions(from: replica.status, to: plan.status)
+    }
+
+    /// The events of a status change, as a Pod's are (`Created`, `Pulling`, `Started`, then
+    /// `Ready`/`NotReady` as it enters and leaves rotation, `Stopping`, and how it ended).
+    static func transitions(from before: ReplicaStatus, to after: ReplicaStatus) -> [EventNote] {
+        var notes: [EventNote] = []
+        if before.workloadID == nil, let id = after.workloadID { notes.append(.normal("Created", "workload \(id) submitted to the backend")) }
+        if after.phase != before.phase {
+            switch after.phase {
+            case .pulling: notes.append(.normal("Pulling", "pulling the image"))
+            case .running: notes.append(.normal("Started", "running\(after.endpoint.map { " at \($0)" } ?? "")"))
+            case .terminating: notes.append(.normal("Stopping", "stopping\(after.message.map { ": \($0)" } ?? "")"))
+            case .failed: notes.append(failedEvent(after))
+            case .terminated, .aborted, .done:
+                notes.append(.normal("Finished", "\(after.phase.rawValue)\(after.terminationReason.map { " (\($0.rawValue))" } ?? "")"))
+            case .submitted, .provisioning: break
+            }
+        }
+        let wasServing = before.phase == .running && before.ready
+        let serving = after.phase == .running && after.ready
+        if serving && !wasServing { notes.append(.normal("Ready", "readiness probes passed; in rotation")) }
+        if wasServing && !serving && after.phase == .running { notes.append(.warning("NotReady", "readiness probes failing; out of rotation")) }
+        return notes
     }
 
     static func failedEvent(_ status: ReplicaStatus) -> EventNote {

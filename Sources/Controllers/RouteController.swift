@@ -83,18 +83,28 @@ public struct RouteController: PlanningController {
             break
         case (true, nil):
             plan.actions = [.delete]
+            plan.events = [.normal("Unpublished", "the run serves nothing any more; removed from the proxy")]
         case (false, let spec?):
             var created = ProxyRoute(project: route.meta.project, name: route.meta.name, labels: [Labels.run: route.meta.name], spec: spec)
             created.meta.ownerReferences = observed.run.map { [$0.ownerReference] } ?? []
             plan.actions = [.create(created)]
+            plan.events = [.normal("Published", "in the proxy with \(Self.endpoints(spec.endpoints.count))")]
         case (true, let spec?):
             guard route.spec != spec else { break }
             var updated = route
             updated.spec = spec
             plan.actions = [.update(updated)]
+            // Only the changes a user acts on: serving nothing, and serving again.
+            if spec.endpoints.isEmpty && !route.spec.endpoints.isEmpty {
+                plan.events = [.warning("NoEndpoints", "no replica is ready: requests wait for one\(spec.scalesToZero ? " (scale from zero)" : "")")]
+            } else if !spec.endpoints.isEmpty && route.spec.endpoints.isEmpty {
+                plan.events = [.normal("EndpointsReady", "serving with \(Self.endpoints(spec.endpoints.count))")]
+            }
         }
         return plan
     }
+
+    static func endpoints(_ n: Int) -> String { n == 1 ? "1 ready replica" : "\(n) ready replicas" }
 
     public func perform(_ action: RouteAction, on route: inout ProxyRoute, plan: inout Plan<EmptyStatus, RouteAction>, now: Date) async throws {
         switch action {

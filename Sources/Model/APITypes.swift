@@ -202,9 +202,16 @@ public enum API {
         public var deploymentNum: Int
         public var terminationRequested: Bool
         public var status: ReplicaStatus
+        /// The run it belongs to.
+        public var run: String?
+        public var createdAt: Date?
+        public var resourceVersion: Int64?
 
         public init(name: String, group: String, replicaNum: Int, submissionNum: Int, deploymentNum: Int,
-                    terminationRequested: Bool, status: ReplicaStatus) {
+                    terminationRequested: Bool, status: ReplicaStatus, run: String? = nil, createdAt: Date? = nil, resourceVersion: Int64? = nil) {
+            self.run = run
+            self.createdAt = createdAt
+            self.resourceVersion = resourceVersion
             self.name = name
             self.group = group
             self.replicaNum = replicaNum
@@ -310,9 +317,47 @@ public enum API {
         public init(abort: Bool) { self.abort = abort }
     }
 
+    /// An event as the API shows it: what a controller decided about which object, how often.
+    public struct Event: Codable, Sendable, Equatable {
+        public var name: String
+        public var resourceVersion: Int64
+        /// `Run`, `Replica`, `ProxyRoute`, `Gateway`, `Source`, …
+        public var kind: String
+        /// The object's name.
+        public var object: String
+        /// `Normal` or `Warning`.
+        public var type: String
+        public var reason: String
+        public var message: String
+        public var count: Int
+        public var firstTimestamp: Date
+        public var lastTimestamp: Date
+        /// The controller that said it.
+        public var component: String?
+        /// The run it is about (a run's own events, its replicas' and its route's).
+        public var run: String?
+
+        public init(name: String, resourceVersion: Int64, kind: String, object: String, type: String, reason: String, message: String,
+                    count: Int, firstTimestamp: Date, lastTimestamp: Date, component: String?, run: String?) {
+            self.name = name
+            self.resourceVersion = resourceVersion
+            self.kind = kind
+            self.object = object
+            self.type = type
+            self.reason = reason
+            self.message = message
+            self.count = count
+            self.firstTimestamp = firstTimestamp
+            self.lastTimestamp = lastTimestamp
+            self.component = component
+            self.run = run
+        }
+    }
+
     /// One line of the watch stream (NDJSON).
     public struct WatchEvent: Codable, Sendable {
-        /// `added`, `modified`, `deleted`.
+        /// `added`, `modified`, `deleted`; `bookmark` (only the position: nothing of the
+        /// requested kinds changed up to it) and `expired` (the position is too old: list again).
         public var type: String
         public var kind: String
         public var name: String
@@ -320,8 +365,13 @@ public enum API {
         public var run: Run?
         public var replica: Replica?
         public var source: SourceView?
+        public var gateway: Gateway?
+        public var event: Event?
 
-        public init(type: String, kind: String, name: String, resourceVersion: Int64, run: Run?, replica: Replica?, source: SourceView? = nil) {
+        public init(type: String, kind: String, name: String, resourceVersion: Int64, run: Run?, replica: Replica?, source: SourceView? = nil,
+                    gateway: Gateway? = nil, event: Event? = nil) {
+            self.gateway = gateway
+            self.event = event
             self.source = source
             self.type = type
             self.kind = kind
@@ -377,15 +427,46 @@ public enum API {
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamps.format(date))
+        }
         return e
     }()
 
     public static let decoder: JSONDecoder = {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
+        d.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            guard let date = Timestamps.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected an RFC 3339 time, got `\(text)`")
+            }
+            return date
+        }
         return d
     }()
+}
+
+/// RFC 3339 times as the API writes them: UTC with milliseconds (`2026-12-01T10:00:00.125Z`),
+/// so that event order and watch latency can be read off them; read with or without fractions.
+public enum Timestamps {
+    static let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    static let whole = Date.ISO8601FormatStyle()
+
+    public static func format(_ date: Date) -> String { fractional.format(date) }
+
+    public static func parse(_ text: String) -> Date? {
+        (try? fractional.parse(text)) ?? (try? whole.parse(text))
+    }
+
+    /// `--since`: a window back from `now` (`30s`, `10m`, `2h`, `1d`) or an RFC 3339 time.
+    public static func since(_ text: String, now: Date) -> Date? {
+        if let date = parse(text) { return date }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = text.last.flatMap({ units[$0] }), let n = Double(text.dropLast()), n >= 0 else { return nil }
+        return now.addingTimeInterval(-n * unit)
+    }
 }
 
 extension API.ErrorBody.Issue {

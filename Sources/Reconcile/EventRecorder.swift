@@ -5,10 +5,16 @@ import Store
 /// Records Events: what a controller decided, about which object, and why. As Kubernetes'
 /// recorder does, the same (object, type, reason, message) again is one event whose `count` and
 /// `lastTimestamp` grow, not a new one; an object keeps its newest `maxPerObject` events, and
-/// events not seen again for `retention` are removed.
+/// events not seen again for `retention` are removed. `sweep` (run by the controller manager
+/// every minute) also bounds a project to its newest `maxPerProject` events, and removes old
+/// events of objects that are gone.
 public struct EventRecorder: Sendable {
     public static let maxPerObject = 50
+    public static let maxPerProject = 1000
     public static let retention: TimeInterval = 24 * 3600
+    /// The labels an event carries: the object's name, the controller, and the run it is about.
+    public static let involvedLabel = "setpoint.dev/involved"
+    public static let componentLabel = "setpoint.dev/component"
 
     let store: any ObjectStore
     let clock: any ControllerClock
@@ -30,7 +36,9 @@ public struct EventRecorder: Sendable {
         return "\(involved.name).\(String(hash, radix: 16))"
     }
 
-    public func record(_ involved: ObjectKey, warning: Bool, reason: String, message: String) async {
+    /// Records one event about `involved`; `run` is the run it belongs to (a run, its replicas
+    /// and route), so that `setpoint events --for run/NAME` finds them after they are gone.
+    public func record(_ involved: ObjectKey, warning: Bool, reason: String, message: String, run: String? = nil) async {
         let now = clock.now()
         let type = warning ? "Warning" : "Normal"
         let events = TypedStore<EventKind>(store)
@@ -43,8 +51,9 @@ public struct EventRecorder: Sendable {
                     _ = try await events.update(existing)
                     return
                 }
-                let event = Event(project: involved.project, name: name,
-                                  labels: ["setpoint.dev/involved": involved.name, "setpoint.dev/component": component],
+                var labels = [Self.involvedLabel: involved.name, Self.componentLabel: component]
+                if let run { labels[Labels.run] = run }
+                let event = Event(project: involved.project, name: name, labels: labels,
                                   spec: EventSpec(involved: involved, type: type, reason: reason, message: message, firstTimestamp: now, lastTimestamp: now))
                 _ = try await events.create(event)
                 await prune(involved, now: now)
@@ -60,11 +69,32 @@ public struct EventRecorder: Sendable {
     /// Keeps the object's newest events, and none older than the retention.
     private func prune(_ involved: ObjectKey, now: Date) async {
         let events = TypedStore<EventKind>(store)
-        guard let all = try? await events.list(project: involved.project, labels: ["setpoint.dev/involved": involved.name]) else { return }
+        guard let all = try? await events.list(project: involved.project, labels: [Self.involvedLabel: involved.name]) else { return }
         let newestFirst = all.filter { $0.spec.involved == involved }.sorted { $0.spec.lastTimestamp > $1.spec.lastTimestamp }
         for (i, event) in newestFirst.enumerated() where i >= Self.maxPerObject || now.timeIntervalSince(event.spec.lastTimestamp) > Self.retention {
             _ = try? await events.delete(project: event.meta.project, name: event.meta.name)
         }
     }
-}
 
+    /// The events `sweep` removes from one project's: older than the retention, and beyond the
+    /// project's newest `maxPerProject` (by last time seen). Pure.
+    public static func expired(_ events: [Event], now: Date) -> [Event] {
+        let newestFirst = events.sorted { ($0.spec.lastTimestamp, $0.meta.name) > ($1.spec.lastTimestamp, $1.meta.name) }
+        return newestFirst.enumerated().filter { i, e in i >= maxPerProject || now.timeIntervalSince(e.spec.lastTimestamp) > retention }.map(\.element)
+    }
+
+    /// Removes expired events of every project; returns how many went.
+    @discardableResult
+    public func sweep() async -> Int {
+        let events = TypedStore<EventKind>(store)
+        guard let all = try? await events.list() else { return 0 }
+        let now = clock.now()
+        var removed = 0
+        for (_, inProject) in Dictionary(grouping: all, by: \.meta.project) {
+            for e in Self.expired(inProject, now: now) {
+                if (try? await events.delete(project: e.meta.project, name: e.meta.name)) != nil { removed += 1 }
+            }
+        }
+        return removed
+    }
+}

@@ -171,8 +171,9 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
                 return .done   // deleted meanwhile
             }
         }
+        let run = C.Kind.name == RunKind.name ? key.name : object.meta.labels[Labels.run]
         for note in plan.events {
-            await events.record(key, warning: note.warning, reason: note.reason, message: note.message)
+            await events.record(key, warning: note.warning, reason: note.reason, message: note.message, run: run)
         }
         if let refusal { throw refusal }
         return plan.requeueAfter.map { .requeue(after: $0) } ?? .done
@@ -192,7 +193,8 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
             logger.warning("could not mark the object stalled", metadata: ["key": "\(object.key)", "error": "\(error)",
                                                                           "reconcile": "\(ReconcileContext.id ?? 0)"])
         }
-        await events.record(object.key, warning: true, reason: error.reason, message: error.message)
+        await events.record(object.key, warning: true, reason: error.reason, message: error.message,
+                            run: C.Kind.name == RunKind.name ? object.key.name : object.meta.labels[Labels.run])
     }
 }
 

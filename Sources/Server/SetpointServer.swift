@@ -185,8 +185,10 @@ public enum SetpointServer {
         // A service that fails shuts the others down gracefully (cancelling Hummingbird or NIO
         // mid-accept can hang or trap), and the whole stop is bounded: 30 s of graceful shutdown,
         // then cancellation, then at most 10 s more before the process ends regardless.
-        // The clusters' watches first (shut down last); the rest once this server leads.
-        let gated: [any ServiceLifecycle.Service] = [manager, autoscaler, api, front]
+        // The clusters' watches first (shut down last); the rest once this server leads. The API
+        // is shut down first: it ends its open streams (watches, followed logs), which the front
+        // relays, so the front's own graceful shutdown does not wait on them.
+        let gated: [any ServiceLifecycle.Service] = [manager, autoscaler, front, api]
         let members: [any ServiceLifecycle.Service] = clusters + gated.map { Gated($0, by: leadership) }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = members.map {
             .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)

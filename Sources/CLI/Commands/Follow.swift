@@ -22,7 +22,7 @@ struct RunFollower {
         var unreachableSince: Date?
         while true {
             do {
-                for try await event in client.watch() where event.kind == RunKind.name && event.name == name {
+                for try await event in client.watch(kinds: ["run"]) where event.kind == RunKind.name && event.name == name {
                     unreachableSince = nil
                     guard event.type != "deleted" else {
                         Terminal.standardError.write(style.red("Run \(name) was deleted while following it.") + "\n")

@@ -83,17 +83,9 @@ struct GatewayCommand: AsyncParsableCommand {
                     out += "  \(r.num)  \(r.state)\(r.ready ? " (ready)" : "")\(r.restarts > 0 ? ", \(r.restarts) restart(s)" : "")\(r.message.map { " — \($0)" } ?? "")\n"
                 }
             }
-            out += "Conditions:\n"
-            for c in g.status.conditions {
-                out += "  \(c.type)=\(c.status) \(c.reason): \(c.message)\n"
-            }
             out += "Observed generation: \(g.status.observedGeneration) of \(g.generation)\n"
-            if !events.isEmpty {
-                out += "Events:\n"
-                for e in events.suffix(20) {
-                    out += "  \(Render.age(e.lastTimestamp)) ago  \(e.type)  \(e.reason)\(e.count > 1 ? " (x\(e.count))" : ""): \(e.message)\n"
-                }
-            }
+            out += "\nConditions:\n" + Render.conditions(g.status.conditions, style: TextStyle(enabled: Terminal.standardOutput.isTerminal))
+            out += "\nEvents:\n" + (events.isEmpty ? "  <none>\n" : Render.events(events, style: TextStyle(enabled: Terminal.standardOutput.isTerminal), objects: false))
             return out
         }
     }

@@ -51,7 +51,7 @@ struct PsCommand: AsyncParsableCommand {
         try await render(try await client.runs())
         guard watch else { return }
         var last = ""
-        for try await _ in client.watch() {
+        for try await event in client.watch(kinds: ["run"]) where event.type != "bookmark" {
             let runs = try await client.runs()
             let text = table(runs)
             if text != last {
@@ -127,19 +127,14 @@ struct DescribeCommand: AsyncParsableCommand {
             out += "Replicas:     \(Self.replicasText(c))\n"
             out += "Resources:    \(ApplyCommand.resourcesText(c["resources"]))\n"
             out += "\nConditions:\n"
-            out += Render.table(["TYPE", "STATUS", "REASON", "MESSAGE"],
-                                run.status.conditions.map { [$0.type, $0.status, $0.reason, $0.message] }, style: style)
+            out += Render.conditions(run.status.conditions, style: style)
             out += "\nReplicas:\n"
             out += Render.table(["NAME", "PHASE", "READY", "DEPLOYMENT", "REASON", "ENDPOINT", "MESSAGE"], replicas.map { r in
                 [r.name, r.status.phase.rawValue, r.status.ready ? "yes" : "no", String(r.deploymentNum),
                  r.status.terminationReason?.rawValue ?? "-", r.status.endpoint ?? "-", r.status.message ?? "-"]
             }, style: style)
             out += "\nEvents:\n"
-            // As kubectl describe: a repeated event once, `2m (x3 over 10m)`.
-            out += Render.table(["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"], events.suffix(20).map { e in
-                [Render.age(e.lastTimestamp) + (e.count > 1 ? " (x\(e.count) over \(Render.age(e.firstTimestamp)))" : ""),
-                 e.type, e.reason, e.involved.name, e.message]
-            }, style: style)
+            out += events.isEmpty ? "  <none>\n" : Render.events(events, style: style)
             Terminal.standardOutput.write(out)
         }
     }

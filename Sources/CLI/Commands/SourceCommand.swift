@@ -167,7 +167,7 @@ struct SourceCommand: AsyncParsableCommand {
             var last = try await render()
             Terminal.standardOutput.write(last)
             guard watch else { return }
-            for try await event in client.watch() where event.kind == SourceKind.name && event.name == name || event.kind == RunKind.name {
+            for try await event in client.watch(kinds: ["source", "run"]) where event.kind == SourceKind.name && event.name == name || event.kind == RunKind.name {
                 let text = try await render()
                 guard text != last else { continue }
                 if Terminal.standardOutput.isTerminal { Terminal.standardOutput.write("\u{1B}[H\u{1B}[2J") } else { Terminal.standardOutput.write("---\n") }
@@ -282,13 +282,9 @@ enum SourceText {
             }, style: style)
         }
         if !s.status.conditions.isEmpty {
-            out += "\n" + Render.table(["CONDITION", "STATUS", "REASON", "MESSAGE"], s.status.conditions.map { [$0.type, $0.status, $0.reason, $0.message] }, style: style)
+            out += "\nConditions:\n" + Render.conditions(s.status.conditions, style: style)
         }
-        if !events.isEmpty {
-            out += "\n" + Render.table(["AGE", "TYPE", "REASON", "MESSAGE"], events.suffix(20).map { e in
-                [Render.age(e.lastTimestamp), e.type, e.reason, e.message]
-            }, style: style)
-        }
+        out += "\nEvents:\n" + (events.isEmpty ? "  <none>\n" : Render.events(events, style: style, objects: false))
         return out
     }
 }

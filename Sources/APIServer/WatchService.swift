@@ -1,0 +1,182 @@
+import Foundation
+import Model
+import Store
+
+/// What the API watches and lists for `setpoint get`, `setpoint events` and the web page: runs,
+/// replicas, gateways, sources and events of one project, as the API shows them.
+public struct WatchService: Sendable {
+    let store: any ObjectStore
+    let runs: RunService
+
+    public init(store: any ObjectStore, runs: RunService) {
+        self.store = store
+        self.runs = runs
+    }
+
+    /// The kinds a watch can ask for (`?kind=run,replica`), by the names a user types.
+    public static let kinds: [(names: [String], kind: String)] = [
+        (["run", "runs"], RunKind.name),
+        (["replica", "replicas"], ReplicaKind.name),
+        (["gateway", "gateways"], GatewayKind.name),
+        (["source", "sources"], SourceKind.name),
+        (["event", "events"], EventKind.name),
+    ]
+
+    /// `run,replica` → the stored kinds; nil (every kind) when the parameter is absent.
+    public static func parseKinds(_ text: String?) throws -> Set<String> {
+        guard let text, !text.isEmpty else { return Set(kinds.map(\.kind)) }
+        var out = Set<String>()
+        for word in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+            guard let k = kinds.first(where: { $0.names.contains(word) || $0.kind.lowercased() == word }) else {
+                throw RunService.Failure.invalid("kind: `\(word)` is not a kind a watch follows (run, replica, gateway, source, event)")
+            }
+            out.insert(k.kind)
+        }
+        return out
+    }
+
+    /// One stored object as a watch line, or nil for kinds the API does not show.
+    func line(_ type: String, _ o: StoredObject) throws -> API.WatchEvent? {
+        let rv = o.meta.resourceVersion
+        switch o.meta.kind {
+        case RunKind.name:
+            return API.WatchEvent(type: type, kind: o.meta.kind, name: o.meta.name, resourceVersion: rv,
+                                  run: runs.view(try TypedStore<RunKind>.decode(o)), replica: nil)
+        case ReplicaKind.name:
+            return API.WatchEvent(type: type, kind: o.meta.kind, name: o.meta.name, resourceVersion: rv,
+                                  run: nil, replica: RunService.view(try TypedStore<ReplicaKind>.decode(o)))
+        case SourceKind.name:
+            return API.WatchEvent(type: type, kind: o.meta.kind, name: o.meta.name, resourceVersion: rv,
+                                  run: nil, replica: nil, source: SourceService.view(try TypedStore<SourceKind>.decode(o)))
+        case GatewayKind.name:
+            return API.WatchEvent(type: type, kind: o.meta.kind, name: o.meta.name, resourceVersion: rv,
+                                  run: nil, replica: nil, gateway: GatewayService.view(try TypedStore<GatewayKind>.decode(o)))
+        case EventKind.name:
+            return API.WatchEvent(type: type, kind: o.meta.kind, name: o.meta.name, resourceVersion: rv,
+                                  run: nil, replica: nil, event: Self.view(try TypedStore<EventKind>.decode(o)))
+        default:
+            return nil
+        }
+    }
+
+    /// The watch stream of `project`: with no position, every object of `kinds` (`added`), then
+    /// a `bookmark` at the position the list was taken; after that every change, in order.
+    ///
+    /// The kinds are listed one after the other, so their lists are at positions L₁ ≤ … ≤ Lₖ;
+    /// the feed is read from L₁ and a change of kind K at or before L_K is skipped (its list
+    /// already shows it). The first bookmark comes once the feed has passed Lₖ. A client resumes
+    /// from the last bookmark or (after the first bookmark) the last change it got: it gets
+    /// every later change once, and none it had. While only other objects change, a bookmark
+    /// says how far the stream has read (at most one a second), so a resumed watch does not
+    /// start from a position the store has forgotten.
+    public func stream(project: String, kinds: Set<String>, from position: Int64?,
+                       yield: @Sendable (API.WatchEvent) -> Void) async throws {
+        var listedAt: [String: Int64] = [:]
+        var start = position ?? 0
+        var listEnd: Int64 = 0
+        if position == nil {
+            for kind in Self.kinds.map(\.kind) where kinds.contains(kind) {
+                let listed = try await store.list(ListOptions(kind: kind, project: project))
+                listedAt[kind] = listed.resourceVersion
+                for o in listed.items { if let line = try line("added", o) { yield(line) } }
+            }
+            start = listedAt.values.min() ?? 0
+            listEnd = listedAt.values.max() ?? 0
+        }
+        var synced = position != nil
+        if !synced && listEnd <= start {
+            yield(Self.bookmark(listEnd))
+            synced = true
+        }
+        var lastLine = Date()
+        var position = start
+        do {
+            for try await change in store.watch(kind: nil, from: start) {
+                let o = change.object
+                position = change.resourceVersion
+                var sent = false
+                if o.meta.project == project, kinds.contains(o.meta.kind), position > (listedAt[o.meta.kind] ?? Int64.min),
+                   let line = try line(change.type.rawValue, o) {
+                    yield(line)
+                    sent = true
+                }
+                if !synced {
+                    if position >= listEnd {
+                        yield(Self.bookmark(position))
+                        synced = true
+                        lastLine = Date()
+                    }
+                    continue
+                }
+                if sent {
+                    lastLine = Date()
+                } else if Date().timeIntervalSince(lastLine) >= 1 {
+                    yield(Self.bookmark(position))
+                    lastLine = Date()
+                }
+            }
+        } catch let e as StoreError where e.code == .resourceVersionTooOld {
+            yield(API.WatchEvent(type: "expired", kind: "", name: "", resourceVersion: start, run: nil, replica: nil))
+        }
+    }
+
+    static func bookmark(_ position: Int64) -> API.WatchEvent {
+        API.WatchEvent(type: "bookmark", kind: "", name: "", resourceVersion: position, run: nil, replica: nil)
+    }
+
+    // MARK: events
+
+    public static func view(_ e: Event) -> API.Event {
+        API.Event(name: e.meta.name, resourceVersion: e.meta.resourceVersion, kind: e.spec.involved.kind, object: e.spec.involved.name,
+                  type: e.spec.type, reason: e.spec.reason, message: e.spec.message, count: e.spec.count,
+                  firstTimestamp: e.spec.firstTimestamp, lastTimestamp: e.spec.lastTimestamp,
+                  component: e.meta.labels["setpoint.dev/component"],
+                  run: e.meta.labels[Labels.run] ?? (e.spec.involved.kind == RunKind.name ? e.spec.involved.name : nil))
+    }
+
+    /// What `--for` names: `run/NAME` (the run, its replicas and route), `replica/NAME`,
+    /// `gateway/NAME`, `source/NAME`, `route/NAME`.
+    public struct Selector: Sendable, Equatable {
+        public var kind: String
+        public var name: String
+
+        public static func parse(_ text: String) throws -> Selector {
+            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+            let kinds: [String: String] = ["run": RunKind.name, "runs": RunKind.name, "replica": ReplicaKind.name, "replicas": ReplicaKind.name,
+                                           "gateway": GatewayKind.name, "gateways": GatewayKind.name, "source": SourceKind.name,
+                                           "sources": SourceKind.name, "route": ProxyRouteKind.name, "routes": ProxyRouteKind.name]
+            guard parts.count == 2, !parts[1].isEmpty, let kind = kinds[parts[0].lowercased()] else {
+                throw RunService.Failure.invalid("for: expected KIND/NAME with KIND one of run, replica, route, gateway, source (got `\(text)`)")
+            }
+            return Selector(kind: kind, name: parts[1])
+        }
+
+        func matches(_ e: API.Event) -> Bool {
+            if kind == RunKind.name { return e.run == name || (e.kind == RunKind.name && e.object == name) }
+            return e.kind == kind && e.object == name
+        }
+    }
+
+    /// The project's events, oldest first (by last time seen), for one object and not older
+    /// than `since` when asked.
+    public func events(project: String, for selector: Selector?, since: Date?) async throws -> [API.Event] {
+        try await TypedStore<EventKind>(store).list(project: project)
+            .map(Self.view)
+            .filter { e in (selector?.matches(e) ?? true) && (since.map { e.lastTimestamp >= $0 } ?? true) }
+            .sorted { ($0.lastTimestamp, $0.name) < ($1.lastTimestamp, $1.name) }
+    }
+
+    /// `10m`, `90s`, `2h`, `1d`, or an RFC 3339 time.
+    public static func parseSince(_ text: String, now: Date) throws -> Date {
+        guard let date = Timestamps.since(text, now: now) else {
+            throw RunService.Failure.invalid("since: expected a duration such as 30s, 10m, 2h, 1d or an RFC 3339 time (got `\(text)`)")
+        }
+        return date
+    }
+
+    /// Every replica of the project (`setpoint get replicas`), by run and name.
+    public func replicas(project: String) async throws -> [API.Replica] {
+        try await TypedStore<ReplicaKind>(store).list(project: project).map(RunService.view)
+            .sorted { ($0.run ?? "", $0.name) < ($1.run ?? "", $1.name) }
+    }
+}
