@@ -19,7 +19,7 @@ public struct APIRoutes: Sendable {
     let plane: GatewayPlane?
     let secrets: ProjectSecrets?
     let sources: SourceService?
-    var watcher: WatchService { WatchService(store: store, runs: runs) }
+    let watcher: WatchService
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
@@ -28,6 +28,7 @@ public struct APIRoutes: Sendable {
                 gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil, sources: SourceService? = nil) {
         self.secrets = secrets
         self.sources = sources
+        self.watcher = WatchService(store: store, runs: runs)
         self.gateways = gateways
         self.plane = plane
         self.runs = runs
@@ -490,7 +491,7 @@ public struct APIRoutes: Sendable {
         let from = start
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: ResponseBody { writer in
             try await Self.relay(&writer) { out in
-                try await watcher.stream(project: project, kinds: kinds, from: from) { out.yield(Self.line($0)) }
+                try await watcher.lines(project: project, kinds: kinds, from: from) { out.yield(ByteBuffer(bytes: $0)) }
             }
         })
     }

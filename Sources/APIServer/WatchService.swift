@@ -1,12 +1,14 @@
 import Foundation
 import Model
 import Store
+import Synchronization
 
 /// What the API watches and lists for `setpoint get`, `setpoint events` and the web page: runs,
 /// replicas, gateways, sources and events of one project, as the API shows them.
 public struct WatchService: Sendable {
     let store: any ObjectStore
     let runs: RunService
+    let cache = LineCache(capacity: 4096)
 
     public init(store: any ObjectStore, runs: RunService) {
         self.store = store
@@ -59,6 +61,46 @@ public struct WatchService: Sendable {
         }
     }
 
+    /// What the stream yields: a stored object's change (shown by its kind's view), or a
+    /// bookmark or `expired` line.
+    enum Item {
+        case change(String, StoredObject)
+        case marker(API.WatchEvent)
+    }
+
+    /// The watch stream of `project` as API objects (tests and in-process readers).
+    public func stream(project: String, kinds: Set<String>, from position: Int64?,
+                       yield: @Sendable (API.WatchEvent) -> Void) async throws {
+        try await items(project: project, kinds: kinds, from: position) { item in
+            switch item {
+            case .change(let type, let o): if let line = try? line(type, o) { yield(line) }
+            case .marker(let e): yield(e)
+            }
+        }
+    }
+
+    /// The watch stream as NDJSON lines. A change is encoded once for every watcher that sends
+    /// it (the lines are cached by the change's position), so a hundred watchers cost a
+    /// hundred writes, not a hundred encodings.
+    public func lines(project: String, kinds: Set<String>, from position: Int64?,
+                      yield: @Sendable (Data) -> Void) async throws {
+        try await items(project: project, kinds: kinds, from: position) { item in
+            switch item {
+            case .change(let type, let o):
+                let key = LineCache.Key(resourceVersion: o.meta.resourceVersion, type: type, kind: o.meta.kind, project: o.meta.project, name: o.meta.name)
+                if let cached = cache.get(key) { yield(cached); return }
+                guard let line = try? line(type, o), var data = try? API.encoder.encode(line) else { return }
+                data.append(0x0A)
+                cache.put(key, data)
+                yield(data)
+            case .marker(let e):
+                var data = (try? API.encoder.encode(e)) ?? Data()
+                data.append(0x0A)
+                yield(data)
+            }
+        }
+    }
+
     /// The watch stream of `project`: with no position, every object of `kinds` (`added`), then
     /// a `bookmark` at the position the list was taken; after that every change, in order.
     ///
@@ -69,8 +111,7 @@ public struct WatchService: Sendable {
     /// every later change once, and none it had. While only other objects change, a bookmark
     /// says how far the stream has read (at most one a second), so a resumed watch does not
     /// start from a position the store has forgotten.
-    public func stream(project: String, kinds: Set<String>, from position: Int64?,
-                       yield: @Sendable (API.WatchEvent) -> Void) async throws {
+    func items(project: String, kinds: Set<String>, from position: Int64?, yield: (Item) -> Void) async throws {
         var listedAt: [String: Int64] = [:]
         var start = position ?? 0
         var listEnd: Int64 = 0
@@ -78,14 +119,14 @@ public struct WatchService: Sendable {
             for kind in Self.kinds.map(\.kind) where kinds.contains(kind) {
                 let listed = try await store.list(ListOptions(kind: kind, project: project))
                 listedAt[kind] = listed.resourceVersion
-                for o in listed.items { if let line = try line("added", o) { yield(line) } }
+                for o in listed.items { yield(.change("added", o)) }
             }
             start = listedAt.values.min() ?? 0
             listEnd = listedAt.values.max() ?? 0
         }
         var synced = position != nil
         if !synced && listEnd <= start {
-            yield(Self.bookmark(listEnd))
+            yield(.marker(Self.bookmark(listEnd)))
             synced = true
         }
         var lastLine = Date()
@@ -95,14 +136,13 @@ public struct WatchService: Sendable {
                 let o = change.object
                 position = change.resourceVersion
                 var sent = false
-                if o.meta.project == project, kinds.contains(o.meta.kind), position > (listedAt[o.meta.kind] ?? Int64.min),
-                   let line = try line(change.type.rawValue, o) {
-                    yield(line)
+                if o.meta.project == project, kinds.contains(o.meta.kind), position > (listedAt[o.meta.kind] ?? Int64.min) {
+                    yield(.change(change.type.rawValue, o))
                     sent = true
                 }
                 if !synced {
                     if position >= listEnd {
-                        yield(Self.bookmark(position))
+                        yield(.marker(Self.bookmark(position)))
                         synced = true
                         lastLine = Date()
                     }
@@ -111,12 +151,12 @@ public struct WatchService: Sendable {
                 if sent {
                     lastLine = Date()
                 } else if Date().timeIntervalSince(lastLine) >= 1 {
-                    yield(Self.bookmark(position))
+                    yield(.marker(Self.bookmark(position)))
                     lastLine = Date()
                 }
             }
         } catch let e as StoreError where e.code == .resourceVersionTooOld {
-            yield(API.WatchEvent(type: "expired", kind: "", name: "", resourceVersion: start, run: nil, replica: nil))
+            yield(.marker(API.WatchEvent(type: "expired", kind: "", name: "", resourceVersion: start, run: nil, replica: nil)))
         }
     }
 
@@ -178,5 +218,44 @@ public struct WatchService: Sendable {
     public func replicas(project: String) async throws -> [API.Replica] {
         try await TypedStore<ReplicaKind>(store).list(project: project).map(RunService.view)
             .sorted { ($0.run ?? "", $0.name) < ($1.run ?? "", $1.name) }
+    }
+}
+
+/// The last encoded watch lines, by change: shared by every watcher of one server.
+final class LineCache: Sendable {
+    struct Key: Hashable {
+        var resourceVersion: Int64
+        var type: String
+        var kind: String
+        var project: String
+        var name: String
+    }
+
+    private struct State {
+        var lines: [Key: Data] = [:]
+        var order: [Key] = []
+        var start = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func get(_ key: Key) -> Data? { state.withLock { $0.lines[key] } }
+
+    func put(_ key: Key, _ data: Data) {
+        state.withLock { s in
+            guard s.lines.updateValue(data, forKey: key) == nil else { return }
+            s.order.append(key)
+            if s.order.count - s.start > capacity {
+                s.lines[s.order[s.start]] = nil
+                s.start += 1
+                if s.start > capacity {
+                    s.order.removeFirst(s.start)
+                    s.start = 0
+                }
+            }
+        }
     }
 }

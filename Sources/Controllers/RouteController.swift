@@ -40,6 +40,11 @@ public enum RouteAction: Sendable, Equatable {
 public struct RouteObservation: Sendable {
     public var run: Run?
     public var replicas: [Replica]
+
+    public init(run: Run?, replicas: [Replica]) {
+        self.run = run
+        self.replicas = replicas
+    }
 }
 
 /// Keeps one ProxyRoute per serving run (same project and name), written only when it changes.

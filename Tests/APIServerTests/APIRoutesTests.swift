@@ -152,4 +152,50 @@ import TestSupport
         }
         #expect(try await TypedStore<RunKind>(s.store).get(project: "main", name: "web") == nil)
     }
+
+    @Test func theStatusPageIsServedWithAStrictPolicyAndTheEventsAPIChecksItsQuery() async throws {
+        let s = try await setup()
+        try await s.app.test(.router) { client in
+            try await client.execute(uri: "/", method: .get) { response in
+                #expect(response.status == .found && response.headers[.location] == "/ui/")
+            }
+            var etag = ""
+            try await client.execute(uri: "/ui/", method: .get) { response in
+                #expect(response.status == .ok)
+                let html = String(buffer: response.body)
+                #expect(html.contains("<script src=\"/ui/app.js\" defer></script>") && html.contains("<label for=\"token\">Token</label>"))
+                #expect(!html.contains("http://") && !html.contains("https://"), "nothing from another origin")
+                let policy = response.headers[.contentSecurityPolicy] ?? ""
+                #expect(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"))
+            }
+            try await client.execute(uri: "/ui/app.js", method: .get) { response in
+                #expect(response.status == .ok && response.headers[.contentType]?.hasPrefix("text/javascript") == true)
+                #expect(String(buffer: response.body).contains("sessionStorage"))
+                etag = response.headers[.eTag] ?? ""
+            }
+            try await client.execute(uri: "/ui/app.js", method: .get, headers: [.ifNoneMatch: etag]) { response in
+                #expect(response.status == .notModified)
+            }
+            try await client.execute(uri: "/ui/missing.js", method: .get) { response in #expect(response.status == .notFound) }
+            let auth: HTTPFields = [.authorization: "Bearer \(s.token)"]
+            try await client.execute(uri: "/api/v1/projects/main/events?for=run/web&since=10m", method: .get, headers: auth) { response in
+                #expect(response.status == .ok)
+                let events = try API.decoder.decode([API.Event].self, from: Data(buffer: response.body))
+                #expect(events.isEmpty)
+            }
+            try await client.execute(uri: "/api/v1/projects/main/events?since=soon", method: .get, headers: auth) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("since:"))
+            }
+            try await client.execute(uri: "/api/v1/projects/main/events?for=pod/x", method: .get, headers: auth) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("for:"))
+            }
+            try await client.execute(uri: "/api/v1/projects/main/watch?kind=pods", method: .get, headers: auth) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("kind:"))
+            }
+            try await client.execute(uri: "/api/v1/projects/main/replicas", method: .get, headers: auth) { response in
+                #expect(response.status == .ok && String(buffer: response.body) == "[]")
+            }
+            try await client.execute(uri: "/api/v1/projects/main/events", method: .get) { response in #expect(response.status == .unauthorized) }
+        }
+    }
 }

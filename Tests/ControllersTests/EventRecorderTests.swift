@@ -42,3 +42,38 @@ import TestSupport
         #expect(try await TypedStore<EventKind>(store).list(project: "main").map(\.spec.reason) == ["Late"])
     }
 }
+
+/// What the minute's sweep removes: anything older than the retention, and a project's events
+/// beyond its newest `maxPerProject`; the labels say which run an event is about.
+@Suite struct EventSweepTests {
+    func event(_ i: Int, at date: Date, project: String = "main") -> Event {
+        var e = Event(project: project, name: "e\(i)", spec: EventSpec(involved: ObjectKey(kind: RunKind.name, project: project, name: "r\(i)"),
+                                                                     type: "Normal", reason: "R", message: "m\(i)", firstTimestamp: date, lastTimestamp: date))
+        e.meta.resourceVersion = Int64(i)
+        return e
+    }
+
+    @Test func aProjectKeepsItsNewestEventsWithinTheRetention() {
+        let now = Date(timeIntervalSince1970: 1_900_000_000)
+        let many = (0..<(EventRecorder.maxPerProject + 5)).map { event($0, at: now.addingTimeInterval(Double($0) - 10_000)) }
+        let expired = Set(EventRecorder.expired(many, now: now).map(\.meta.name))
+        #expect(expired == Set((0..<5).map { "e\($0)" }), "the five oldest go")
+        let old = [event(1, at: now.addingTimeInterval(-EventRecorder.retention - 1)), event(2, at: now.addingTimeInterval(-60))]
+        #expect(EventRecorder.expired(old, now: now).map(\.meta.name) == ["e1"])
+    }
+
+    @Test func theSweepDeletesExpiredEventsOfEveryProjectAndRecordsTheRun() async throws {
+        let clock = ManualClock()
+        let store = MemoryStore(now: { clock.now() })
+        let recorder = EventRecorder(store: store, clock: clock, component: "test")
+        await recorder.record(ObjectKey(kind: ReplicaKind.name, project: "a", name: "web.0-0-0"), warning: false, reason: "Ready", message: "in rotation", run: "web")
+        await recorder.record(ObjectKey(kind: RunKind.name, project: "b", name: "api"), warning: false, reason: "ScaledUp", message: "0 → 1")
+        let recorded = try await TypedStore<EventKind>(store).list(project: "a")
+        #expect(recorded.first?.meta.labels[Labels.run] == "web" && recorded.first?.meta.labels[EventRecorder.componentLabel] == "test")
+        #expect(await recorder.sweep() == 0)
+        clock.advance(by: EventRecorder.retention + 1)
+        await recorder.record(ObjectKey(kind: RunKind.name, project: "b", name: "api"), warning: false, reason: "ScaledDown", message: "1 → 0")
+        #expect(await recorder.sweep() == 1, "the old event of project a goes; b's old one went when b recorded again")
+        #expect(try await TypedStore<EventKind>(store).list().map(\.spec.reason) == ["ScaledDown"])
+    }
+}

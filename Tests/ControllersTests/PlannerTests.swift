@@ -148,6 +148,7 @@ import TestSupport
         #expect(running.status.phase == .running && !running.status.ready)
         #expect(running.actions.contains { if case .watchReadiness = $0 { return true }; return false })
         #expect(running.status.conditions["Ready"]?.reason == "ProbesFailing")
+        #expect(running.events.map(\.reason) == ["Started"] && running.events[0].message == "running at 10.0.0.1:8000")
         // Running and ready by the probing service's verdict; the same again plans nothing.
         let target = ProbeTarget(endpoint: "10.0.0.1:8000", probes: [ProbeTemplate(url: "/h", interval: 5)], since: now, ready: false)
         let serving = replicaWith(.running)
@@ -155,6 +156,7 @@ import TestSupport
                                           verdict: ProbeVerdict(target: target, ready: true))
         let ready = ReplicaPlanner.plan(serving, observed, drain: drain, now: now)
         #expect(ready.status.ready && ready.actions.isEmpty && ready.status.conditions["Ready"]?.status == "True")
+        #expect(ready.events.map(\.reason) == ["Ready"], "entering rotation is an event")
         var settled = serving
         settled.status = ready.status
         let steady = ReplicaPlanner.plan(settled, observed, drain: drain, now: now.addingTimeInterval(60))
@@ -165,9 +167,45 @@ import TestSupport
                                          drain: drain, now: now)
         #expect(exited.status.phase == .failed && exited.status.terminationReason == .containerExitedWithError)
         #expect(exited.events.map(\.reason) == ["ReplicaFailed"] && exited.actions == [.stopProbing])
+        // Probes failing while running: out of rotation, a warning.
+        let failing = ReplicaPlanner.plan(settled, ReplicaObservation(workload: WorkloadStatus(id: id, labels: [:], state: .running(endpoint: "10.0.0.1:8000")),
+                                                                      verdict: ProbeVerdict(target: target, ready: false)), drain: drain, now: now)
+        #expect(!failing.status.ready && failing.events.map(\.reason) == ["NotReady"] && failing.events[0].warning)
         // Gone from the backend: instance unreachable.
         let gone = ReplicaPlanner.plan(settled, ReplicaObservation(), drain: drain, now: now)
         #expect(gone.status.terminationReason == .instanceUnreachable)
+        #expect(gone.events.map(\.reason) == ["ReplicaFailed"])
+    }
+
+    @Test func theCreateOfAWorkloadIsAnEvent() {
+        var plan = Plan<ReplicaStatus, ReplicaAction>(status: replicaWith(.submitted, workload: false).status)
+        ReplicaPlanner.created(.success(WorkloadID("main--web.0-0-0")), &plan, now: now)
+        #expect(plan.events.map(\.reason) == ["Created"] && plan.events[0].message == "workload main--web.0-0-0 submitted to the backend")
+        var refused = Plan<ReplicaStatus, ReplicaAction>(status: replicaWith(.submitted, workload: false).status)
+        ReplicaPlanner.created(.failure(BackendError(.noCapacity, "no offer fits")), &refused, now: now)
+        #expect(refused.events.map(\.reason) == ["ReplicaFailed"])
+    }
+
+    @Test func aRouteSaysWhenItIsPublishedAndWhenItServesNothing() throws {
+        var run = try self.run("type: service\nname: web\ncommands: [x]\nport: 8000\n")
+        run.status.phase = .running
+        let store = MemoryStore()
+        let routes = RouteController(store: store, runs: Informer(store: store, kind: RunKind.name, clock: SystemClock()),
+                                     replicas: StoreReplicaSource(store), routes: Informer(store: store, kind: ProxyRouteKind.name, clock: SystemClock()))
+        let blank = ProxyRoute(project: "main", name: "web", spec: ProxyRouteSpec(run: "web", auth: true, stripPrefix: true, endpoints: [],
+                                                                                    runCreatedAt: Date(timeIntervalSince1970: 0)))
+        let serving = replicaWith(.running, ready: true)
+        let published = try routes.plan(blank, RouteObservation(run: run, replicas: [serving]), now: now)
+        #expect(published.events.map(\.reason) == ["Published"] && published.events[0].message == "in the proxy with 1 ready replica")
+        var stored = blank
+        stored.meta.resourceVersion = 5
+        stored.spec = try #require(RoutePlanner.route(run: run, replicas: [serving]))
+        let idle = try routes.plan(stored, RouteObservation(run: run, replicas: []), now: now)
+        #expect(idle.events.map(\.reason) == ["NoEndpoints"] && idle.events[0].warning)
+        let same = try routes.plan(stored, RouteObservation(run: run, replicas: [serving]), now: now)
+        #expect(same.actions.isEmpty && same.events.isEmpty)
+        run.spec.stop = StopRequest(abort: false)
+        #expect(try routes.plan(stored, RouteObservation(run: run, replicas: [serving]), now: now).events.map(\.reason) == ["Unpublished"])
     }
 
     @Test func replicaPlannerStopsGracefullyThenKills() {

@@ -69,7 +69,7 @@ class RawWatch(threading.Thread):
         c.request("GET", "/api/v1/projects/main/watch?kind=run", headers={"Authorization": "Bearer " + TOKEN})
         r = c.getresponse()
         while True:
-            line = r.fp.readline()
+            line = r.readline()
             if not line:
                 return
             now = time.time()
@@ -195,7 +195,7 @@ def watchers_cost():
         r = c.getresponse()
         conns.append(c)
         while True:
-            line = r.fp.readline()
+            line = r.readline()
             if not line:
                 return
             received[i] += 1
