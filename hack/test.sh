@@ -21,6 +21,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)      # TLS tests of the
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)        # gateway HTTPS: the ACME test server (and pebble-challtestsrv, its DNS)
 [ -x /usr/lib/git-core/git-daemon ] && [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)  # GitOps: sources fetched with git, served by git daemon and smart HTTP
 [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-server openssh-client)  # GitOps over SSH: a real sshd on loopback
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)  # the status page, tested in headless Chromium
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -43,6 +44,7 @@ if [ ! -x .build/api-tools/bin/st ] || [ ! -x .build/api-tools/bin/openapi-spec-
 fi
 export SETPOINT_REQUIRE_API_TOOLS=1
 export SETPOINT_REQUIRE_SSHD=1
+export SETPOINT_REQUIRE_CHROMIUM=1
 
 echo "==> swift build --build-tests"
 swift build --build-tests

@@ -7,6 +7,7 @@ import NIOCore
 import ServiceLifecycle
 import SetpointConfiguration
 import Store
+import Synchronization
 
 /// The REST API under `/api/v1` (docs/api.md, `GET /api/v1/openapi.yaml`).
 public struct APIRoutes: Sendable {
@@ -447,16 +448,26 @@ public struct APIRoutes: Sendable {
     }
 
     /// Streams what `produce` yields to the response until it ends, the client goes away, or the
-    /// server shuts down (open streams end then; clients resume from their last version).
+    /// server shuts down (open streams end then; clients resume from their last version). What
+    /// was yielded while the previous write was under way goes out as one write.
     static func relay(_ writer: inout any ResponseBodyWriter,
-                      _ produce: @escaping @Sendable (AsyncStream<ByteBuffer>.Continuation) async throws -> Void) async throws {
-        let (buffers, continuation) = AsyncStream<ByteBuffer>.makeStream()
+                      _ produce: @escaping @Sendable (Outbox) async throws -> Void) async throws {
+        let outbox = Outbox()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                defer { continuation.finish() }
-                try? await cancelWhenGracefulShutdown { try await produce(continuation) }
+                defer { outbox.finish() }
+                try? await cancelWhenGracefulShutdown { try await produce(outbox) }
             }
-            for await buffer in buffers { try await writer.write(buffer) }
+            while let buffers = await outbox.next() {
+                if buffers.count == 1 {
+                    try await writer.write(buffers[0])
+                } else {
+                    var joined = ByteBuffer()
+                    joined.reserveCapacity(buffers.reduce(0) { $0 + $1.readableBytes })
+                    for var b in buffers { joined.writeBuffer(&b) }
+                    try await writer.write(joined)
+                }
+            }
             group.cancelAll()
         }
         try await writer.finish(nil)
@@ -491,7 +502,7 @@ public struct APIRoutes: Sendable {
         let from = start
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: ResponseBody { writer in
             try await Self.relay(&writer) { out in
-                try await watcher.lines(project: project, kinds: kinds, from: from) { out.yield(ByteBuffer(bytes: $0)) }
+                try await watcher.lines(project: project, kinds: kinds, from: from) { out.yield($0) }
             }
         })
     }
@@ -509,6 +520,63 @@ extension BasicRequestContext {
         get throws {
             guard let n = parameters.get("name") else { throw APIRoutes.BodyError(message: "run name is required") }
             return n
+        }
+    }
+}
+
+/// A stream's lines between the task that makes them and the one that writes them: the writer
+/// takes everything queued at once.
+final class Outbox: Sendable {
+    private struct State {
+        var buffers: [ByteBuffer] = []
+        var finished = false
+        var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func yield(_ buffer: ByteBuffer) {
+        let waiter = state.withLock { s -> CheckedContinuation<[ByteBuffer]?, Never>? in
+            guard !s.finished else { return nil }
+            s.buffers.append(buffer)
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        if let waiter { waiter.resume(returning: take()) }
+    }
+
+    func finish() {
+        let waiter = state.withLock { s -> CheckedContinuation<[ByteBuffer]?, Never>? in
+            s.finished = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: take())
+    }
+
+    /// What is queued, or nil once finished and empty.
+    private func take() -> [ByteBuffer]? {
+        state.withLock { s in
+            if s.buffers.isEmpty { return s.finished ? nil : [] }
+            defer { s.buffers = [] }
+            return s.buffers
+        }
+    }
+
+    /// Everything queued, waiting for something when nothing is; nil at the end.
+    func next() async -> [ByteBuffer]? {
+        while true {
+            let batch: [ByteBuffer]? = await withCheckedContinuation { c in
+                let now = state.withLock { s -> [ByteBuffer]?? in
+                    if !s.buffers.isEmpty { defer { s.buffers = [] }; return .some(s.buffers) }
+                    if s.finished { return .some(nil) }
+                    s.waiter = c
+                    return .none
+                }
+                if let now { c.resume(returning: now) }
+            }
+            if let batch, batch.isEmpty { continue }   // woken for what another take had already got
+            return batch
         }
     }
 }

@@ -362,6 +362,48 @@ enum OpenAPIDocument {
             status:
               type: object
               description: phase, terminationReason, message, exitStatus, ready, endpoint, startedAt, finishedAt.
+            run:
+              type: string
+              description: The run it belongs to.
+            createdAt:
+              type: string
+              format: date-time
+            resourceVersion:
+              type: integer
+        ProjectEvent:
+          type: object
+          description: An event as the project's event list and the watch show it; a repeat on the same object raises count and lastTimestamp.
+          properties:
+            name:
+              type: string
+            resourceVersion:
+              type: integer
+            kind:
+              type: string
+              description: The object's kind (Run, Replica, ProxyRoute, Gateway, Source).
+            object:
+              type: string
+            type:
+              type: string
+              enum: [Normal, Warning]
+            reason:
+              type: string
+            message:
+              type: string
+            count:
+              type: integer
+            firstTimestamp:
+              type: string
+              format: date-time
+            lastTimestamp:
+              type: string
+              format: date-time
+            component:
+              type: [string, "null"]
+              description: The controller that recorded it.
+            run:
+              type: [string, "null"]
+              description: The run it is about (the run's own events, its replicas' and its route's).
         Event:
           type: object
           properties:
@@ -431,12 +473,17 @@ enum OpenAPIDocument {
               type: string
         WatchEvent:
           type: object
+          description: >-
+            One change: the object under the field of its kind. Without a resourceVersion the stream starts with
+            every object (added) and a bookmark; resume from the last bookmark or change. A bookmark carries only
+            the position; expired means list again (watch without a version).
           properties:
             type:
               type: string
-              enum: [added, modified, deleted, expired]
+              enum: [added, modified, deleted, bookmark, expired]
             kind:
               type: string
+              enum: ["", Run, Replica, Gateway, Source, Event]
             name:
               type: string
             resourceVersion:
@@ -445,6 +492,12 @@ enum OpenAPIDocument {
               $ref: '#/components/schemas/Run'
             replica:
               $ref: '#/components/schemas/Replica'
+            gateway:
+              $ref: '#/components/schemas/Gateway'
+            source:
+              $ref: '#/components/schemas/Source'
+            event:
+              $ref: '#/components/schemas/ProjectEvent'
         LogLine:
           type: object
           properties:
@@ -895,10 +948,9 @@ enum OpenAPIDocument {
             - $ref: '#/components/parameters/name'
             - name: replica
               in: query
-              description: Only this replica number.
+              description: Only this replica number (every submission of it), or only the replica of this name.
               schema:
-                type: integer
-                minimum: 0
+                type: string
             - name: follow
               in: query
               description: Keep the stream open for new output (1, true or yes).
@@ -919,19 +971,74 @@ enum OpenAPIDocument {
               $ref: '#/components/responses/Forbidden'
             '404':
               $ref: '#/components/responses/NotFound'
+      /projects/{project}/events:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+            - name: for
+              in: query
+              description: "KIND/NAME: run/NAME (with its replicas and route), replica/NAME, route/NAME, gateway/NAME, source/NAME."
+              schema:
+                type: string
+            - name: since
+              in: query
+              description: Only events seen in this window (30s, 10m, 2h, 1d) or since an RFC 3339 time.
+              schema:
+                type: string
+          responses:
+            '200':
+              description: The project's events, oldest first (by last time seen).
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/ProjectEvent'
+            '400':
+              $ref: '#/components/responses/BadRequest'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
+      /projects/{project}/replicas:
+        get:
+          parameters:
+            - $ref: '#/components/parameters/project'
+          responses:
+            '200':
+              description: Every replica of the project, by run and name.
+              content:
+                application/json:
+                  schema:
+                    type: array
+                    items:
+                      $ref: '#/components/schemas/Replica'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+            '403':
+              $ref: '#/components/responses/Forbidden'
+            '404':
+              $ref: '#/components/responses/NotFound'
       /projects/{project}/watch:
         get:
           parameters:
             - $ref: '#/components/parameters/project'
             - name: resourceVersion
               in: query
-              description: Resume after this version; absent means the current state first.
+              description: Resume after this version (a bookmark's or the last change's); absent means the current state first, then a bookmark.
               schema:
                 type: integer
                 minimum: 0
+            - name: kind
+              in: query
+              description: Only these kinds, comma-separated (run, replica, gateway, source, event); all when absent.
+              schema:
+                type: string
           responses:
             '200':
-              description: NDJSON WatchEvent objects as runs and replicas change; an expired event means watch again without a version.
+              description: NDJSON WatchEvent objects as the project's runs, replicas, gateways, sources and events change.
               content:
                 application/x-ndjson:
                   schema:

@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import NIOCore
 import Store
 import Synchronization
 
@@ -83,7 +84,7 @@ public struct WatchService: Sendable {
     /// it (the lines are cached by the change's position), so a hundred watchers cost a
     /// hundred writes, not a hundred encodings.
     public func lines(project: String, kinds: Set<String>, from position: Int64?,
-                      yield: @Sendable (Data) -> Void) async throws {
+                      yield: @Sendable (ByteBuffer) -> Void) async throws {
         try await items(project: project, kinds: kinds, from: position) { item in
             switch item {
             case .change(let type, let o):
@@ -91,12 +92,13 @@ public struct WatchService: Sendable {
                 if let cached = cache.get(key) { yield(cached); return }
                 guard let line = try? line(type, o), var data = try? API.encoder.encode(line) else { return }
                 data.append(0x0A)
-                cache.put(key, data)
-                yield(data)
+                let buffer = ByteBuffer(bytes: data)
+                cache.put(key, buffer)
+                yield(buffer)
             case .marker(let e):
                 var data = (try? API.encoder.encode(e)) ?? Data()
                 data.append(0x0A)
-                yield(data)
+                yield(ByteBuffer(bytes: data))
             }
         }
     }
@@ -232,7 +234,7 @@ final class LineCache: Sendable {
     }
 
     private struct State {
-        var lines: [Key: Data] = [:]
+        var lines: [Key: ByteBuffer] = [:]
         var order: [Key] = []
         var start = 0
     }
@@ -242,9 +244,9 @@ final class LineCache: Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func get(_ key: Key) -> Data? { state.withLock { $0.lines[key] } }
+    func get(_ key: Key) -> ByteBuffer? { state.withLock { $0.lines[key] } }
 
-    func put(_ key: Key, _ data: Data) {
+    func put(_ key: Key, _ data: ByteBuffer) {
         state.withLock { s in
             guard s.lines.updateValue(data, forKey: key) == nil else { return }
             s.order.append(key)

@@ -41,6 +41,30 @@ def text(b, selector):
     return b.eval("(document.querySelector(%s) || {}).textContent || ''" % json.dumps(selector))
 
 
+A11Y = """(() => {
+          const out = [];
+          if (!document.documentElement.lang) out.push('no lang');
+          for (const el of document.querySelectorAll('input, select')) if (!el.labels || !el.labels.length) out.push('unlabelled ' + el.id);
+          for (const el of document.querySelectorAll('button, a')) if (!(el.getAttribute('aria-label') || el.textContent.trim())) out.push('unnamed ' + el.outerHTML.slice(0, 60));
+          const rgb = (s) => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+          const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+          const background = (el) => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor; if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return rgb(c); } return [255, 255, 255]; };
+          for (const el of document.querySelectorAll('h1, h2, p, dt, dd, label, th, td, a, button, .badge, .muted, .live, caption, pre, code')) {
+            if (!el.textContent.trim() || el.offsetParent === null) continue;
+            const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            if (ratio < 4.5) out.push('contrast ' + ratio.toFixed(2) + ' ' + el.textContent.trim().slice(0, 30));
+          }
+          return out;
+        })()"""
+
+
+def accessible(b, page):
+    """Labels, names, language and WCAG AA contrast (4.5:1) of every visible text on the rendered page."""
+    problems = b.eval(A11Y)
+    check(problems == [], f"accessibility of {page}: {problems}")
+
+
 def main():
     with Browser(OUT) as b:
         # Sign in (with the keyboard: the form submits on Enter), first with a wrong token.
@@ -48,6 +72,7 @@ def main():
         b.wait("location.pathname === '/ui/' && !document.querySelector('#signin').hidden", what="the sign-in form at /ui/")
         check(b.eval("document.querySelector('label[for=token]').textContent") == "Token", "the token field has a label")
         b.screenshot("01-signin.png")
+        accessible(b, "sign-in")
         b.type("#token", "not-a-token")
         b.key("Enter", "Enter", 13)
         b.wait("document.querySelector('#signin-error').textContent.includes('not valid')", what="the wrong token refused")
@@ -80,6 +105,7 @@ def main():
               f"the row went through its phases live: {statuses}")
         check("/proxy/services/main/web/" in text(b, "tr[data-run=web] [data-field=url]"), "the row shows the service URL")
         b.screenshot("02-services.png")
+        accessible(b, "services")
 
         # One service: URL and curl, conditions, replicas, events, configuration without the secret.
         b.click("tr[data-run=web] a")
@@ -104,6 +130,7 @@ def main():
         b.wait("document.querySelector('pre[data-log]').textContent.split('\\n').length > %d" % lines_before, timeout=30, what="the log growing live")
         check(b.eval("document.activeElement && document.activeElement.dataset.focus") == "logs:" + running[0], "focus stays on the log button across updates")
         b.screenshot("03-service.png")
+        accessible(b, "service")
 
         # The gateway the test applied (a local one), live.
         cli("apply", "-f", os.path.join(WORK, "gateway.dstack.yml"), "-y")
@@ -112,6 +139,7 @@ def main():
                "document.querySelector('tr[data-gateway] [data-field=status]').textContent === 'running'", timeout=60, what="the gateway running")
         check("example.test" in text(b, "tr[data-gateway] [data-field=domain]"), "the gateway's domain")
         b.screenshot("04-gateways.png")
+        accessible(b, "gateways")
 
         # A source synced from a git repository: revision, sync and health per object.
         cli("source", "create", "site", "--git", "file://" + os.path.join(WORK, "repo"), "--interval", "5m")
@@ -126,6 +154,7 @@ def main():
                "document.querySelector('tr[data-object=\"Run/hello\"] [data-field=health]').textContent === 'Healthy'", timeout=120,
                what="hello Synced and Healthy")
         b.screenshot("05-source.png")
+        accessible(b, "source")
 
         b.eval("location.hash = '#/events'")
         b.wait("document.querySelectorAll('tr[data-event]').length >= 5", what="the events page")
@@ -134,6 +163,7 @@ def main():
         for wanted in ("ScaledUp", "Created", "Started", "Ready", "Published", "NewRevision", "Applied"):
             check(wanted in reasons, f"an event {wanted} from its controller: {reasons}")
         b.screenshot("06-events.png")
+        accessible(b, "events")
 
         # Stopping shows live too.
         b.eval("location.hash = '#/services'")
@@ -143,24 +173,6 @@ def main():
                timeout=60, what="web stopping")
         check(b.eval("window.__sameDocument") == 42, "still the same document")
 
-        # Accessibility basics on the rendered page: labels, names, language, contrast.
-        problems = b.eval("""(() => {
-          const out = [];
-          if (!document.documentElement.lang) out.push('no lang');
-          for (const el of document.querySelectorAll('input, select')) if (!el.labels || !el.labels.length) out.push('unlabelled ' + el.id);
-          for (const el of document.querySelectorAll('button, a')) if (!(el.getAttribute('aria-label') || el.textContent.trim())) out.push('unnamed ' + el.outerHTML.slice(0, 60));
-          const rgb = (s) => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
-          const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-          const background = (el) => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor; if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return rgb(c); } return [255, 255, 255]; };
-          for (const el of document.querySelectorAll('.badge, td, th, a, button, .muted, .live, caption')) {
-            if (!el.textContent.trim() || el.offsetParent === null) continue;
-            const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
-            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-            if (ratio < 4.5) out.push('contrast ' + ratio.toFixed(2) + ' ' + el.textContent.trim().slice(0, 30));
-          }
-          return out;
-        })()""")
-        check(problems == [], f"accessibility: {problems}")
         findings["console"] = [c for c in b.console if "exception" in c]
         check(findings["console"] == [], f"no script errors: {findings['console']}")
     print(json.dumps({"ok": True, **findings}))
