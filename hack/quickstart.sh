@@ -54,6 +54,8 @@ cat <<MSG
 Setpoint is running at $url (pid $(cat "$data/server.pid" 2>/dev/null || echo "?")).
   Service:      $service   (send -H "Authorization: Bearer <token>")
   Admin token:  in $data/admin-token
+  Status page:  $url/ui/   (sign in with the admin token)
+  Watch:        $bin get runs -w    ·    $bin events -w
   CLI:          export SETPOINT_URL=$url SETPOINT_TOKEN=\$(cat $data/admin-token); $bin ps
   Stop the service:  $bin stop http-server -y   (its replicas end)
   Stop the server:   kill \$(cat $data/server.pid)
