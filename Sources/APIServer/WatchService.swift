@@ -29,12 +29,13 @@ public struct WatchService: Sendable {
     public static func parseKinds(_ text: String?) throws -> Set<String> {
         guard let text, !text.isEmpty else { return Set(kinds.map(\.kind)) }
         var out = Set<String>()
-        for word in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+        for word in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !word.isEmpty {
             guard let k = kinds.first(where: { $0.names.contains(word) || $0.kind.lowercased() == word }) else {
                 throw RunService.Failure.invalid("kind: `\(word)` is not a kind a watch follows (run, replica, gateway, source, event)")
             }
             out.insert(k.kind)
         }
+        guard !out.isEmpty else { throw RunService.Failure.invalid("kind: name at least one kind (run, replica, gateway, source, event), or leave it out for all") }
         return out
     }
 

@@ -88,6 +88,8 @@ import TestSupport
         let bookmark = try #require(lines.all.dropFirst(before).first { $0.type == "bookmark" })
         #expect(bookmark.resourceVersion > lines.all[before - 1].resourceVersion)
         #expect(throws: RunService.Failure.self) { try WatchService.parseKinds("runs,pods") }
+        #expect(throws: RunService.Failure.self) { try WatchService.parseKinds(",") }
+        #expect(try WatchService.parseKinds("Run, replicas") == [RunKind.name, ReplicaKind.name])
     }
 
     @Test func theEventsOfARunIncludeItsReplicasAndRouteAndSinceCuts() async throws {

@@ -71,6 +71,8 @@ def main():
         b.goto(URL + "/")
         b.wait("location.pathname === '/ui/' && !document.querySelector('#signin').hidden", what="the sign-in form at /ui/")
         check(b.eval("document.querySelector('label[for=token]').textContent") == "Token", "the token field has a label")
+        check(b.eval("document.getElementById('session').offsetParent === null && document.getElementById('nav').offsetParent === null"),
+              "signed out: no project, navigation or sign-out shown")
         b.screenshot("01-signin.png")
         accessible(b, "sign-in")
         b.type("#token", "not-a-token")

@@ -204,6 +204,11 @@
     for (const a of document.querySelectorAll('#nav a')) {
       if (a.dataset.section === section) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
+    // A log tail follows only while its service's page is shown.
+    if (log.control && !(section === 'services' && name === log.run)) {
+      log.control.abort();
+      Object.assign(log, { control: null, run: null, replica: null, panel: null });
+    }
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focus : null;
     let view;
     if (!state.synced) view = h('p', { class: 'muted', text: 'Loading ' + state.project + '…' });
