@@ -4,10 +4,9 @@ import Store
 
 /// Records Events: what a controller decided, about which object, and why. As Kubernetes'
 /// recorder does, the same (object, type, reason, message) again is one event whose `count` and
-/// `lastTimestamp` grow, not a new one; an object keeps its newest `maxPerObject` events, and
-/// events not seen again for `retention` are removed. `sweep` (run by the controller manager
-/// every minute) also bounds a project to its newest `maxPerProject` events, and removes old
-/// events of objects that are gone.
+/// `lastTimestamp` grow, not a new one. Recording is one write (no list): `sweep`, run by the
+/// controller manager every minute, keeps each object's newest `maxPerObject` events and a
+/// project's newest `maxPerProject`, and removes events not seen again for `retention`.
 public struct EventRecorder: Sendable {
     public static let maxPerObject = 50
     public static let maxPerProject = 1000
@@ -56,7 +55,6 @@ public struct EventRecorder: Sendable {
                 let event = Event(project: involved.project, name: name, labels: labels,
                                   spec: EventSpec(involved: involved, type: type, reason: reason, message: message, firstTimestamp: now, lastTimestamp: now))
                 _ = try await events.create(event)
-                await prune(involved, now: now)
                 return
             } catch let e as StoreError where e.code == .conflict || e.code == .alreadyExists {
                 continue   // another writer of the same event: read it again
@@ -66,21 +64,24 @@ public struct EventRecorder: Sendable {
         }
     }
 
-    /// Keeps the object's newest events, and none older than the retention.
-    private func prune(_ involved: ObjectKey, now: Date) async {
-        let events = TypedStore<EventKind>(store)
-        guard let all = try? await events.list(project: involved.project, labels: [Self.involvedLabel: involved.name]) else { return }
-        let newestFirst = all.filter { $0.spec.involved == involved }.sorted { $0.spec.lastTimestamp > $1.spec.lastTimestamp }
-        for (i, event) in newestFirst.enumerated() where i >= Self.maxPerObject || now.timeIntervalSince(event.spec.lastTimestamp) > Self.retention {
-            _ = try? await events.delete(project: event.meta.project, name: event.meta.name)
-        }
-    }
-
-    /// The events `sweep` removes from one project's: older than the retention, and beyond the
-    /// project's newest `maxPerProject` (by last time seen). Pure.
+    /// The events `sweep` removes from one project's: older than the retention, beyond an
+    /// object's newest `maxPerObject`, and beyond the project's newest `maxPerProject` (by last
+    /// time seen). Pure.
     public static func expired(_ events: [Event], now: Date) -> [Event] {
         let newestFirst = events.sorted { ($0.spec.lastTimestamp, $0.meta.name) > ($1.spec.lastTimestamp, $1.meta.name) }
-        return newestFirst.enumerated().filter { i, e in i >= maxPerProject || now.timeIntervalSince(e.spec.lastTimestamp) > retention }.map(\.element)
+        var perObject: [ObjectKey: Int] = [:]
+        var kept = 0
+        var out: [Event] = []
+        for e in newestFirst {
+            let n = perObject[e.spec.involved, default: 0]
+            if kept >= maxPerProject || n >= maxPerObject || now.timeIntervalSince(e.spec.lastTimestamp) > retention {
+                out.append(e)
+            } else {
+                perObject[e.spec.involved] = n + 1
+                kept += 1
+            }
+        }
+        return out
     }
 
     /// Removes expired events of every project; returns how many went.
