@@ -21,12 +21,16 @@ public struct APIRoutes: Sendable {
     let secrets: ProjectSecrets?
     let sources: SourceService?
     let watcher: WatchService
+    /// Ends the open streams when the server begins to shut down.
+    let streams: StreamShutdown
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
     public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger,
-                gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil, sources: SourceService? = nil) {
+                gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil, sources: SourceService? = nil,
+                streams: StreamShutdown = StreamShutdown()) {
+        self.streams = streams
         self.secrets = secrets
         self.sources = sources
         self.watcher = WatchService(store: store, runs: runs)
@@ -175,7 +179,7 @@ public struct APIRoutes: Sendable {
         if let gateways { registerGateways(project, gateways) }
         if let secrets { registerSecrets(project, secrets) }
         if let sources { registerSources(project, sources) }
-        if let plane { plane.register(on: api, logger: logger) }
+        if let plane { plane.register(on: api, logger: logger, streams: streams) }
     }
 
     /// `…/gateways`: plan, apply, list, get, events, delete (project admins and managers
@@ -415,7 +419,7 @@ public struct APIRoutes: Sendable {
         guard !replicas.isEmpty else { return Self.error(404, API.ErrorBody(code: "not_found", message: "no logs for run \(project)/\(name)")) }
         let backend = self.backend
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
-            try await Self.relay(&writer) { out in
+            try await Self.relay(&writer, ending: streams) { out in
                 // One replica's failure is a line that says so; the others are still read.
                 @Sendable func copy(_ replica: Replica) async {
                     guard let id = replica.status.workloadID else { return }
@@ -450,13 +454,19 @@ public struct APIRoutes: Sendable {
     /// Streams what `produce` yields to the response until it ends, the client goes away, or the
     /// server shuts down (open streams end then; clients resume from their last version). What
     /// was yielded while the previous write was under way goes out as one write.
-    static func relay(_ writer: inout any ResponseBodyWriter,
+    static func relay(_ writer: inout any ResponseBodyWriter, ending streams: StreamShutdown,
                       _ produce: @escaping @Sendable (Outbox) async throws -> Void) async throws {
         let outbox = Outbox()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { outbox.finish() }
                 try? await cancelWhenGracefulShutdown { try await produce(outbox) }
+            }
+            // The server's shutdown ends the stream at once, before the front door drains (it
+            // would otherwise wait on this response for its whole drain timeout).
+            group.addTask {
+                await streams.wait()
+                outbox.finish()
             }
             while let buffers = await outbox.next() {
                 if buffers.count == 1 {
@@ -501,7 +511,7 @@ public struct APIRoutes: Sendable {
         let watcher = self.watcher
         let from = start
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: ResponseBody { writer in
-            try await Self.relay(&writer) { out in
+            try await Self.relay(&writer, ending: streams) { out in
                 try await watcher.lines(project: project, kinds: kinds, from: from) { out.yield($0) }
             }
         })
@@ -577,6 +587,50 @@ final class Outbox: Sendable {
             }
             if let batch, batch.isEmpty { continue }   // woken for what another take had already got
             return batch
+        }
+    }
+}
+
+/// Fired once, when the server begins to shut down: every open stream (watch, followed logs,
+/// the gateways' feed) ends, and clients reconnect to the next server.
+public final class StreamShutdown: Sendable {
+    private struct State {
+        var fired = false
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func fire() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.fired = true
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Returns once fired, or when the task is cancelled.
+    func wait() async {
+        let id = state.withLock { s -> Int in
+            s.next += 1
+            return s.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.fired || Task.isCancelled { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume()
         }
     }
 }

@@ -44,7 +44,7 @@ public struct GatewayPlane: Sendable {
         APIRoutes.error(401, API.ErrorBody(code: "unauthenticated", message: "a gateway credential is required: `Authorization: Bearer spgw.…`"))
     }
 
-    func register(on api: RouterGroup<BasicRequestContext>, logger: Logger) {
+    func register(on api: RouterGroup<BasicRequestContext>, logger: Logger, streams: StreamShutdown) {
         let plane = self
         api.get("gateway/feed") { request, _ in
             guard let gateway = try await plane.authenticate(request) else { return Self.unauthenticated() }
@@ -52,7 +52,7 @@ public struct GatewayPlane: Sendable {
             let start = try await plane.store.list(ListOptions(kind: GatewayKind.name, project: key.project)).resourceVersion
             let changes = plane.store.watch(kind: nil, from: start)
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
-                try await APIRoutes.relay(&writer) { out in
+                try await APIRoutes.relay(&writer, ending: streams) { out in
                     let (ticks, tick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {

@@ -148,6 +148,7 @@ public enum SetpointServer {
         gatewayReports.setWaiting { project, run in autoscaler.poke(project: project, run: run) }
 
         let router = Router()
+        let streams = StreamShutdown()
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
                                    codeDirectory: settings.dataDirectory + "/code", gateways: manager.gatewayInformer), auth: auth, store: store,
                   backend: backend, logger: logger,
@@ -155,7 +156,7 @@ public enum SetpointServer {
                   plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
                                       readTimeout: serverConfiguration.localGateway.readTimeout,
                                       providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } }),
-                  secrets: secrets, sources: SourceService(store: store, secrets: secrets)).register(on: router)
+                  secrets: secrets, sources: SourceService(store: store, secrets: secrets), streams: streams).register(on: router)
         // The API listens on a Unix socket in the data directory; the proxy in front of it
         // owns the public address.
         let apiSocket = settings.dataDirectory + "/api.sock"
@@ -185,10 +186,11 @@ public enum SetpointServer {
         // A service that fails shuts the others down gracefully (cancelling Hummingbird or NIO
         // mid-accept can hang or trap), and the whole stop is bounded: 30 s of graceful shutdown,
         // then cancellation, then at most 10 s more before the process ends regardless.
-        // The clusters' watches first (shut down last); the rest once this server leads. The API
-        // is shut down first: it ends its open streams (watches, followed logs), which the front
-        // relays, so the front's own graceful shutdown does not wait on them.
-        let gated: [any ServiceLifecycle.Service] = [manager, autoscaler, front, api]
+        // The clusters' watches first (shut down last); the rest once this server leads. The
+        // stream closer is last, so the first told of a shutdown: the API's open streams
+        // (watches, followed logs, gateway feeds) end at once, and the front's drain does not
+        // wait on them for its whole timeout.
+        let gated: [any ServiceLifecycle.Service] = [manager, autoscaler, api, front]
         let members: [any ServiceLifecycle.Service] = clusters + gated.map { Gated($0, by: leadership) }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = members.map {
             .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
@@ -197,6 +199,8 @@ public enum SetpointServer {
             services.append(.init(service: LeaseHolder(elector: leader, leadership: leadership), successTerminationBehavior: .ignore,
                                   failureTerminationBehavior: .gracefullyShutdownGroup))
         }
+        services.append(.init(service: StreamCloser(streams: streams), successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup))
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(30)
         configuration.maximumCancellationDuration = .seconds(10)
@@ -335,5 +339,15 @@ struct Gated: ServiceLifecycle.Service {
         }
         guard opened else { return }
         try await service.run()
+    }
+}
+
+/// Waits for the group's graceful shutdown and then ends the API's open streams.
+struct StreamCloser: ServiceLifecycle.Service {
+    let streams: StreamShutdown
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        streams.fire()
     }
 }
