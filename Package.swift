@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "SetpointConfiguration", "Model", "Store", "Controllers", "Backend", "Reconcile",
+                "SetpointConfiguration", "Model", "Store", "Controllers", "Backend", "Reconcile", "Primitives",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Model
+import Primitives
 import NIOCore
 import ServiceLifecycle
 import SetpointConfiguration
@@ -21,15 +22,16 @@ public struct APIRoutes: Sendable {
     let secrets: ProjectSecrets?
     let sources: SourceService?
     let watcher: WatchService
-    /// Ends the open streams when the server begins to shut down.
-    let streams: StreamShutdown
+    /// Fired when the server begins to shut down: every open stream (watch, followed logs, the
+    /// gateways' feed) ends, and clients reconnect to the next server.
+    let streams: Signal
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
     public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger,
                 gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil, sources: SourceService? = nil,
-                streams: StreamShutdown = StreamShutdown()) {
+                streams: Signal = Signal()) {
         self.streams = streams
         self.secrets = secrets
         self.sources = sources
@@ -171,7 +173,7 @@ public struct APIRoutes: Sendable {
         project.get("events") { request, context in
             try await handle(request, project: context.parameters.get("project")) { _ in
                 let query = request.uri.queryParameters
-                let selector = try query.get("for").map { try WatchService.Selector.parse(String($0)) }
+                let selector = try query.get("for").map { try WatchService.parseSelector(String($0)) }
                 let since = try query.get("since").map { try WatchService.parseSince(String($0), now: Date()) }
                 return try await watcher.events(project: try context.project, for: selector, since: since)
             }
@@ -454,7 +456,7 @@ public struct APIRoutes: Sendable {
     /// Streams what `produce` yields to the response until it ends, the client goes away, or the
     /// server shuts down (open streams end then; clients resume from their last version). What
     /// was yielded while the previous write was under way goes out as one write.
-    static func relay(_ writer: inout any ResponseBodyWriter, ending streams: StreamShutdown,
+    static func relay(_ writer: inout any ResponseBodyWriter, ending streams: Signal,
                       _ produce: @escaping @Sendable (Outbox) async throws -> Void) async throws {
         let outbox = Outbox()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -465,7 +467,7 @@ public struct APIRoutes: Sendable {
             // The server's shutdown ends the stream at once, before the front door drains (it
             // would otherwise wait on this response for its whole drain timeout).
             group.addTask {
-                await streams.wait()
+                await streams.waitUnlessCancelled()
                 outbox.finish()
             }
             while let buffers = await outbox.next() {
@@ -587,50 +589,6 @@ final class Outbox: Sendable {
             }
             if let batch, batch.isEmpty { continue }   // woken for what another take had already got
             return batch
-        }
-    }
-}
-
-/// Fired once, when the server begins to shut down: every open stream (watch, followed logs,
-/// the gateways' feed) ends, and clients reconnect to the next server.
-public final class StreamShutdown: Sendable {
-    private struct State {
-        var fired = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var next = 0
-    }
-
-    private let state = Mutex(State())
-
-    public init() {}
-
-    public func fire() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.fired = true
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
-        }
-        for w in waiters { w.resume() }
-    }
-
-    /// Returns once fired, or when the task is cancelled.
-    func wait() async {
-        let id = state.withLock { s -> Int in
-            s.next += 1
-            return s.next
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.fired || Task.isCancelled { return true }
-                    s.waiters[id] = c
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume()
         }
     }
 }

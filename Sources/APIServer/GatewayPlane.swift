@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Model
+import Primitives
 import NIOCore
 import Store
 
@@ -44,7 +45,7 @@ public struct GatewayPlane: Sendable {
         APIRoutes.error(401, API.ErrorBody(code: "unauthenticated", message: "a gateway credential is required: `Authorization: Bearer spgw.…`"))
     }
 
-    func register(on api: RouterGroup<BasicRequestContext>, logger: Logger, streams: StreamShutdown) {
+    func register(on api: RouterGroup<BasicRequestContext>, logger: Logger, streams: Signal) {
         let plane = self
         api.get("gateway/feed") { request, _ in
             guard let gateway = try await plane.authenticate(request) else { return Self.unauthenticated() }

@@ -177,32 +177,17 @@ public struct WatchService: Sendable {
                   run: e.meta.labels[Labels.run] ?? (e.spec.involved.kind == RunKind.name ? e.spec.involved.name : nil))
     }
 
-    /// What `--for` names: `run/NAME` (the run, its replicas and route), `replica/NAME`,
-    /// `gateway/NAME`, `source/NAME`, `route/NAME`.
-    public struct Selector: Sendable, Equatable {
-        public var kind: String
-        public var name: String
-
-        public static func parse(_ text: String) throws -> Selector {
-            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-            let kinds: [String: String] = ["run": RunKind.name, "runs": RunKind.name, "replica": ReplicaKind.name, "replicas": ReplicaKind.name,
-                                           "gateway": GatewayKind.name, "gateways": GatewayKind.name, "source": SourceKind.name,
-                                           "sources": SourceKind.name, "route": ProxyRouteKind.name, "routes": ProxyRouteKind.name]
-            guard parts.count == 2, !parts[1].isEmpty, let kind = kinds[parts[0].lowercased()] else {
-                throw RunService.Failure.invalid("for: expected KIND/NAME with KIND one of run, replica, route, gateway, source (got `\(text)`)")
-            }
-            return Selector(kind: kind, name: parts[1])
+    /// `--for`'s `KIND/NAME`, or a 400 naming the parameter.
+    public static func parseSelector(_ text: String) throws -> EventSelector {
+        guard let selector = EventSelector.parse(text) else {
+            throw RunService.Failure.invalid("for: expected \(EventSelector.expected) (got `\(text)`)")
         }
-
-        func matches(_ e: API.Event) -> Bool {
-            if kind == RunKind.name { return e.run == name || (e.kind == RunKind.name && e.object == name) }
-            return e.kind == kind && e.object == name
-        }
+        return selector
     }
 
     /// The project's events, oldest first (by last time seen), for one object and not older
     /// than `since` when asked.
-    public func events(project: String, for selector: Selector?, since: Date?) async throws -> [API.Event] {
+    public func events(project: String, for selector: EventSelector?, since: Date?) async throws -> [API.Event] {
         try await TypedStore<EventKind>(store).list(project: project)
             .map(Self.view)
             .filter { e in (selector?.matches(e) ?? true) && (since.map { e.lastTimestamp >= $0 } ?? true) }

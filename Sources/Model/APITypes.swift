@@ -448,6 +448,33 @@ public enum API {
     }()
 }
 
+/// What `--for` names: `run/NAME` (the run with its replicas and route), `replica/NAME`,
+/// `route/NAME`, `gateway/NAME`, `source/NAME`; shared by the events API and the CLI's watch.
+public struct EventSelector: Sendable, Equatable {
+    public var kind: String
+    public var name: String
+
+    /// The words a user types for the kinds events are about.
+    public static let kinds: [String: String] = [
+        "run": RunKind.name, "runs": RunKind.name, "replica": ReplicaKind.name, "replicas": ReplicaKind.name,
+        "gateway": GatewayKind.name, "gateways": GatewayKind.name, "source": SourceKind.name, "sources": SourceKind.name,
+        "route": ProxyRouteKind.name, "routes": ProxyRouteKind.name,
+    ]
+    public static let expected = "KIND/NAME with KIND one of run, replica, route, gateway, source"
+
+    /// nil when `text` is not `KIND/NAME` of a known kind.
+    public static func parse(_ text: String) -> EventSelector? {
+        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[1].isEmpty, let kind = kinds[parts[0].lowercased()] else { return nil }
+        return EventSelector(kind: kind, name: parts[1])
+    }
+
+    public func matches(_ e: API.Event) -> Bool {
+        if kind == RunKind.name { return e.run == name || (e.kind == RunKind.name && e.object == name) }
+        return e.kind == kind && e.object == name
+    }
+}
+
 /// RFC 3339 times as the API writes them: UTC with milliseconds (`2026-12-01T10:00:00.125Z`),
 /// so that event order and watch latency can be read off them; read with or without fractions.
 public enum Timestamps {

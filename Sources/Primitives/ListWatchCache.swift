@@ -275,30 +275,60 @@ public struct ReconnectBackoff: Sendable {
 /// set returns at once. The one-shot primitive behind `Signal`, a relay's port and the leader
 /// gate.
 public final class OnceValue<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+    private struct State {
+        var value: Value?
+        /// What to do once set; a waiter that gives up (cancelled) is removed by its number.
+        var waiters: [Int: @Sendable (Value?) -> Void] = [:]
+        var next = 0
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     public var value: Value? { state.withLock { $0.value } }
 
     public func set(_ value: Value) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Value, Never>] in
+        let waiters = state.withLock { s -> [@Sendable (Value?) -> Void] in
             guard s.value == nil else { return [] }
             s.value = value
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
-        for w in waiters { w.resume(returning: value) }
+        for w in waiters { w(value) }
     }
 
     public func wait() async -> Value {
         await withCheckedContinuation { (c: CheckedContinuation<Value, Never>) in
             let now = state.withLock { s -> Value? in
                 if let v = s.value { return v }
-                s.waiters.append(c)
+                s.next += 1
+                s.waiters[s.next] = { c.resume(returning: $0!) }
                 return nil
             }
             if let now { c.resume(returning: now) }
+        }
+    }
+
+    /// The value, or nil if the task is cancelled before it is set.
+    public func waitUnlessCancelled() async -> Value? {
+        let id = state.withLock { s -> Int in
+            s.next += 1
+            return s.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Value?, Never>) in
+                let now = state.withLock { s -> Value?? in
+                    if let v = s.value { return .some(v) }
+                    if Task.isCancelled { return .some(nil) }
+                    s.waiters[id] = { c.resume(returning: $0) }
+                    return .none
+                }
+                if let now { c.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?(nil)
         }
     }
 }
@@ -311,6 +341,8 @@ public final class Signal: Sendable {
 
     public func fire() { once.set(true) }
     public func wait() async { _ = await once.wait() }
+    /// Returns once fired, or when the task is cancelled.
+    public func waitUnlessCancelled() async { _ = await once.waitUnlessCancelled() }
 }
 
 /// A weak reference that is Sendable: how a callback made before its owner exists (a cache's

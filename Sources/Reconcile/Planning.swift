@@ -171,9 +171,8 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
                 return .done   // deleted meanwhile
             }
         }
-        let run = C.Kind.name == RunKind.name ? key.name : object.meta.labels[Labels.run]
         for note in plan.events {
-            await events.record(key, warning: note.warning, reason: note.reason, message: note.message, run: run)
+            await events.record(key, warning: note.warning, reason: note.reason, message: note.message, run: Self.run(of: object))
         }
         if let refusal { throw refusal }
         return plan.requeueAfter.map { .requeue(after: $0) } ?? .done
@@ -193,8 +192,12 @@ public struct PlanReconciler<C: PlanningController>: Reconciler {
             logger.warning("could not mark the object stalled", metadata: ["key": "\(object.key)", "error": "\(error)",
                                                                           "reconcile": "\(ReconcileContext.id ?? 0)"])
         }
-        await events.record(object.key, warning: true, reason: error.reason, message: error.message,
-                            run: C.Kind.name == RunKind.name ? object.key.name : object.meta.labels[Labels.run])
+        await events.record(object.key, warning: true, reason: error.reason, message: error.message, run: Self.run(of: object))
+    }
+
+    /// The run an object's events are about: a run itself, or the run its label names.
+    static func run(of object: Object<C.Kind>) -> String? {
+        C.Kind.name == RunKind.name ? object.meta.name : object.meta.labels[Labels.run]
     }
 }
 

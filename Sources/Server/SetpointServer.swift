@@ -148,7 +148,7 @@ public enum SetpointServer {
         gatewayReports.setWaiting { project, run in autoscaler.poke(project: project, run: run) }
 
         let router = Router()
-        let streams = StreamShutdown()
+        let streams = Signal()
         APIRoutes(runs: RunService(store: store, backend: backend, publicURL: settings.publicURL,
                                    codeDirectory: settings.dataDirectory + "/code", gateways: manager.gatewayInformer), auth: auth, store: store,
                   backend: backend, logger: logger,
@@ -344,7 +344,7 @@ struct Gated: ServiceLifecycle.Service {
 
 /// Waits for the group's graceful shutdown and then ends the API's open streams.
 struct StreamCloser: ServiceLifecycle.Service {
-    let streams: StreamShutdown
+    let streams: Signal
 
     func run() async throws {
         try? await gracefulShutdown()

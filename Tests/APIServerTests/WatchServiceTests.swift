@@ -102,13 +102,13 @@ import TestSupport
         await events.record(ObjectKey(kind: ProxyRouteKind.name, project: "main", name: "web"), warning: false, reason: "Published", message: "p", run: "web")
         await events.record(ObjectKey(kind: RunKind.name, project: "main", name: "api"), warning: false, reason: "ScaledUp", message: "0 → 1", run: "api")
         let watcher = WatchService(store: store, runs: RunService(store: store, backend: FakeBackend(clock: SystemClock()), publicURL: "http://t", codeDirectory: "/tmp"))
-        let web = try await watcher.events(project: "main", for: try .parse("run/web"), since: nil)
+        let web = try await watcher.events(project: "main", for: try WatchService.parseSelector("run/web"), since: nil)
         #expect(web.map(\.reason) == ["ScaledUp", "Ready", "Published"])
         #expect(web.map(\.kind) == [RunKind.name, ReplicaKind.name, ProxyRouteKind.name])
-        let recent = try await watcher.events(project: "main", for: try .parse("run/web"), since: try WatchService.parseSince("5m", now: clock.now()))
+        let recent = try await watcher.events(project: "main", for: try WatchService.parseSelector("run/web"), since: try WatchService.parseSince("5m", now: clock.now()))
         #expect(recent.map(\.reason) == ["Ready", "Published"])
-        #expect(try await watcher.events(project: "main", for: try .parse("replica/web.0-0-0"), since: nil).map(\.reason) == ["Ready"])
-        #expect(throws: RunService.Failure.self) { try WatchService.Selector.parse("pod/web") }
+        #expect(try await watcher.events(project: "main", for: try WatchService.parseSelector("replica/web.0-0-0"), since: nil).map(\.reason) == ["Ready"])
+        #expect(throws: RunService.Failure.self) { try WatchService.parseSelector("pod/web") }
         #expect(throws: RunService.Failure.self) { try WatchService.parseSince("soon", now: clock.now()) }
     }
 }

@@ -5,8 +5,8 @@ import Model
 
 /// Follows one run over the server's watch stream (no polling) until `verdict` says it is done:
 /// prints each new progress line, ends with an error when the run is `Stalled` or `Failed`,
-/// and reconnects when the stream breaks off (a restarting server), giving up after 10 s of an
-/// unreachable server.
+/// and reconnects when the stream breaks off (a restarting server: `ResumingWatch`), giving up
+/// after 10 s of an unreachable server.
 struct RunFollower {
     enum Verdict {
         case waiting
@@ -18,12 +18,16 @@ struct RunFollower {
     let style: TextStyle
 
     func follow(_ verdict: (API.Run) -> Verdict) async throws -> API.Run {
+        struct Finished: Error { var run: API.Run }
         var last = ""
-        var unreachableSince: Date?
-        while true {
-            do {
-                for try await event in client.watch(kinds: ["run"]) where event.kind == RunKind.name && event.name == name {
-                    unreachableSince = nil
+        do {
+            try await ResumingWatch(client: client, kinds: ["run"], patience: 10).run { update in
+                let events: [API.WatchEvent]
+                switch update {
+                case .listed(let items, _): events = items
+                case .changed(let event): events = [event]
+                }
+                for event in events where event.kind == RunKind.name && event.name == name {
                     guard event.type != "deleted" else {
                         Terminal.standardError.write(style.red("Run \(name) was deleted while following it.") + "\n")
                         throw ExitCode(1)
@@ -34,21 +38,18 @@ struct RunFollower {
                         Terminal.standardOutput.write(line + "\n")
                         last = line
                     }
-                    if case .done = verdict(run) { return run }
+                    if case .done = verdict(run) { throw Finished(run: run) }
                     try stopIfStuck(run)
                 }
-                // The stream ended (the server stopping): connect again.
-            } catch let f as APIClient.Failure where f.unreachable {
-                let since = unreachableSince ?? Date()
-                unreachableSince = since
-                if Date().timeIntervalSince(since) > 10 {
-                    Terminal.standardError.write(style.red("The server went away while following \(name): ") + f.text
-                                                 + "\n`setpoint ps` shows the run once the server is back.\n")
-                    throw ExitCode(1)
-                }
-                try await Task.sleep(nanoseconds: 500_000_000)
             }
+        } catch let finished as Finished {
+            return finished.run
+        } catch let f as APIClient.Failure where f.unreachable {
+            Terminal.standardError.write(style.red("The server went away while following \(name): ") + f.text
+                                         + "\n`setpoint ps` shows the run once the server is back.\n")
+            throw ExitCode(1)
         }
+        throw ExitCode(1)   // not reached: the watch ends only by throwing
     }
 
     /// `Stalled` (the spec cannot work as it is) and `Failed` end the wait, with the reason.

@@ -17,17 +17,20 @@ struct GatewayCommand: AsyncParsableCommand {
         @OptionGroup var server: ServerOptions
         @Option(name: [.customShort("o"), .customLong("output")], help: "table, json or yaml.") var output: OutputFormat = .table
 
+        /// NAME, STATUS, READY, ADDRESS, DOMAIN, AGE (also `setpoint get gateways`).
+        static func row(_ g: API.Gateway) -> [String] {
+            [g.name + (g.isDefault ? " (default)" : ""), g.deleting ? "deleting" : g.status.phase.rawValue,
+             "\(g.status.readyReplicas)/\(g.status.desiredReplicas)", g.status.address.map { a in a + (g.status.httpPort.map { ":\($0)" } ?? "") } ?? "-",
+             g.status.domain ?? "-", Render.age(g.createdAt)]
+        }
+
         func run() async throws {
             let gateways = try await server.client().gateways()
             switch output {
             case .json: print(Render.json(gateways))
             case .yaml: print(Render.yaml(gateways), terminator: "")
             case .table:
-                let rows = gateways.map { g in
-                    [g.name + (g.isDefault ? " (default)" : ""), g.deleting ? "deleting" : g.status.phase.rawValue,
-                     "\(g.status.readyReplicas)/\(g.status.desiredReplicas)", g.status.address.map { a in a + (g.status.httpPort.map { ":\($0)" } ?? "") } ?? "-",
-                     g.status.domain ?? "-", Render.age(g.createdAt)]
-                }
+                let rows = gateways.map(Self.row)
                 Terminal.standardOutput.write(Render.table(["NAME", "STATUS", "READY", "ADDRESS", "DOMAIN", "AGE"], rows,
                                                            style: TextStyle(enabled: Terminal.standardOutput.isTerminal)))
             }

@@ -26,8 +26,8 @@ struct GetKind: Sendable {
         ["NAME", "STATUS", "READY", "DEPLOYMENT", "AGE", "URL"] + (wide ? ["GATEWAY", "MANAGED-BY", "MESSAGE"] : [])
     }, row: { e, wide in
         guard let r = e.run else { return nil }
-        let status: String = e.type == "deleted" ? "deleted" : r.phaseText
-        var cells: [String] = [r.name, status, r.readyText, String(r.status.deploymentNum), Render.age(r.createdAt), r.url]
+        var cells = PsCommand.row(r)
+        if e.type == "deleted" { cells[1] = "deleted" }
         guard wide else { return cells }
         let owner: String = r.managedBy.map { "source/\($0)" } ?? r.set.map { "set/\($0)" } ?? "-"
         cells += [r.gateway ?? "-", owner, r.status.message.isEmpty ? "-" : r.status.message]
@@ -48,19 +48,16 @@ struct GetKind: Sendable {
         ["NAME", "STATUS", "READY", "ADDRESS", "DOMAIN", "AGE"] + (wide ? ["MESSAGE"] : [])
     }, row: { e, wide in
         guard let g = e.gateway else { return nil }
-        return [g.name + (g.isDefault ? " (default)" : ""), e.type == "deleted" ? "deleted" : (g.deleting ? "deleting" : g.status.phase.rawValue),
-                "\(g.status.readyReplicas)/\(g.status.desiredReplicas)", g.status.address.map { a in a + (g.status.httpPort.map { ":\($0)" } ?? "") } ?? "-",
-                g.status.domain ?? "-", Render.age(g.createdAt)] + (wide ? [g.status.message ?? "-"] : [])
+        var cells = GatewayCommand.List.row(g)
+        if e.type == "deleted" { cells[1] = "deleted" }
+        return cells + (wide ? [g.status.message ?? "-"] : [])
     })
 
     static let sources = GetKind(kind: SourceKind.name, watchName: "source", header: { wide in
         ["NAME", "READY", "REVISION", "OBJECTS", "AGE"] + (wide ? ["REPOSITORY", "REF", "MESSAGE"] : [])
     }, row: { e, wide in
         guard let s = e.source else { return nil }
-        let synced = s.status.objects.filter { $0.sync == "Synced" }.count
-        let live = s.status.objects.filter { $0.sync != "Pruned" }.count
-        let ready = e.type == "deleted" ? "deleted" : s.spec.suspend ? "suspended" : (s.status.conditions.isTrue("Ready") ? "yes" : "no")
-        return [s.name, ready, s.status.lastApplied.map { String($0.commit.prefix(12)) } ?? "-", "\(synced)/\(live) synced", Render.age(s.createdAt)]
+        return [s.name, e.type == "deleted" ? "deleted" : SourceText.ready(s), SourceText.revision(s), SourceText.objects(s), Render.age(s.createdAt)]
             + (wide ? [s.spec.url, s.spec.ref.description, s.status.message ?? "-"] : [])
     })
 
@@ -77,17 +74,6 @@ enum EventsText {
         let seen = Render.age(e.lastTimestamp) + (e.count > 1 && !wide ? " (x\(e.count) over \(Render.age(e.firstTimestamp)))" : "")
         return [seen, e.type, e.reason, "\(Render.objectKind(e.kind))/\(e.object)", e.message]
             + (wide ? [e.component ?? "-", Render.age(e.firstTimestamp), String(e.count)] : [])
-    }
-
-    static func matches(_ e: API.Event, for selector: String?, since: Date?) -> Bool {
-        if let since, e.lastTimestamp < since { return false }
-        guard let selector else { return true }
-        let parts = selector.split(separator: "/", maxSplits: 1).map { String($0).lowercased() }
-        guard parts.count == 2 else { return false }
-        let kind = parts[0].hasSuffix("s") ? String(parts[0].dropLast()) : parts[0]
-        if kind == "run" { return e.run?.lowercased() == parts[1] || (e.kind == RunKind.name && e.object.lowercased() == parts[1]) }
-        let stored = kind == "route" ? ProxyRouteKind.name.lowercased() : kind
-        return e.kind.lowercased() == stored && e.object.lowercased() == parts[1]
     }
 }
 
@@ -255,25 +241,26 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try server.client()
+        var parsedSelector: EventSelector?
         if let selector {
-            let parts = selector.split(separator: "/", maxSplits: 1)
-            let kinds = ["run", "runs", "replica", "replicas", "route", "routes", "gateway", "gateways", "source", "sources"]
-            guard parts.count == 2, kinds.contains(parts[0].lowercased()) else {
-                throw UsageError(message: "--for: expected KIND/NAME with KIND one of run, replica, route, gateway, source (got `\(selector)`)")
+            guard let parsed = EventSelector.parse(selector) else {
+                throw UsageError(message: "--for: expected \(EventSelector.expected) (got `\(selector)`)")
             }
+            parsedSelector = parsed
         }
         var parsedSince: Date?
         if let since {
-            guard let d = Self.since(since, now: Date()) else {
+            guard let d = Timestamps.since(since, now: Date()) else {
                 throw UsageError(message: "--since: expected a duration such as 30s, 10m, 2h, 1d or an RFC 3339 time (got `\(since)`)")
             }
             parsedSince = d
         }
         let sinceDate = parsedSince
         let selector = self.selector
+        let parsedSelectorValue = parsedSelector
         let filter: @Sendable (API.WatchEvent) -> Bool = { e in
             guard e.kind == EventKind.name, let ev = e.event else { return false }
-            return EventsText.matches(ev, for: selector, since: sinceDate)
+            return (parsedSelectorValue?.matches(ev) ?? true) && (sinceDate.map { ev.lastTimestamp >= $0 } ?? true)
         }
         guard watch else {
             let events = try await client.projectEvents(for: selector, since: since)
@@ -300,6 +287,4 @@ struct EventsCommand: AsyncParsableCommand {
             }
         }
     }
-
-    static func since(_ text: String, now: Date) -> Date? { Timestamps.since(text, now: now) }
 }

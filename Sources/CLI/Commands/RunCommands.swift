@@ -68,10 +68,13 @@ struct PsCommand: AsyncParsableCommand {
 
     func table(_ runs: [API.Run]) -> String {
         let style = TextStyle(enabled: Terminal.standardOutput.isTerminal)
-        let rows = visible(runs).map { r in
-            [r.name, r.phaseText, r.readyText, String(r.status.deploymentNum), Render.age(r.createdAt), r.url] + (verbose ? [r.status.message] : [])
-        }
+        let rows = visible(runs).map { r in Self.row(r) + (verbose ? [r.status.message] : []) }
         return Render.table(["NAME", "STATUS", "READY", "DEPLOYMENT", "AGE", "URL"] + (verbose ? ["MESSAGE"] : []), rows, style: style)
+    }
+
+    /// NAME, STATUS, READY, DEPLOYMENT, AGE, URL (also `setpoint get runs`).
+    static func row(_ r: API.Run) -> [String] {
+        [r.name, r.phaseText, r.readyText, String(r.status.deploymentNum), Render.age(r.createdAt), r.url]
     }
 
     func render(_ runs: [API.Run]) async throws {

@@ -134,11 +134,7 @@ struct SourceCommand: AsyncParsableCommand {
             case .yaml: Terminal.standardOutput.write(Render.yaml(sources))
             case .table:
                 Terminal.standardOutput.write(Render.table(["NAME", "REPOSITORY", "REF", "REVISION", "READY", "OBJECTS", "MESSAGE"], sources.map { s in
-                    let synced = s.status.objects.filter { $0.sync == "Synced" }.count
-                    let live = s.status.objects.filter { $0.sync != "Pruned" }.count
-                    return [s.name, s.spec.url, s.spec.ref.description, s.status.lastApplied.map { String($0.commit.prefix(12)) } ?? "-",
-                            s.spec.suspend ? "suspended" : (s.status.conditions.isTrue("Ready") ? "yes" : "no"), "\(synced)/\(live) synced",
-                            s.status.message ?? ""]
+                    [s.name, s.spec.url, s.spec.ref.description, SourceText.revision(s), SourceText.ready(s), SourceText.objects(s), s.status.message ?? ""]
                 }, style: TextStyle(enabled: Terminal.standardOutput.isTerminal)))
             }
         }
@@ -256,6 +252,13 @@ struct SourceCommand: AsyncParsableCommand {
 }
 
 enum SourceText {
+    static func revision(_ s: API.SourceView) -> String { s.status.lastApplied.map { String($0.commit.prefix(12)) } ?? "-" }
+    static func ready(_ s: API.SourceView) -> String { s.spec.suspend ? "suspended" : (s.status.conditions.isTrue("Ready") ? "yes" : "no") }
+    /// `3/4 synced`: the objects in sync, of those not pruned.
+    static func objects(_ s: API.SourceView) -> String {
+        "\(s.status.objects.filter { $0.sync == "Synced" }.count)/\(s.status.objects.filter { $0.sync != "Pruned" }.count) synced"
+    }
+
     static func summary(_ s: API.SourceView) -> String {
         let revision = s.status.lastApplied.map { "applied \($0.short)" } ?? s.status.lastAttempted.map { "fetched \($0.short)" } ?? "not fetched yet"
         let why = [s.status.message, s.status.conditions["Reconciling"]?.message].compactMap { $0 }.first { !$0.isEmpty } ?? "fetching"
