@@ -253,8 +253,8 @@ import TestSupport
         #expect(try await server.get("/api/v1/healthz").status == 200, "served again once they are gone")
         // A keep-alive connection is closed after the idle timeout.
         let idle = try Socket(port: server.port)
+        let started = Date()   // before the send: the idle clock cannot start earlier
         idle.send("GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        let started = Date()
         let answer = await onThread { idle.readAll() }
         #expect(answer.hasPrefix("HTTP/1.1 200") && Date().timeIntervalSince(started) >= 2.5, "\(answer)")
     }
