@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -40,6 +41,17 @@ let package = Package(
         .target(
             name: "StoreSQLite",
             dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The PostgreSQL store (several servers on one database): its own target, so only the
+        // server and the store's tests build postgres-nio.
+        .target(
+            name: "StorePostgres",
+            dependencies: [
+                "Store", "Model",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "Reconcile",
@@ -158,7 +170,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "LocalBackend", "Kubernetes", "Backend", "Reconcile", "Primitives", "Acme",
+                "APIServer", "Proxy", "Controllers", "Store", "StoreSQLite", "StorePostgres", "LocalBackend", "Kubernetes", "Backend", "Reconcile", "Primitives", "Acme",
                 .product(name: "Yams", package: "Yams"),
                 "SetpointConfiguration", "Model",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -182,11 +194,11 @@ let package = Package(
         .executableTarget(name: "fake-kube-apiserver", dependencies: ["TestSupport"]),
         .executableTarget(
             name: "reconcile-bench",
-            dependencies: ["Controllers", "TestSupport", "Store", "Model", "SetpointConfiguration", "Reconcile", "Backend"]
+            dependencies: ["Controllers", "TestSupport", "Store", "StoreSQLite", "StorePostgres", "Model", "SetpointConfiguration", "Reconcile", "Backend"]
         ),
         .testTarget(name: "ConfigurationTests", dependencies: ["SetpointConfiguration"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "Model", "TestSupport"]),
-        .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "StoreSQLite", "StorePostgres", "Model", "TestSupport"]),
+        .testTarget(name: "ReconcileTests", dependencies: ["Reconcile", "TestSupport", "Primitives", "Store", "Model", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "LocalBackendTests", dependencies: ["LocalBackend", "Backend", "Model", "Controllers", "Store", "Reconcile", "SetpointConfiguration", "TestSupport"]),
         .testTarget(
             name: "ControllersTests",

@@ -22,6 +22,7 @@ command -v pebble >/dev/null 2>&1 || missing+=(pebble)        # gateway HTTPS: t
 [ -x /usr/lib/git-core/git-daemon ] && [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)  # GitOps: sources fetched with git, served by git daemon and smart HTTP
 [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-server openssh-client)  # GitOps over SSH: a real sshd on loopback
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)  # the status page, tested in headless Chromium
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v psql >/dev/null 2>&1 || missing+=(postgresql)  # the PostgreSQL store: a real server (hack/postgres.sh)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -45,6 +46,13 @@ fi
 export SETPOINT_REQUIRE_API_TOOLS=1
 export SETPOINT_REQUIRE_SSHD=1
 export SETPOINT_REQUIRE_CHROMIUM=1
+
+# A PostgreSQL server of the tests' own (TLS, a password), stopped when the tests end.
+echo "==> starting PostgreSQL for the tests (hack/postgres.sh)"
+pg_dir="$(mktemp -d /tmp/setpoint-test-postgres.XXXXXX)"
+eval "$(bash hack/postgres.sh start "$pg_dir")"
+trap 'bash hack/postgres.sh stop "$pg_dir"' EXIT
+export SETPOINT_REQUIRE_POSTGRES=1
 
 echo "==> swift build --build-tests"
 swift build --build-tests

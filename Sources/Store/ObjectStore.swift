@@ -114,3 +114,14 @@ extension ObjectStore {
         try await delete(key, resourceVersion: nil)
     }
 }
+
+/// A store whose whole content can be read and written as it is (`setpoint store copy`): every
+/// object with its metadata (uid, generation, resourceVersion, timestamps, finalizers) and the
+/// store's version, so a copy continues where the original stopped.
+public protocol CopyableStore: ObjectStore {
+    /// Every object, and the version they are at, as one consistent snapshot.
+    func snapshot() async throws -> (objects: [StoredObject], version: Int64)
+    /// Writes `objects` exactly as given into this store, which must hold no object, and sets
+    /// its version; the change feed starts there (older watch positions list again).
+    func restore(_ objects: [StoredObject], version: Int64) async throws
+}

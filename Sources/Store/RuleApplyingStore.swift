@@ -9,32 +9,32 @@ public protocol RuleApplyingStore: ObjectStore {
     func currentTime() -> Date
     /// Reads the object at `key`, applies `rule` with the next resourceVersion, persists and
     /// publishes the outcome, all atomically.
-    func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) throws -> StoredObject
+    func apply(_ key: ObjectKey, _ rule: @escaping (StoredObject?, Int64) throws -> StoreSemantics.Outcome) async throws -> StoredObject
 }
 
 extension RuleApplyingStore {
     public func create(_ object: StoredObject) async throws -> StoredObject {
         let time = currentTime()
-        return try apply(object.key) { existing, version in
+        return try await apply(object.key) { existing, version in
             try StoreSemantics.create(object, existing: existing, version: version, now: time)
         }
     }
 
     public func update(_ object: StoredObject) async throws -> StoredObject {
-        try apply(object.key) { existing, version in
+        try await apply(object.key) { existing, version in
             try StoreSemantics.update(object, existing: existing, version: version)
         }
     }
 
     public func updateStatus(_ object: StoredObject) async throws -> StoredObject {
-        try apply(object.key) { existing, version in
+        try await apply(object.key) { existing, version in
             try StoreSemantics.updateStatus(object, existing: existing, version: version)
         }
     }
 
     public func delete(_ key: ObjectKey, resourceVersion: Int64?) async throws -> StoredObject? {
         let time = currentTime()
-        return try apply(key) { existing, version in
+        return try await apply(key) { existing, version in
             try StoreSemantics.delete(key, expected: resourceVersion, existing: existing, version: version, now: time)
         }
     }

@@ -73,6 +73,24 @@ public final class WatchHub: Sendable {
         return stream
     }
 
+    /// The oldest position a watch can start from here.
+    public var oldestPosition: Int64 { state.withLock { $0.compactedThrough } }
+
+    /// Forgets everything through `version` (the changes before it cannot be had any more):
+    /// every watch ends with `resourceVersionTooOld`, and its watcher lists again.
+    public func expire(through version: Int64) {
+        let subs = state.withLock { s -> [Subscriber] in
+            s.log = []
+            s.logStart = 0
+            s.compactedThrough = max(s.compactedThrough, version)
+            defer { s.subscribers = [:] }
+            return Array(s.subscribers.values)
+        }
+        for sub in subs {
+            sub.continuation.finish(throwing: StoreError(.resourceVersionTooOld, "the change feed was cut at \(version): list again"))
+        }
+    }
+
     /// Ends every watch (the store is closing).
     public func finishAll() {
         let subs = state.withLock { s in

@@ -8,7 +8,7 @@ import Synchronization
 /// only after its transaction commits. The change feed for watchers is kept in memory
 /// (`WatchHub`); after a restart it starts at the stored version, so a watcher from an older
 /// position gets `resourceVersionTooOld` and lists again, as informers do.
-public final class SQLiteStore: RuleApplyingStore {
+public final class SQLiteStore: RuleApplyingStore, CopyableStore {
     private let pool: DatabasePool
     private let path: String
     private let hub: WatchHub
@@ -169,4 +169,30 @@ public final class SQLiteStore: RuleApplyingStore {
             return result
         }
     }
+
+    public func snapshot() async throws -> (objects: [StoredObject], version: Int64) {
+        do {
+            return try await pool.read { db in
+                let version = try Int64.fetchOne(db, sql: "SELECT version FROM store_state WHERE id = 1") ?? 0
+                let rows = try Row.fetchAll(db, sql: "SELECT meta, spec, status FROM objects ORDER BY kind, project, name")
+                return (try rows.map(Self.object(from:)), version)
+            }
+        } catch { throw Self.explain(error, path: path) }
+    }
+
+    public func restore(_ objects: [StoredObject], version: Int64) async throws {
+        try writeLock.withLock { _ in
+            try Self.explaining(path) { try pool.write { db in
+                let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM objects") ?? 0
+                guard count == 0 else { throw StoreError(.alreadyExists, "\(path) already holds \(count) objects: copy into a new store") }
+                for o in objects {
+                    try db.execute(sql: "INSERT INTO objects (kind, project, name, meta, spec, status) VALUES (?, ?, ?, ?, ?, ?)",
+                                   arguments: [o.meta.kind, o.meta.project, o.meta.name, try Self.encoder.encode(o.meta), o.spec, o.status])
+                }
+                try db.execute(sql: "UPDATE store_state SET version = ?, writes = writes + ? WHERE id = 1", arguments: [version, objects.count])
+            } }
+            hub.expire(through: version)
+        }
+    }
+
 }

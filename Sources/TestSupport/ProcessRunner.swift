@@ -60,6 +60,7 @@ public func runProcess(_ argv: [String], environment: [String: String] = [:], in
 
 public struct ProcessRunnerError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
