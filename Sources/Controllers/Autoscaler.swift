@@ -242,8 +242,14 @@ public final class AutoscaleController: Service, Sendable {
         controller.enqueue(ObjectKey(kind: RunKind.name, project: project, name: run))
     }
 
+    /// Until cancelled; it may run again (a server's next term as leader), and looks at every
+    /// autoscaled run when it starts.
     public func run() async throws {
         await runs.waitUntilSynced()
+        controller.reopen()
+        for o in runs.list() where (try? TypedStore<RunKind>.decode(o))?.spec.configuration.replicaGroups.contains(where: { $0.scaling != nil }) == true {
+            controller.enqueue(o.key)
+        }
         try await controller.run()
     }
 }

@@ -35,14 +35,18 @@ public final class ControllerManager: Service, Sendable {
     let logger: Logger
     /// How often orphaned workloads are looked for while running (besides at start).
     let garbageCollectionInterval: TimeInterval?
+    /// Several servers on one database: the controllers run only while this one leads (the
+    /// informers always: the API and the proxy read them). Nil: always.
+    let leadership: Leadership?
 
     public init(store: any ObjectStore, backend: any ComputeBackend, prober: any ReadinessProber, clock: any ControllerClock,
                 runWorkers: Int = 4, replicaWorkers: Int = 8, resyncPeriod: TimeInterval? = 600, drain: Drain = .fixed(0),
                 routes: Bool = false, metrics: (any ControllerMetrics)? = nil, garbageCollectionInterval: TimeInterval? = 600,
                 gateways: GatewayLaunch? = nil, gatewayReports: GatewayReports = GatewayReports(), issuer: (any CertificateIssuer)? = nil,
                 secrets: (any SecretResolver)? = nil, sources: (fetcher: any SourceFetcher, applier: any SetApplier)? = nil,
-                logger: Logger = Logger(label: "setpoint.controllers")) {
+                leadership: Leadership? = nil, logger: Logger = Logger(label: "setpoint.controllers")) {
         self.garbageCollectionInterval = garbageCollectionInterval
+        self.leadership = leadership
         self.store = store
         self.backend = backend
         self.clock = clock
@@ -158,8 +162,9 @@ public final class ControllerManager: Service, Sendable {
             group.addTask { try await self.certificateInformer.run() }
             group.addTask { try await self.secretInformer.run() }
             group.addTask { try await self.sourceInformer.run() }
-            group.addTask { await self.watchBackend() }
-            group.addTask { await self.recordBackendEvents() }
+            // Probes only what the replica controller asked for (so nothing while following);
+            // one run for the server's life (its wake-ups are one stream).
+            group.addTask { try await self.readiness.run() }
             await runInformer.waitUntilSynced()
             await replicaInformer.waitUntilSynced()
             await routeInformer.waitUntilSynced()
@@ -167,6 +172,38 @@ public final class ControllerManager: Service, Sendable {
             await certificateInformer.waitUntilSynced()
             await secretInformer.waitUntilSynced()
             await sourceInformer.waitUntilSynced()
+            // Shut down while starting: the informers end, nothing else begins.
+            if Task.isCancelled { return }
+            if let leadership {
+                group.addTask { try await leadership.whileLeading { try await self.lead(fresh: true) } }
+            } else {
+                group.addTask { try await self.lead(fresh: false) }
+            }
+        }
+    }
+
+    /// What only the leader does: the controllers, the backend's changes, garbage collection,
+    /// the event sweep. Until cancelled (the end of a term, or of the server).
+    private func lead(fresh: Bool) async throws {
+        if fresh {
+            // A new term: every object is looked at again (the queues were shut with the last
+            // term, or filled while following).
+            runController.reopen()
+            replicaController.reopen()
+            routeController?.reopen()
+            gatewayController?.reopen()
+            certificateController?.reopen()
+            sourceController?.reopen()
+            for o in runInformer.list() { runController.enqueue(o.key) }
+            for o in replicaInformer.list() { replicaController.enqueue(o.key) }
+            for o in routeInformer.list() { routeController?.enqueue(o.key) }
+            for o in gatewayInformer.list() { gatewayController?.enqueue(o.key) }
+            for o in certificateInformer.list() { certificateController?.enqueue(o.key) }
+            for o in sourceInformer.list() { sourceController?.enqueue(o.key) }
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.watchBackend() }
+            group.addTask { await self.recordBackendEvents() }
             await collectGarbage()
             if let interval = garbageCollectionInterval {
                 // A workload can be orphaned while the server runs too (a replica object deleted
@@ -187,7 +224,6 @@ public final class ControllerManager: Service, Sendable {
                     await self.clock.sleep(until: self.clock.now().addingTimeInterval(60))
                 }
             }
-            group.addTask { try await self.readiness.run() }
             group.addTask { try await self.runController.run() }
             group.addTask { try await self.replicaController.run() }
             if let routes = self.routeController { group.addTask { try await routes.run() } }

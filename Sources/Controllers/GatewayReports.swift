@@ -62,7 +62,8 @@ public final class GatewayReports: Sendable {
 }
 
 extension Demand {
-    init(_ r: GatewayReport.Service) {
+    /// What a gateway or another server reported for a service.
+    public init(_ r: GatewayReport.Service) {
         var requests: [Int: Int] = [:]
         for (k, v) in r.requests { if let window = Int(k) { requests[window] = v } }
         self.init(requests: requests, inFlight: r.inFlight, held: r.held, observed: r.observed)

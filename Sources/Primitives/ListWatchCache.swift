@@ -59,7 +59,8 @@ public final class ListWatchCache<Source: ListWatchSource>: Sendable {
     private struct State {
         var items: [Key: Object] = [:]
         var synced = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
         var version: String?
         var lists = 0
         var watches = 0
@@ -98,14 +99,24 @@ public final class ListWatchCache<Source: ListWatchSource>: Sendable {
         state.withLock { s in if s.items[key] == nil { s.items[key] = object } }
     }
 
+    /// Returns once the first list is in, or when the task is cancelled or the cache stops
+    /// first (a shutdown during start-up must not wait for a list that never comes).
     public func waitUntilSynced() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { s -> Bool in
-                if s.synced { return true }
-                s.waiters.append(c)
-                return false
+        let id = state.withLock { s -> Int in
+            defer { s.nextWaiter += 1 }
+            return s.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { s -> Bool in
+                    if s.synced || Task.isCancelled { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if done { c.resume() }
             }
-            if done { c.resume() }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 
@@ -199,8 +210,8 @@ public final class ListWatchCache<Source: ListWatchSource>: Sendable {
             s.items = fresh
             s.version = list.version
             s.synced = true
-            defer { s.waiters = [] }
-            return (removed, changed, s.waiters)
+            defer { s.waiters = [:] }
+            return (removed, changed, Array(s.waiters.values))
         }
         for item in removed { onChange(.delete(item)) }
         for item in changed { onChange(.upsert(item)) }

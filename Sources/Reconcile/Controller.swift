@@ -33,8 +33,10 @@ public final class Controller<R: Reconciler>: Service, Sendable {
 
     public func enqueue(_ key: R.Key) { queue.add(key) }
 
-    /// Runs the workers until cancelled or a graceful shutdown is requested.
+    /// Runs the workers until cancelled or a graceful shutdown is requested. It may run again
+    /// after it was cancelled (a server's next term as leader).
     public func run() async throws {
+        queue.reopen()
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await withDiscardingTaskGroup { group in
@@ -50,6 +52,9 @@ public final class Controller<R: Reconciler>: Service, Sendable {
             self.queue.shutDown()
         }
     }
+
+    /// Takes keys again after a shutdown (before `run`, so keys enqueued first are kept).
+    public func reopen() { queue.reopen() }
 
     /// Stops handing out work; running reconciles finish.
     public func shutDown() { queue.shutDown() }

@@ -169,6 +169,9 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         for w in waiters { w.resume(returning: nil) }
     }
 
+    /// Hands out keys again after `shutDown` (a server that leads again after losing the lease).
+    public func reopen() { state.withLock { $0.shuttingDown = false } }
+
     /// Keys queued and not yet handed out.
     public var depth: Int { state.withLock { $0.queue.count - $0.head } }
     /// Keys waiting for a delay.
