@@ -122,6 +122,7 @@ public struct APIClient: Sendable {
     }
     public func projects() async throws -> [API.ProjectInfo] { try await call(.GET, "/api/v1/projects", as: [API.ProjectInfo].self) }
     public func users() async throws -> [API.UserInfo] { try await call(.GET, "/api/v1/users", as: [API.UserInfo].self) }
+    public func servers() async throws -> API.ServerList { try await call(.GET, "/api/v1/servers", as: API.ServerList.self) }
 
     /// An NDJSON stream (logs, watch), decoded line by line as the consumer asks (in its task:
     /// cancelling it cancels the request).

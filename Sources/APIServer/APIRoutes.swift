@@ -25,14 +25,17 @@ public struct APIRoutes: Sendable {
     /// Fired when the server begins to shut down: every open stream (watch, followed logs, the
     /// gateways' feed) ends, and clients reconnect to the next server.
     let streams: Signal
+    /// The installation's servers, and which one leads (`GET /api/v1/servers`).
+    let servers: (@Sendable () async throws -> API.ServerList)?
 
     /// Request bodies larger than this are refused: a configuration plus a base64 code archive.
     static let maxBody = (RunService.codeLimit / 3 * 4) + (1 << 20)
 
     public init(runs: RunService, auth: Authenticator, store: any ObjectStore, backend: any ComputeBackend, logger: Logger,
                 gateways: GatewayService? = nil, plane: GatewayPlane? = nil, secrets: ProjectSecrets? = nil, sources: SourceService? = nil,
-                streams: Signal = Signal()) {
+                streams: Signal = Signal(), servers: (@Sendable () async throws -> API.ServerList)? = nil) {
         self.streams = streams
+        self.servers = servers
         self.secrets = secrets
         self.sources = sources
         self.watcher = WatchService(store: store, runs: runs)
@@ -65,6 +68,12 @@ public struct APIRoutes: Sendable {
         }
         api.get("offers") { request, _ in
             try await handle(request, project: nil) { _ in try await backend.offers() }
+        }
+        if let servers {
+            // Any signed-in user may see which servers there are (no project's data in it).
+            api.get("servers") { request, _ in
+                try await handle(request, project: nil) { _ in try await servers() }
+            }
         }
         api.post("users") { request, _ in
             try await handle(request, project: nil) { principal in

@@ -57,6 +57,31 @@ public final class Authenticator: Sendable {
         index.withLock { $0 = fresh }
     }
 
+    /// Keeps the token index current with users written by any server on the same database
+    /// (this server's own writes reload it at once too). Until cancelled.
+    public func follow() async {
+        var position: Int64?
+        while !Task.isCancelled {
+            do {
+                if position == nil {
+                    let listed = try await store.list(ListOptions(kind: UserKind.name, project: systemProject))
+                    try await reload()
+                    position = listed.resourceVersion
+                }
+                for try await event in store.watch(kind: UserKind.name, from: position ?? 0) {
+                    position = event.resourceVersion
+                    try await reload()
+                }
+                // The feed ended (the store is closing): look again in a moment.
+                try? await Task.sleep(for: .seconds(1))
+            } catch let e as StoreError where e.code == .resourceVersionTooOld {
+                position = nil
+            } catch {
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
     /// The principal for an `Authorization` header value.
     public func principal(authorization: String?) -> Principal? {
         guard let header = authorization, header.lowercased().hasPrefix("bearer ") else { return nil }
@@ -147,6 +172,13 @@ public final class Authenticator: Sendable {
     /// was generated), so the caller can write it to `<data-dir>/admin-token` and show a
     /// generated one once.
     public func bootstrap(adminToken: String?) async throws -> (token: String, generated: Bool)? {
+        do { return try await bootstrapOnce(adminToken: adminToken) } catch let e as StoreError where e.code == .alreadyExists || e.code == .conflict {
+            // Another server on the same database did it at the same moment: its objects stand.
+            return try await bootstrapOnce(adminToken: adminToken)
+        }
+    }
+
+    private func bootstrapOnce(adminToken: String?) async throws -> (token: String, generated: Bool)? {
         let users = TypedStore<UserKind>(store)
         let projects = TypedStore<ProjectKind>(store)
         if try await projects.get(project: systemProject, name: "main") == nil {

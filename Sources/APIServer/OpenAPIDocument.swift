@@ -442,6 +442,41 @@ enum OpenAPIDocument {
               additionalProperties:
                 type: string
                 enum: [admin, manager, user]
+        ServerList:
+          type: object
+          required: [store, servers]
+          properties:
+            store:
+              type: string
+              enum: [sqlite, postgres]
+            leader:
+              type: [string, "null"]
+            leaseDurationSeconds:
+              type: [integer, "null"]
+            servers:
+              type: array
+              items:
+                type: object
+                required: [name, address, role, startedAt, version]
+                properties:
+                  name:
+                    type: string
+                  address:
+                    type: string
+                  role:
+                    type: string
+                    enum: [leader, follower, gone]
+                  startedAt:
+                    type: string
+                    format: date-time
+                  leaderSince:
+                    type: [string, "null"]
+                    format: date-time
+                  heartbeat:
+                    type: [string, "null"]
+                    format: date-time
+                  version:
+                    type: string
         UserInfo:
           type: object
           properties:
@@ -677,6 +712,18 @@ enum OpenAPIDocument {
                     type: array
                     items:
                       $ref: '#/components/schemas/Offer'
+            '401':
+              $ref: '#/components/responses/Unauthenticated'
+      /servers:
+        get:
+          description: The installation's servers, which one leads (runs the controllers) and since when.
+          responses:
+            '200':
+              description: The servers.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ServerList'
             '401':
               $ref: '#/components/responses/Unauthenticated'
       /users:

@@ -10,7 +10,18 @@ import Store
 /// mode 0600): the root of the gateways' credentials and of the project secrets' keys. Backing
 /// up the data directory backs it up; losing it makes the sealed secrets unreadable.
 public enum ServerSecret {
-    public static func load(dataDirectory: String) throws -> Data {
+    /// The secret in `SETPOINT_SERVER_SECRET_FILE` (several servers sharing a database share
+    /// one: a mounted Secret, say), else `<data-dir>/server-secret`, made on first start.
+    public static func load(dataDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Data {
+        if let file = environment["SETPOINT_SERVER_SECRET_FILE"], !file.isEmpty {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw RunService.StorageError(message: "SETPOINT_SERVER_SECRET_FILE: cannot read \(file)")
+            }
+            guard data.count >= 32 else {
+                throw RunService.StorageError(message: "SETPOINT_SERVER_SECRET_FILE: \(file) has \(data.count) bytes; a server secret has at least 32 (head -c 32 /dev/urandom > FILE)")
+            }
+            return data
+        }
         let path = dataDirectory + "/server-secret"
         if let data = FileManager.default.contents(atPath: path), data.count >= 32 { return data }
         var bytes = [UInt8](repeating: 0, count: 32)

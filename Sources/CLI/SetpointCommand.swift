@@ -8,7 +8,7 @@ public struct SetpointCommand: AsyncParsableCommand {
         commandName: "setpoint",
         abstract: "Run dstack-style services as secure, scalable endpoints.",
         subcommands: [ServerCommand.self, ApplyCommand.self, DiffCommand.self, PsCommand.self, GetCommand.self, EventsCommand.self, DescribeCommand.self, StopCommand.self,
-                      DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, SecretCommand.self, SourceCommand.self, ValidateCommand.self]
+                      DeleteCommand.self, LogsCommand.self, GatewayCommand.self, OfferCommand.self, UserCommand.self, ProjectCommand.self, SecretCommand.self, SourceCommand.self, StoreCommand.self, ValidateCommand.self]
     )
 
     public init() {}

@@ -51,6 +51,9 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
     public let root: String
     public let network: NetworkMode
     private let state = Mutex(State())
+    /// Serializes reading workloads from the root (another server's, or after a restart) with
+    /// deleting them, so a workload being deleted is never read back in.
+    private let disk = Mutex(())
     private let broadcaster = StatusBroadcaster()
     private let logger: Logger
 
@@ -132,7 +135,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
 
     public func create(_ request: WorkloadRequest) async throws -> WorkloadID {
         let id = Self.workloadID(project: request.project, name: request.name)
-        if state.withLock({ $0.records[id] != nil }) { return WorkloadID(id) }
+        if state.withLock({ $0.records[id] != nil }) || load(id) != nil { return WorkloadID(id) }
         if let why = refusal(image: request.template.image, docker: false) { throw BackendError(.invalid, why) }
         // What this machine cannot give is not given: no capacity, with the reason (as a
         // cluster's scheduler says it).
@@ -220,7 +223,7 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
     }
 
     public func status(_ id: WorkloadID) async throws -> WorkloadStatus? {
-        state.withLock { $0.records[id.rawValue] }.map(Self.status)
+        (state.withLock { $0.records[id.rawValue] } ?? load(id.rawValue)).map(Self.status)
     }
 
     public func stop(_ id: WorkloadID, graceful: Bool) async throws {
@@ -233,16 +236,19 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
     }
 
     public func delete(_ id: WorkloadID) async throws {
-        guard let record = state.withLock({ $0.records[id.rawValue] }) else { return }
+        guard let record = state.withLock({ $0.records[id.rawValue] }) ?? load(id.rawValue) else { return }
         if record.exitCode == nil, Processes.isAlive(record.pid, startedAt: record.startTime) {
             kill(-record.pid, SIGKILL)
         }
-        state.withLock { _ = $0.records.removeValue(forKey: id.rawValue) }
-        try? FileManager.default.removeItem(atPath: directory(id.rawValue))
+        disk.withLock { _ in
+            try? FileManager.default.removeItem(atPath: directory(id.rawValue))
+            state.withLock { _ = $0.records.removeValue(forKey: id.rawValue) }
+        }
     }
 
     public func inventory(labels: [String: String]) async throws -> [WorkloadStatus] {
-        state.withLock { s in
+        rescan()
+        return state.withLock { s in
             s.records.values.filter { r in labels.allSatisfy { r.labels[$0.key] == $0.value } }.map(Self.status)
         }
     }
@@ -317,15 +323,45 @@ public final class LocalBackend: ComputeBackend, ReadinessProber {
 
     private func announce(_ record: Record) { broadcaster.announce(Self.status(record)) }
 
+    /// A workload another server on the same root started (several servers, one machine), read
+    /// from its directory and adopted; nil when there is none.
+    private func load(_ id: String) -> Record? {
+        disk.withLock { _ in
+            guard FileManager.default.fileExists(atPath: directory(id) + "/meta.json") else { return nil }
+            adopt(only: [id])
+            return state.withLock { $0.records[id] }
+        }
+    }
+
+    /// The records as the root has them: workloads another server started are adopted, and
+    /// those another server deleted are forgotten.
+    private func rescan() {
+        disk.withLock { _ in rescanLocked() }
+    }
+
+    private func rescanLocked() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: workloadsDirectory) else { return }
+        let onDisk = Set(entries)
+        let known = state.withLock { s -> Set<String> in
+            for id in s.records.keys where !onDisk.contains(id) { s.records[id] = nil }
+            return Set(s.records.keys)
+        }
+        let unknown = onDisk.subtracting(known)
+        if !unknown.isEmpty { adopt(only: unknown) }
+    }
+
     /// Reads the workloads a previous server left: running ones are watched again, ended ones
     /// keep their exit status.
-    private func adopt() {
+    private func adopt(only: Set<String>? = nil) {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: workloadsDirectory) else { return }
         let decoder = JSONDecoder()
-        for entry in entries {
+        for entry in entries where only?.contains(entry) ?? true {
+            guard state.withLock({ $0.records[entry] == nil }) else { continue }
             guard let data = FileManager.default.contents(atPath: directory(entry) + "/meta.json"),
                   var record = try? decoder.decode(Record.self, from: data) else { continue }
             if record.pid == 0 {
+                // Being started right now by another server on this root: not there yet.
+                if only != nil, Date().timeIntervalSince(record.createdAt) < 30 { continue }
                 // Interrupted between recording and starting: end whatever did start, forget it.
                 for pid in Processes.marked(workload: record.id) { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
                 try? FileManager.default.removeItem(atPath: directory(entry))

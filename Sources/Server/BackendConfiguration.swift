@@ -46,6 +46,10 @@ public struct BackendConfiguration: Sendable, Equatable {
     public var backends: [Backend]
     /// `gateways.local`: where gateways with `backend: local` listen (docs/gateways.md).
     public var localGateway = LocalGatewaySettings()
+    /// `backends[].root` of the local backend: where its workloads live (default
+    /// `<data-dir>/local`). Servers on one machine sharing a database share it too, so that
+    /// whichever leads adopts the replicas and every one reaches them.
+    public var localRoot: String?
     /// `acme`: where gateway certificates come from (docs/gateways.md#https).
     public var acme = AcmeSettings()
 
@@ -83,6 +87,7 @@ public struct BackendConfiguration: Sendable, Equatable {
             throw fail(key, key.string ?? "?", "unknown property; the server configuration has `backends`, `gateways` and `acme`")
         }
         var acme = AcmeSettings()
+        var localRoot: String?
         if let a = map["acme"] {
             guard let m = a.mapping else { throw fail(a, "acme", "expected a mapping (directory, ca_file, eab_kid, eab_hmac_key, email, renew_before_days)") }
             for (k, v) in m {
@@ -156,7 +161,13 @@ public struct BackendConfiguration: Sendable, Equatable {
             guard let m = item.mapping else { throw fail(item, at, "expected a mapping with `type`") }
             switch m["type"]?.string {
             case "local":
-                for (key, _) in m where key.string != "type" { throw fail(key, "\(at).\(key.string ?? "?")", "unknown property of the local backend") }
+                for (key, value) in m where key.string != "type" {
+                    guard key.string == "root" else { throw fail(key, "\(at).\(key.string ?? "?")", "unknown property of the local backend (it has `root`)") }
+                    guard let root = value.string, value.scalar != nil, root.hasPrefix("/") else {
+                        throw fail(value, "\(at).root", "expected an absolute directory (where workloads live; servers on one machine may share it)")
+                    }
+                    localRoot = root
+                }
                 backends.append(.local)
             case "kubernetes":
                 var k = Kubernetes()
@@ -215,6 +226,7 @@ public struct BackendConfiguration: Sendable, Equatable {
         if backends.isEmpty { throw fail(list, "backends", "at least one backend is required") }
         var c = BackendConfiguration(backends: backends, localGateway: localGateway)
         c.acme = acme
+        c.localRoot = localRoot
         return c
     }
 }

@@ -14,6 +14,7 @@ import Proxy
 import Reconcile
 import ServiceLifecycle
 import Store
+import StorePostgres
 import StoreSQLite
 
 /// Settings of `setpoint server`.
@@ -32,6 +33,11 @@ public struct ServerSettings: Sendable {
     public var kubeContexts: [String]?
     /// The server configuration (backends); nil: `<data-dir>/config.yml`, if it exists.
     public var configPath: String?
+    /// `--database` / `SETPOINT_DATABASE_URL`: a PostgreSQL database shared by several servers
+    /// (nil: SQLite in the data directory).
+    public var databaseURL: String?
+    /// `--server-name`: this server among several (default `<hostname>:<port>`).
+    public var serverName: String?
     /// This binary, which gateway processes run (`setpoint gateway run`).
     public var executablePath: String = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 
@@ -57,7 +63,6 @@ public enum SetpointServer {
     ///   whether it was generated (then it should be shown once).
     public static func run(_ settings: ServerSettings, logger: Logger, onToken: @Sendable (String, Bool) -> Void,
                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let fm = FileManager.default
         try DataDirectoryLock.prepare(settings.dataDirectory)
         chmod(settings.dataDirectory, 0o700)
         // Start-up failures end the server before anything runs: another server on this data
@@ -66,16 +71,48 @@ public enum SetpointServer {
         defer { lock.release() }
         let listener = try await ProxyListener.bind(host: settings.host, port: settings.port)
         defer { listener.close() }
-        let store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
-        let (backend, clusters, serverConfiguration) = try await makeBackends(settings, logger: logger)
-        // Inside a cluster, one server of an installation is active at a time (a Lease): the
-        // lease holder is a service of the group, and the others wait for it to be taken.
+        // The store: SQLite in the data directory, or a PostgreSQL database that several servers
+        // share (each serves the API and the proxy; the one holding the lease runs the controllers).
+        let store: any ObjectStore
+        var postgres: PostgresStore?
+        if let url = settings.databaseURL {
+            let shared = try await PostgresStore.open(url, logger: logger)
+            logger.info("store: PostgreSQL", metadata: ["database": "\(shared.location)"])
+            postgres = shared
+            store = shared
+        } else {
+            store = try SQLiteStore(path: settings.dataDirectory + "/state.db")
+        }
+        do {
+            try await serve(settings, store: store, shared: postgres != nil, logger: logger, listener: listener, onToken: onToken, onListening: onListening)
+        } catch {
+            await postgres?.close()
+            throw error
+        }
+        await postgres?.close()
+    }
+
+    static func serve(_ settings: ServerSettings, store: any ObjectStore, shared: Bool, logger: Logger, listener: ProxyListener,
+                      onToken: @Sendable (String, Bool) -> Void, onListening: @escaping @Sendable (Int) async -> Void) async throws {
+        let fm = FileManager.default
+        // Gateways and project secrets use credentials derived from the server's secret; every
+        // server of an installation must have the same one (checked against the store).
+        let serverSecret = try ServerSecret.load(dataDirectory: settings.dataDirectory)
+        let installation = try await Installation.ensure(store: store, dataDirectory: settings.dataDirectory, serverSecret: serverSecret)
+        let (backend, clusters, serverConfiguration) = try await makeBackends(settings, installation: installation, logger: logger)
+        let identity = settings.serverName ?? "\(ProcessInfo.processInfo.hostName):\(settings.port)"
+        // One server leads: with a shared database, the holder of the store's lease runs the
+        // controllers and the autoscaler while every server serves. Inside a cluster on SQLite,
+        // one server of an installation is active at a time (a Kubernetes Lease): the lease
+        // holder is a service of the group, and the others wait for it to be taken.
         var leader: LeaderElector?
-        if let home = clusters.first(where: { $0.client.connection.inCluster }) {
+        let storeElector = shared ? StoreLeaderElector(store: store, identity: identity, logger: logger) : nil
+        let leadership = shared ? Leadership() : nil
+        if !shared, let home = clusters.first(where: { $0.client.connection.inCluster }) {
             leader = LeaderElector(client: home.client, namespace: home.client.connection.namespace,
                                    identity: ProcessInfo.processInfo.hostName, logger: logger)
         }
-        let leadership = Gate(open: leader == nil)
+        let gate = Gate(open: leader == nil)
 
         let auth = Authenticator(store: store)
         if let (token, generated) = try await auth.bootstrap(adminToken: settings.adminToken) {
@@ -91,7 +128,6 @@ public enum SetpointServer {
         let routes = RouteTable()
         // Gateways: processes of this binary on the local backend, with credentials derived
         // from the server's secret, reporting their traffic here.
-        let serverSecret = try ServerSecret.load(dataDirectory: settings.dataDirectory)
         let credentials = GatewayCredentials(secret: serverSecret)
         // Project secrets, sealed under a key derived from the same secret; their values are
         // opened only into a workload being made.
@@ -133,19 +169,21 @@ public enum SetpointServer {
         let fetcher = GitFetcher(root: settings.dataDirectory + "/sources")
         let manager = ControllerManager(store: store, backend: backend, prober: backend, clock: clock, drain: drain,
                                         routes: true, metrics: metrics, gateways: launch, gatewayReports: gatewayReports, issuer: issuer,
-                                        secrets: secrets, sources: (fetcher, SourceSets(sets: sets)), logger: logger)
+                                        secrets: secrets, sources: (fetcher, SourceSets(sets: sets)), leadership: leadership, logger: logger)
         routes.follow(manager.routeInformer)
-        // Demand is the server's proxy's counts plus every live gateway replica's.
+        // Several servers: each says in the store who it is and what its proxy serves.
+        let registry = shared ? ServerRegistry(store: store, identity: identity, address: settings.publicURL, routes: routes, logger: logger) : nil
+        // Demand is this server's proxy's counts plus every live gateway replica's (and the
+        // other servers' proxies').
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
-            let here = routes.route(project: project, run: run).map { Self.demand($0.stats) }
-            let gateways = gatewayReports.demand(project: project, run: run, now: Date())
-            switch (here, gateways) {
-            case (let a?, let b?): return a + b
-            default: return here ?? gateways
-            }
+            let parts = [routes.route(project: project, run: run).map { Self.demand($0.stats) },
+                         gatewayReports.demand(project: project, run: run, now: Date()),
+                         registry?.demand(project: project, run: run)].compactMap { $0 }
+            return parts.isEmpty ? nil : parts.dropFirst().reduce(parts[0], +)
         }
         routes.setDemandHandler { project, run in autoscaler.poke(project: project, run: run) }
         gatewayReports.setWaiting { project, run in autoscaler.poke(project: project, run: run) }
+        registry?.setWaiting { project, run in autoscaler.poke(project: project, run: run) }
 
         let router = Router()
         let streams = Signal()
@@ -156,7 +194,9 @@ public enum SetpointServer {
                   plane: GatewayPlane(store: store, credentials: credentials, reports: gatewayReports,
                                       readTimeout: serverConfiguration.localGateway.readTimeout,
                                       providedCertificate: local.certificateFile.flatMap { c in local.keyFile.map { (c, $0) } }),
-                  secrets: secrets, sources: SourceService(store: store, secrets: secrets), streams: streams).register(on: router)
+                  secrets: secrets, sources: SourceService(store: store, secrets: secrets), streams: streams,
+                  servers: { try await Self.servers(store: store, shared: shared, identity: identity, address: settings.publicURL) })
+            .register(on: router)
         // The API listens on a Unix socket in the data directory; the proxy in front of it
         // owns the public address.
         let apiSocket = settings.dataDirectory + "/api.sock"
@@ -190,14 +230,21 @@ public enum SetpointServer {
         // stream closer is last, so the first told of a shutdown: the API's open streams
         // (watches, followed logs, gateway feeds) end at once, and the front's drain does not
         // wait on them for its whole timeout.
-        let gated: [any ServiceLifecycle.Service] = [manager, autoscaler, api, front]
-        let members: [any ServiceLifecycle.Service] = clusters + gated.map { Gated($0, by: leadership) }
+        // With a shared database every server serves and follows the store; the autoscaler runs
+        // on the leader only (the controllers follow `leadership` inside the manager).
+        let scaling: any ServiceLifecycle.Service = leadership.map { l in LeaderOnly(leadership: l) { try await autoscaler.run() } } ?? autoscaler
+        let gated: [any ServiceLifecycle.Service] = [manager, scaling, api, front, AuthenticatorFollower(auth: auth)] + (registry.map { [$0] } ?? [])
+        let members: [any ServiceLifecycle.Service] = clusters + gated.map { Gated($0, by: gate) }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = members.map {
             .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
         }
         if let leader {
-            services.append(.init(service: LeaseHolder(elector: leader, leadership: leadership), successTerminationBehavior: .ignore,
+            services.append(.init(service: LeaseHolder(elector: leader, leadership: gate), successTerminationBehavior: .ignore,
                                   failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if let storeElector, let leadership {
+            services.append(.init(service: StoreLeaseHolder(elector: storeElector, leadership: leadership, logger: logger),
+                                  successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         services.append(.init(service: StreamCloser(streams: streams), successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
@@ -207,14 +254,16 @@ public enum SetpointServer {
         let group = ServiceGroup(configuration: configuration)
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
+        // The controllers have stopped: the next server may lead at once.
         await leader?.release()
+        await storeElector?.release()
         for cluster in clusters { await cluster.shutdown() }
         if let failure { throw failure }
         unlink(apiSocket)
     }
 
     /// The backends of `<data-dir>/config.yml` (or `--kubeconfig`), in the order replicas try them.
-    static func makeBackends(_ settings: ServerSettings, logger: Logger) async throws -> (BackendSet, [KubernetesBackend], BackendConfiguration) {
+    static func makeBackends(_ settings: ServerSettings, installation: String, logger: Logger) async throws -> (BackendSet, [KubernetesBackend], BackendConfiguration) {
         let configuration: BackendConfiguration
         if let kubeconfig = settings.kubeconfig {
             var k = BackendConfiguration.Kubernetes()
@@ -234,11 +283,10 @@ public enum SetpointServer {
             case .local:
                 // SETPOINT_LOCAL_NETWORK=host|namespace forces the local backend's network mode.
                 let network = ProcessInfo.processInfo.environment["SETPOINT_LOCAL_NETWORK"].flatMap(LocalBackend.NetworkMode.init(rawValue:))
-                let local = try LocalBackend(root: settings.dataDirectory + "/local", network: network, logger: logger)
+                let local = try LocalBackend(root: configuration.localRoot ?? settings.dataDirectory + "/local", network: network, logger: logger)
                 logger.info("local backend ready", metadata: ["network": "\(local.network.rawValue)"])
                 members.append(.init(backend: local, type: "local", region: "local"))
             case .kubernetes(let k):
-                let installation = try installationID(settings.dataDirectory)
                 for connection in try k.connections() {
                     var options = KubeClient.Options()
                     options.qps = k.qps

@@ -272,8 +272,20 @@ extension String {
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
+        abstract: "Run the Setpoint server (the default), or list an installation's servers.",
+        subcommands: [ServerRunCommand.self, ServerStatusCommand.self],
+        defaultSubcommand: ServerRunCommand.self)
+}
+
+struct ServerRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run the Setpoint server: API, controllers, backends and the proxy.",
-        discussion: "Backends come from <data-dir>/config.yml (default: local processes); --kubeconfig runs replicas on a Kubernetes cluster instead.")
+        discussion: """
+            Backends come from <data-dir>/config.yml (default: local processes); --kubeconfig runs replicas on a Kubernetes cluster instead.
+            State is in <data-dir>/state.db (SQLite) unless --database names a PostgreSQL database, which several servers may share: \
+            each serves the API and the proxy, and the one holding the leader lease runs the controllers.
+            """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 3000
@@ -299,6 +311,11 @@ struct ServerCommand: AsyncParsableCommand {
     var kubeconfig: String?
     @Option(name: .customLong("kube-context"), help: "With --kubeconfig: a context to use, each one a region (repeatable).")
     var kubeContexts: [String] = []
+    @Option(name: .customLong("database"),
+            help: "A PostgreSQL database for the state, shared by several servers: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=verify-full&sslrootcert=CA] (default: SETPOINT_DATABASE_URL, else SQLite in the data directory).")
+    var database: String?
+    @Option(name: .customLong("server-name"), help: "This server's name among several (default <hostname>:<port>).")
+    var serverName: String?
 
     func validate() throws {
         if !kubeContexts.isEmpty, kubeconfig == nil { throw ValidationError("--kube-context needs --kubeconfig") }
@@ -327,6 +344,8 @@ struct ServerCommand: AsyncParsableCommand {
         settings.kubeconfig = kubeconfig
         settings.configPath = config
         settings.kubeContexts = kubeContexts.isEmpty ? nil : kubeContexts
+        settings.databaseURL = database ?? ProcessInfo.processInfo.environment["SETPOINT_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        settings.serverName = serverName
         let url = settings.publicURL
         let host = settings.host
         try await SetpointServer.run(settings, logger: logger, onToken: { token, generated in
@@ -347,5 +366,75 @@ struct ServerCommand: AsyncParsableCommand {
         }, onListening: { port in
             Terminal.standardOutput.write("The server is running at http://\(host):\(port)\n")
         })
+    }
+}
+
+/// `setpoint server status`: the installation's servers and which one leads.
+struct ServerStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "List the installation's servers: which one leads (runs the controllers), since when, and when each was last heard of.")
+
+    @OptionGroup var server: ServerOptions
+    @Option(name: .shortAndLong, help: "Output: table or json.") var output: String = "table"
+
+    func validate() throws {
+        guard ["table", "json"].contains(output) else { throw ValidationError("--output must be table or json, got \(output)") }
+    }
+
+    func run() async throws {
+        let client = try server.client()
+        let list = try await client.servers()
+        if output == "json" {
+            Terminal.standardOutput.write(String(decoding: try API.encoder.encode(list), as: UTF8.self) + "\n")
+            return
+        }
+        let now = Date()
+        let rows = list.servers.map { s in
+            [s.name, s.role, s.address, Render.age(s.leaderSince ?? s.startedAt, now: now),
+             s.heartbeat.map { Render.age($0, now: now) + " ago" } ?? "-", s.version]
+        }
+        Terminal.standardOutput.write(Render.table(["NAME", "ROLE", "ADDRESS", "SINCE", "LAST SEEN", "VERSION"], rows,
+                                                   style: TextStyle(enabled: Terminal.standardOutput.isTerminal)))
+        let store = list.store == "postgres" ? "PostgreSQL (shared)" : "SQLite (this server only)"
+        Terminal.standardOutput.write("store: \(store); leader: \(list.leader ?? "none (being elected)")"
+            + (list.leaseDurationSeconds.map { "; a lost leader is replaced within \($0) s" } ?? "") + "\n")
+    }
+}
+
+/// `setpoint store copy`: move an installation between SQLite and PostgreSQL.
+struct StoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Work on a server's store directly (with the servers stopped).",
+        subcommands: [Copy.self])
+
+    struct Copy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "copy",
+            abstract: "Copy every object of a store into an empty one: SQLite to PostgreSQL, and back.",
+            discussion: """
+                A store is sqlite:PATH (a state.db, or a data directory) or postgres://USER:PASSWORD@HOST:PORT/DB. Objects keep their \\
+                metadata (uid, generation, resourceVersion, finalizers, status), so the servers started on the copy carry on where \\
+                they stopped; watch positions from before are listed again. Stop the servers first (an SQLite store in use is refused). \\
+                Project secrets are sealed under the server secret: start the servers on the copy with the same <data-dir>/server-secret.
+                """)
+
+        @Option(help: "The store to copy from.") var from: String
+        @Option(help: "The store to copy to; it must hold no object.") var to: String
+
+        func run() async throws {
+            var logger = Logger(label: "setpoint")
+            logger.logLevel = .warning
+            let report: StoreCopy.Report
+            do {
+                report = try await StoreCopy.copy(from: from, to: to, logger: logger)
+            } catch {
+                Terminal.standardError.write("error: \(error)\n")
+                throw ExitCode(1)
+            }
+            let kinds = report.kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            Terminal.standardOutput.write("Copied \(report.objects) objects (\(kinds.isEmpty ? "none" : kinds)) at resourceVersion \(report.version)\n  from \(report.from)\n  to   \(report.to)\n")
+        }
     }
 }
