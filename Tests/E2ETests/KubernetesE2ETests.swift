@@ -231,8 +231,8 @@ import TestSupport
             return r.status == 200 && r.body.contains(#""path":"/x""#)
         }
         // A clean stop gives the lease up, so the next server need not wait for it to expire.
-        server.kill(signal: SIGTERM)
-        #expect(server.current?.terminationStatus == 0, "a SIGTERM is a clean stop")
+        await server.terminate(signal: SIGTERM)
+        #expect(server.exitStatus == 0, "a SIGTERM is a clean stop")
         let released = try #require(fake.object("leases", namespace: "setpoint", name: "setpoint-leader"))
         #expect(released.value(at: ["spec", "holderIdentity"]) == nil, "\(released.serialized)")
     }

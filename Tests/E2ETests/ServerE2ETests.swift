@@ -22,11 +22,11 @@ import TestSupport
         let port: Int
         let dataDir: URL
         let home: URL
-        let token = "e2e-" + UUID().uuidString.lowercased()
+        let token: String
         var url: String { "http://127.0.0.1:\(port)" }
 
-        /// More `setpoint server` arguments (`--kubeconfig …`).
-        let extraArguments: [String]
+        /// More `setpoint server` arguments (`--kubeconfig …`), for the next start.
+        var extraArguments: [String]
         /// The server's output, when kept (`logPath`).
         var logPath: String { dataDir.deletingLastPathComponent().appendingPathComponent("server.log").path }
         let keepLog: Bool
@@ -34,7 +34,10 @@ import TestSupport
         /// More environment for the server process.
         let environment: [String: String]
 
-        init(extraArguments: [String] = [], keepLog: Bool = false, start: Bool = true, environment: [String: String] = [:]) throws {
+        /// - Parameter token: the admin token (servers sharing a database share it).
+        init(extraArguments: [String] = [], keepLog: Bool = false, start: Bool = true, environment: [String: String] = [:],
+             token: String? = nil) throws {
+            self.token = token ?? "e2e-" + UUID().uuidString.lowercased()
             self.extraArguments = extraArguments
             self.environment = environment
             self.keepLog = keepLog
@@ -95,13 +98,40 @@ import TestSupport
         /// miss an exit and spin; a child Foundation has not noticed is reaped here.
         func kill(signal: Int32) {
             guard let p = current, p.isRunning else { return }
+            Foundation.kill(p.processIdentifier, signal)
+            waitForExit(p)
+        }
+
+        /// The same, waiting on a thread of its own: where the server's shutdown needs this test
+        /// process (a fake API server in it), a wait that holds a cooperative thread can starve it.
+        func terminate(signal: Int32) async {
+            guard let p = current, p.isRunning else { return }
+            Foundation.kill(p.processIdentifier, signal)
+            await onThread { self.waitForExit(p) }
+        }
+
+        /// How the last stop ended (0: a clean exit), whoever reaped the process.
+        var exitStatus: Int32? {
+            if let reaped = lock.withLock({ reapedStatus }) { return reaped }
+            guard let p = current, !p.isRunning else { return nil }
+            return p.terminationReason == .exit ? p.terminationStatus : 128 + p.terminationStatus
+        }
+        private let lock = NSLock()
+        private var reapedStatus: Int32?
+
+        private func waitForExit(_ p: Process) {
             let pid = p.processIdentifier
-            Foundation.kill(pid, signal)
             let deadline = Date().addingTimeInterval(60)
             var status: Int32 = 0
+            lock.withLock { reapedStatus = nil }
             while p.isRunning, Date() < deadline {
                 let r = waitpid(pid, &status, WNOHANG)
-                if r == pid || (r < 0 && errno == ECHILD) { break }
+                if r == pid {
+                    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                    lock.withLock { reapedStatus = code }
+                    break
+                }
+                if r < 0 && errno == ECHILD { break }
                 usleep(10_000)
             }
         }
@@ -227,26 +257,8 @@ import TestSupport
         var file = try Self.writeService(server.home)
         #expect(try await server.cli(["apply", "-f", file.path, "-y"]).status == 0)
         // A bounded request loop runs while the new deployment rolls out.
-        let token = server.token
-        let url = server.url
-        // Stopped by a flag, never by cancelling: cancelling an in-flight URLSession request
-        // can deadlock FoundationNetworking on Linux (the cancel handler and the completion
-        // wait on each other).
         let stop = StopFlag()
-        let loop = Task {
-            var failures: [Int] = []
-            var count = 0
-            let deadline = Date().addingTimeInterval(60)
-            while !stop.isSet, Date() < deadline, count < 20_000 {
-                var request = URLRequest(url: URL(string: url + "/proxy/services/main/web/")!)
-                request.timeoutInterval = 10
-                request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-                let status = ((try? await URLSession.shared.data(for: request))?.1 as? HTTPURLResponse)?.statusCode ?? 0
-                if status != 200 { failures.append(status) }
-                count += 1
-            }
-            return (count, failures)
-        }
+        let loop = requestLoop(url: server.url, token: server.token, until: stop)
         file = try Self.writeService(server.home, env: "v2")
         let rolled = try await server.cli(["apply", "-f", file.path, "-y"])
         #expect(rolled.status == 0, "\(rolled.output)")
@@ -286,6 +298,28 @@ import TestSupport
         let live = replicas.body.components(separatedBy: "\"phase\":\"running\"").count - 1
         #expect(live == 2)
         #expect(try await server.get("/proxy/services/main/web/", token: server.token).status == 200)
+    }
+}
+
+/// Requests to `path` one after another until `stop` is set (or `seconds`, or `limit` requests):
+/// how many were sent, and the statuses that were not 200. Stopped by a flag, never by
+/// cancelling: cancelling an in-flight URLSession request can deadlock FoundationNetworking on
+/// Linux (the cancel handler and the completion wait on each other).
+func requestLoop(url: String, token: String, path: String = "/proxy/services/main/web/", until stop: StopFlag,
+                 seconds: TimeInterval = 60, limit: Int = 20_000) -> Task<(Int, [Int]), Never> {
+    Task {
+        var failures: [Int] = []
+        var count = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        while !stop.isSet, Date() < deadline, count < limit {
+            var request = URLRequest(url: URL(string: url + path)!)
+            request.timeoutInterval = 10
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            let status = ((try? await URLSession.shared.data(for: request))?.1 as? HTTPURLResponse)?.statusCode ?? 0
+            if status != 200 { failures.append(status) }
+            count += 1
+        }
+        return (count, failures)
     }
 }
 
