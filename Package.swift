@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "StorePostgres",
             dependencies: [
-                "Store", "Model",
+                "Store", "Model", "Primitives",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

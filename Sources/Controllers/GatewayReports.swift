@@ -10,6 +10,8 @@ public final class GatewayReports: Sendable {
     struct Entry {
         var at: Date
         var report: GatewayReport
+        /// Received by another server and read from its record (not passed on again).
+        var relayed = false
     }
 
     /// Reports older than this are dropped.
@@ -25,12 +27,16 @@ public final class GatewayReports: Sendable {
     /// Called when a request waits on a gateway at a service with no ready replica (project, run).
     public func setWaiting(_ handler: @escaping @Sendable (String, String) -> Void) { onWaiting.withLock { $0 = handler } }
 
-    public func record(gateway: ObjectKey, _ report: GatewayReport, now: Date) {
-        let resumed = entries.withLock { all -> Bool in
+    /// - Parameter relayed: the report reached another server, which wrote it to the store.
+    public func record(gateway: ObjectKey, _ report: GatewayReport, now: Date, relayed: Bool = false) {
+        let resumed = entries.withLock { all -> Bool? in
             let before = all[gateway]?[report.replica]
-            all[gateway, default: [:]][report.replica] = Entry(at: now, report: report)
+            // A relayed copy never replaces a newer report received here.
+            if relayed, let before, before.at >= now { return nil }
+            all[gateway, default: [:]][report.replica] = Entry(at: now, report: report, relayed: relayed)
             return before.map { now.timeIntervalSince($0.at) > timeout } ?? true
         }
+        guard let resumed else { return }
         if resumed { onLive.withLock { $0 }?(gateway) }
         if !report.waiting.isEmpty, let waiting = onWaiting.withLock({ $0 }) {
             for run in report.waiting { waiting(gateway.project, run) }
@@ -55,6 +61,18 @@ public final class GatewayReports: Sendable {
         var total = Demand(requests: [:], observed: 0)
         for r in reports { total = total + Demand(r) }
         return total
+    }
+
+    /// The reports this server received itself within `timeout` (not relayed ones), for the
+    /// other servers: each with its gateway and its age.
+    public func received(now: Date) -> [RelayedGatewayReport] {
+        entries.withLock { all in
+            all.flatMap { key, replicas in
+                replicas.values.filter { !$0.relayed && now.timeIntervalSince($0.at) <= timeout }.map {
+                    RelayedGatewayReport(project: key.project, gateway: key.name, report: $0.report, age: max(0, now.timeIntervalSince($0.at)))
+                }
+            }.sorted { ($0.project, $0.gateway, $0.report.replica) < ($1.project, $1.gateway, $1.report.replica) }
+        }
     }
 
     /// Forgets a deleted gateway.

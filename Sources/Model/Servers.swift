@@ -67,10 +67,39 @@ public struct ServerStatus: Codable, Equatable, Sendable {
     public var heartbeat: Date?
     /// Its proxy's traffic per service, for the leader's autoscaler (as a gateway reports it).
     public var services: [GatewayReport.Service]
+    /// The gateway reports this server received lately, for the leader (a gateway reports to
+    /// whichever server its address reaches).
+    public var gateways: [RelayedGatewayReport]
 
-    public init(heartbeat: Date? = nil, services: [GatewayReport.Service] = []) {
+    public init(heartbeat: Date? = nil, services: [GatewayReport.Service] = [], gateways: [RelayedGatewayReport] = []) {
         self.heartbeat = heartbeat
         self.services = services
+        self.gateways = gateways
+    }
+
+    enum CodingKeys: String, CodingKey { case heartbeat, services, gateways }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        heartbeat = try c.decodeIfPresent(Date.self, forKey: .heartbeat)
+        services = try c.decodeIfPresent([GatewayReport.Service].self, forKey: .services) ?? []
+        gateways = try c.decodeIfPresent([RelayedGatewayReport].self, forKey: .gateways) ?? []
+    }
+}
+
+/// A gateway replica's last report as one server received it, and how long before the
+/// server wrote it down.
+public struct RelayedGatewayReport: Codable, Equatable, Sendable {
+    public var project: String
+    public var gateway: String
+    public var report: GatewayReport
+    public var age: Double
+
+    public init(project: String, gateway: String, report: GatewayReport, age: Double) {
+        self.project = project
+        self.gateway = gateway
+        self.report = report
+        self.age = age
     }
 }
 

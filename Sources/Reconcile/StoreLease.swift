@@ -96,6 +96,7 @@ public final class StoreLeaderElector: Sendable {
             do {
                 // Bounded: a database that stops answering must not hold the holder past its deadline.
                 guard let renewed = try await bounded(left, { try await self.tryAcquireOrRenew() }) else {
+                    if Task.isCancelled { return }   // shutting down
                     throw LostLease(description: "could not renew the leader lease within \(renewDeadline)")
                 }
                 guard renewed else { throw LostLease(description: "another server holds the leader lease") }

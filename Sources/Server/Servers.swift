@@ -108,6 +108,9 @@ final class ServerRegistry: ServiceLifecycle.Service, Sendable {
     let identity: String
     let address: String
     let routes: RouteTable
+    /// The gateway reports this server receives (passed on to the leader), and where the
+    /// leader records the ones the others received.
+    let gatewayReports: GatewayReports
     let logger: Logger
     /// How often a server writes when its traffic changes; idle, every `heartbeat`.
     static let busyInterval: Double = 2
@@ -124,11 +127,12 @@ final class ServerRegistry: ServiceLifecycle.Service, Sendable {
     private let onWaiting = Mutex<(@Sendable (String, String) -> Void)?>(nil)
     private let startedAt = Date()
 
-    init(store: any ObjectStore, identity: String, address: String, routes: RouteTable, logger: Logger) {
+    init(store: any ObjectStore, identity: String, address: String, routes: RouteTable, gatewayReports: GatewayReports, logger: Logger) {
         self.store = store
         self.identity = identity
         self.address = address
         self.routes = routes
+        self.gatewayReports = gatewayReports
         self.logger = logger
     }
 
@@ -174,14 +178,16 @@ final class ServerRegistry: ServiceLifecycle.Service, Sendable {
         let servers = TypedStore<ServerKind>(store)
         var lastWrite = Date.distantPast
         var lastTraffic: [GatewayReport.Service] = []
+        var lastGateways: [GatewayReport] = []
         while !Task.isCancelled {
             let now = Date()
             let services = traffic()
-            let due = now.timeIntervalSince(lastWrite) >= Self.heartbeat || services != lastTraffic
+            let gateways = gatewayReports.received(now: now)
+            let due = now.timeIntervalSince(lastWrite) >= Self.heartbeat || services != lastTraffic || gateways.map(\.report) != lastGateways
             if due {
                 do {
                     let spec = ServerSpec(address: address, startedAt: startedAt, version: SetpointVersion.current)
-                    let status = ServerStatus(heartbeat: now, services: services)
+                    let status = ServerStatus(heartbeat: now, services: services, gateways: gateways)
                     if var existing = try await servers.get(project: systemProject, name: identity) {
                         if existing.spec != spec {
                             existing.spec = spec
@@ -196,11 +202,12 @@ final class ServerRegistry: ServiceLifecycle.Service, Sendable {
                     }
                     lastWrite = now
                     lastTraffic = services
+                    lastGateways = gateways.map(\.report)
                 } catch {
                     logger.warning("could not record this server in the store", metadata: ["error": "\(error)"])
                 }
             }
-            try? await Task.sleep(for: .seconds(services.isEmpty ? 1 : Self.busyInterval))
+            try? await Task.sleep(for: .seconds(services.isEmpty && gateways.isEmpty ? 1 : Self.busyInterval))
         }
     }
 
@@ -226,8 +233,15 @@ final class ServerRegistry: ServiceLifecycle.Service, Sendable {
                         continue
                     }
                     peers.withLock { $0[s.meta.name] = Peer(heartbeat: s.status.heartbeat ?? .distantPast, services: s.status.services) }
-                    if s.meta.name != identity, let waiting = onWaiting.withLock({ $0 }) {
+                    guard s.meta.name != identity else { continue }
+                    if let waiting = onWaiting.withLock({ $0 }) {
                         for service in s.status.services where service.held > 0 { waiting(service.project, service.run) }
+                    }
+                    // What gateways told that server counts here too (their traffic, that they live).
+                    let seen = Date()
+                    for g in s.status.gateways {
+                        gatewayReports.record(gateway: ObjectKey(kind: GatewayKind.name, project: g.project, name: g.gateway), g.report,
+                                              now: seen.addingTimeInterval(-g.age), relayed: true)
                     }
                 }
                 try? await Task.sleep(for: .seconds(1))

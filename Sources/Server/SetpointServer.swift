@@ -172,7 +172,8 @@ public enum SetpointServer {
                                         secrets: secrets, sources: (fetcher, SourceSets(sets: sets)), leadership: leadership, logger: logger)
         routes.follow(manager.routeInformer)
         // Several servers: each says in the store who it is and what its proxy serves.
-        let registry = shared ? ServerRegistry(store: store, identity: identity, address: settings.publicURL, routes: routes, logger: logger) : nil
+        let registry = shared ? ServerRegistry(store: store, identity: identity, address: settings.publicURL, routes: routes,
+                                                gatewayReports: gatewayReports, logger: logger) : nil
         // Demand is this server's proxy's counts plus every live gateway replica's (and the
         // other servers' proxies').
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in

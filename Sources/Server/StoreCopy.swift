@@ -30,7 +30,7 @@ public enum StoreCopy {
     /// `postgres://` URL. An SQLite store is opened only while no server runs on its directory.
     static func open(_ location: String, creating: Bool, logger: Logger) async throws -> (store: any CopyableStore, name: String, close: () async -> Void, lock: DataDirectoryLock?) {
         if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-            let store = try await PostgresStore.open(location, logger: logger)
+            let store = try await PostgresStore.open(location, following: false, logger: logger)
             return (store, store.location.description, { await store.close() }, nil)
         }
         guard location.hasPrefix("sqlite:") else {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOSSL
 import PostgresNIO
+import Primitives
 import Store
 
 /// Where the database is: a `postgres://` (or `postgresql://`) URL as libpq reads it, with
@@ -105,7 +106,11 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         }
         c.options.connectTimeout = .seconds(10)
         c.options.maximumConnections = 10
-        c.options.additionalStartupParameters = [("application_name", "setpoint")]
+        // The database ends what the client would give up on, so a timed-out write is rolled
+        // back there rather than left to commit after its caller heard it failed; and a client
+        // that vanished mid-transaction does not hold the store's write lock.
+        c.options.additionalStartupParameters = [("application_name", "setpoint"), ("lock_timeout", "10s"),
+                                                 ("statement_timeout", "20s"), ("idle_in_transaction_session_timeout", "30s")]
         return c
     }
 
@@ -162,15 +167,10 @@ enum Deadline {
     }
 
     static func run<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-                throw Exceeded(seconds: seconds)
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw CancellationError() }
-            return first
+        guard let value = try await bounded(.milliseconds(Int(seconds * 1000)), body) else {
+            try Task.checkCancellation()
+            throw Exceeded(seconds: seconds)
         }
+        return value
     }
 }

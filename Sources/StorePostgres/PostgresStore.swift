@@ -53,9 +53,11 @@ public final class PostgresStore: RuleApplyingStore, CopyableStore {
         self.pump = ChangePump(hub: hub, last: version)
     }
 
-    /// Connects, migrates the schema and starts following the change feed.
+    /// Connects, migrates the schema and starts following the change feed (unless `following`
+    /// is false: a tool that only reads and writes, such as `store copy`).
     public static func open(_ url: String, now: @escaping @Sendable () -> Date = { Date() }, feedCapacity: Int = 100_000,
-                            operationTimeout: Double = 15, logger: Logger = Logger(label: "setpoint.store")) async throws -> PostgresStore {
+                            operationTimeout: Double = 30, following: Bool = true,
+                            logger: Logger = Logger(label: "setpoint.store")) async throws -> PostgresStore {
         let location: PostgresLocation
         do { location = try PostgresLocation.parse(url) } catch let e as PostgresLocation.Invalid {
             throw StoreError(.invalid, "--database: \(e.description)")
@@ -79,7 +81,7 @@ public final class PostgresStore: RuleApplyingStore, CopyableStore {
             let version = try await Deadline.run(60) { try await migrate(client) }
             let store = PostgresStore(location: location, client: client, clientTask: clientTask, version: version, now: now,
                                       feedCapacity: feedCapacity, operationTimeout: operationTimeout, logger: logger)
-            store.startFollowing()
+            if following { store.startFollowing() }
             return store
         } catch {
             clientTask.cancel()
@@ -303,20 +305,35 @@ public final class PostgresStore: RuleApplyingStore, CopyableStore {
     // MARK: copies
 
     public func snapshot() async throws -> (objects: [StoredObject], version: Int64) {
-        try await operation("reading every object") { [client] in
-            // One statement, one snapshot.
-            let rows = try await client.query("""
-                SELECT s.version, o.meta, o.spec, o.status FROM setpoint_state s
-                LEFT JOIN setpoint_objects o ON true WHERE s.id = 1 ORDER BY o.kind, o.project, o.name
-                """)
-            var version: Int64 = 0
-            var objects: [StoredObject] = []
-            for try await (v, meta, spec, status) in rows.decode((Int64, Data?, Data?, Data?).self) {
-                version = v
-                guard let meta, let spec, let status else { continue }
-                objects.append(StoredObject(meta: try Self.decodeMeta(meta), spec: spec, status: status))
+        let location = self.location
+        do {
+            return try await Deadline.run(3600) { [client] in
+                try await client.withConnection { c in
+                    // A whole installation may take longer than the statement timeout.
+                    try await c.query("SET statement_timeout = 0", logger: Self.quiet)
+                    var version: Int64 = 0
+                    var objects: [StoredObject] = []
+                    do {
+                        // One statement, one snapshot.
+                        let rows = try await c.query("""
+                            SELECT s.version, o.meta, o.spec, o.status FROM setpoint_state s
+                            LEFT JOIN setpoint_objects o ON true WHERE s.id = 1 ORDER BY o.kind, o.project, o.name
+                            """, logger: Self.quiet)
+                        for try await (v, meta, spec, status) in rows.decode((Int64, Data?, Data?, Data?).self) {
+                            version = v
+                            guard let meta, let spec, let status else { continue }
+                            objects.append(StoredObject(meta: try Self.decodeMeta(meta), spec: spec, status: status))
+                        }
+                    } catch {
+                        _ = try? await c.query("RESET statement_timeout", logger: Self.quiet)
+                        throw error
+                    }
+                    try await c.query("RESET statement_timeout", logger: Self.quiet)
+                    return (objects, version)
+                }
             }
-            return (objects, version)
+        } catch {
+            throw location.explain(error, doing: "reading every object")
         }
     }
 

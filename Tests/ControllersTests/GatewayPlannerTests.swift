@@ -4,6 +4,7 @@ import Foundation
 import Model
 import Reconcile
 import SetpointConfiguration
+import Synchronization
 import Testing
 
 /// The gateway planner as a table: a gateway, what the backend and the reports say, a time.
@@ -106,6 +107,30 @@ import Testing
         } catch let e as TerminalError {
             #expect(e.reason == "PortsTaken" && e.message.contains("main/other"))
         }
+    }
+
+    /// Several servers: what a gateway told one server reaches the leader through the store;
+    /// a relayed copy is not passed on again, and never replaces a newer report received here.
+    @Test func gatewayReportsReceivedElsewhereCountAndAreNotRelayedAgain() {
+        let leader = GatewayReports(timeout: 5)
+        let follower = GatewayReports(timeout: 5)
+        let key = ObjectKey(kind: GatewayKind.name, project: "main", name: "edge")
+        let service = GatewayReport.Service(project: "main", run: "web", requests: ["30": 12], inFlight: 2, held: 0, observed: 40)
+        follower.record(gateway: key, GatewayReport(replica: 0, services: [service], waiting: ["web"]), now: now)
+        let passed = follower.received(now: now.addingTimeInterval(1))
+        #expect(passed.count == 1 && passed[0].gateway == "edge" && abs(passed[0].age - 1) < 0.001)
+        let woken = Mutex<[String]>([])
+        leader.setWaiting { _, run in woken.withLock { $0.append(run) } }
+        for r in passed { leader.record(gateway: key, r.report, now: now.addingTimeInterval(2 - r.age), relayed: true) }
+        #expect(leader.demand(project: "main", run: "web", now: now.addingTimeInterval(2))?.requests[30] == 12)
+        #expect(woken.withLock { $0 } == ["web"], "a request waiting at that server's gateway wakes the leader's autoscaler")
+        #expect(leader.received(now: now.addingTimeInterval(2)).isEmpty, "a relayed report is not passed on again")
+        #expect(!leader.lastReports(gateway: key).isEmpty, "and the gateway counts as reporting")
+        // A newer report received here stands against an older relayed copy.
+        let fresh = GatewayReport.Service(project: "main", run: "web", requests: ["30": 1], inFlight: 0, held: 0, observed: 41)
+        leader.record(gateway: key, GatewayReport(replica: 0, services: [fresh]), now: now.addingTimeInterval(3))
+        leader.record(gateway: key, passed[0].report, now: now.addingTimeInterval(1), relayed: true)
+        #expect(leader.demand(project: "main", run: "web", now: now.addingTimeInterval(3))?.requests[30] == 1)
     }
 
     @Test func gatewayReportsAddUpLiveReplicasOnly() {

@@ -164,12 +164,13 @@ import Testing
     }
 
     @Test func aLeaderCutOffFromTheDatabaseStopsLeadingBeforeAnotherTakesOver() async throws {
+        // (The servers' own stops are bounded too: a cut-off one still ends on SIGTERM.)
         try await Self.withInstallation { ha in
             // `a` reaches the database through a relay the test can cut.
             let db = URLComponents(string: ha.db.url)!
             let relayPort = try freePort()
             let relay = try spawnDetached(["socat", "TCP-LISTEN:\(relayPort),bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:\(db.port!)"])
-            defer { kill(-relay, SIGKILL) }
+            defer { kill(-relay, SIGCONT); kill(-relay, SIGKILL) }
             var relayed = db
             relayed.port = relayPort
             try await waitFor(timeout: 10) { (try? HardeningE2ETests.Socket(port: relayPort)) != nil }
@@ -180,7 +181,9 @@ import Testing
             try await b.waitHealthy()
             try await waitFor(timeout: 30) { try await Self.status(b)?.servers.count == 2 }
 
-            kill(-relay, SIGKILL)   // the partition: a's connections end, new ones are refused
+            // The partition: the relay stops, so a's connections stay open and go silent (as
+            // behind a dropped route), and new ones hang in its backlog: nothing fails fast.
+            kill(-relay, SIGSTOP)
             let cut = Date()
             var stepDown: Date?
             var takeover: Date?
@@ -195,6 +198,11 @@ import Testing
             #expect(down < over, "the old leader stopped its controllers (\(down) s) before the new one took over (\(over) s)")
             #expect(over >= 10, "not before the lease expired")
             #expect(a.current?.isRunning == true, "the cut-off server keeps running, as a candidate")
+            // Still cut off, it stops promptly and cleanly: nothing waits on the database unbounded.
+            let stopping = Date()
+            await a.terminate(signal: SIGTERM)
+            let took = Date().timeIntervalSince(stopping)
+            #expect(took < 20 && a.exitStatus == 0, "SIGTERM while cut off took \(took) s, status \(a.exitStatus.map(String.init) ?? "none")")
         }
     }
 

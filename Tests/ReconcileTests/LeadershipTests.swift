@@ -14,7 +14,7 @@ import TestSupport
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func elector(_ store: any ObjectStore, _ name: String) -> StoreLeaderElector {
-        StoreLeaderElector(store: store, identity: name, leaseDuration: 2, renewDeadline: .milliseconds(1200),
+        StoreLeaderElector(store: store, identity: name, leaseDuration: 4, renewDeadline: .milliseconds(2500),
                            renewInterval: .milliseconds(300), retryInterval: .milliseconds(100), logger: quiet)
     }
 
@@ -22,31 +22,51 @@ import TestSupport
         try await TypedStore<LeaseKind>(store).get(project: systemProject, name: StoreLeaderElector.name)?.spec.holderIdentity
     }
 
+    /// Every write of the lease, in order (the timing checks read the times the lease records,
+    /// so a machine too loaded to renew on time cannot make them fail or pass wrongly).
+    final class LeaseLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var entries: [LeaseSpec] = []
+        func append(_ s: LeaseSpec) { lock.withLock { entries.append(s) } }
+        var all: [LeaseSpec] { lock.withLock { entries } }
+    }
+
     @Test func oneHolderAtATimeTakeoverOnlyAfterExpiryAndAtOnceAfterRelease() async throws {
         let store = MemoryStore()
+        let log = LeaseLog()
+        let recording = Task {
+            for try await e in store.watch(kind: LeaseKind.name, from: 0) {
+                if let lease = try? TypedStore<LeaseKind>.decode(e.object) { log.append(lease.spec) }
+            }
+        }
+        defer { recording.cancel() }
         let a = Self.elector(store, "a")
         let b = Self.elector(store, "b")
         try await a.acquire()
         let holding = Task { try await a.holdUntilLost() }
-        // b waits while a renews, well past one lease duration.
-        let waiting = Task { try await b.acquire(); return Date() }
-        try await Task.sleep(for: .seconds(3))
-        #expect(try await Self.holder(store) == "a")
-        // a stops renewing (a crash): b takes over once the lease went unchanged for 2 s.
+        // b waits while a renews.
+        let waiting = Task { try await b.acquire() }
+        try await waitFor(timeout: 20) { log.all.filter { $0.holderIdentity == "a" }.count >= 5 }
+        // a stops renewing (a crash): b takes over once the lease went unchanged for 4 s,
+        // counted from a's last renewal as the lease records it.
         holding.cancel()
         _ = await holding.result
-        let stopped = Date()
-        let acquired = try await waiting.value
-        #expect(acquired.timeIntervalSince(stopped) >= 1.5, "not before the lease expired: \(acquired.timeIntervalSince(stopped)) s")
+        try await waiting.value
         #expect(try await Self.holder(store) == "b")
-        let lease = try #require(try await TypedStore<LeaseKind>(store).get(project: systemProject, name: StoreLeaderElector.name))
-        #expect(lease.spec.leaseTransitions == 1)
-        // a, back, sees another holder; b releases and a takes it at once.
+        try await waitFor(timeout: 5) { log.all.contains { $0.holderIdentity == "b" } }
+        let entries = log.all
+        let takeover = try #require(entries.firstIndex { $0.holderIdentity == "b" })
+        let lastRenewal = try #require(entries[..<takeover].last { $0.holderIdentity == "a" }?.renewTime)
+        let acquired = try #require(entries[takeover].acquireTime)
+        #expect(acquired.timeIntervalSince(lastRenewal) >= 3.9, "taken \(acquired.timeIntervalSince(lastRenewal)) s after the last renewal")
+        #expect(entries[takeover].leaseTransitions == 1)
+        #expect(entries[..<takeover].allSatisfy { $0.holderIdentity == "a" }, "one holder at a time")
+        // a, back, sees another holder; b releases and a takes it without waiting for expiry.
         await #expect(throws: StoreLeaderElector.LostLease.self) { try await a.holdUntilLost() }
         await b.release()
         let started = Date()
         try await a.acquire()
-        #expect(Date().timeIntervalSince(started) < 1, "a released lease is free at once")
+        #expect(Date().timeIntervalSince(started) < 3.5, "a released lease is free at once, not after 4 s")
         #expect(try await Self.holder(store) == "a")
     }
 

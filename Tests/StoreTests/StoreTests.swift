@@ -190,8 +190,12 @@ import Testing
     /// from the table).
     @Test func postgresConcurrentWritersFromSeveralServersAreSeenByEveryWatcherOnceInOrder() async throws {
         guard let db = try await TestDatabase.make() else { return }
-        var stores: [PostgresStore] = []
-        for _ in 0..<3 { stores.append(try await PostgresStore.open(db.url)) }
+        // Three servers starting at once on a new database: the schema is made once.
+        async let first = PostgresStore.open(db.url)
+        async let second = PostgresStore.open(db.url)
+        async let third = PostgresStore.open(db.url)
+        let stores = try await [first, second, third]
+        #expect(try await TestDatabase.psql(db.url, "SELECT count(*) FROM setpoint_migrations").trimmingCharacters(in: .whitespacesAndNewlines) == "1")
         let perWriter = 40
         let writersPerStore = 3
         let total = stores.count * writersPerStore * perWriter
