@@ -63,6 +63,7 @@ public enum SetpointServer {
     ///   whether it was generated (then it should be shown once).
     public static func run(_ settings: ServerSettings, logger: Logger, onToken: @Sendable (String, Bool) -> Void,
                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        _ = startedAt   // (a static is set on first use: now, as the server starts)
         try DataDirectoryLock.prepare(settings.dataDirectory)
         chmod(settings.dataDirectory, 0o700)
         // Start-up failures end the server before anything runs: another server on this data
