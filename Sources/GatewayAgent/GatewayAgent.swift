@@ -185,13 +185,7 @@ public final class GatewayAgent: Sendable {
             guard due || waiting.withLock({ !$0.isEmpty }) else { continue }
             last = .now
             let waitingNow = waiting.withLock { w -> [String] in defer { w.removeAll() }; return Array(w) }
-            let services = table.routes.map { route -> GatewayReport.Service in
-                var requests: [String: Int] = [:]
-                for window in ScalingSpec.countedWindows { requests[String(window)] = route.stats.requests(last: window) }
-                let snapshot = route.stats.snapshot
-                return GatewayReport.Service(project: route.project, run: route.run, requests: requests, inFlight: snapshot.inFlight,
-                                             held: snapshot.held, observed: route.stats.observed())
-            }
+            let services = table.routes.map(\.report)
             do {
                 try await client.gatewayReport(GatewayReport(replica: settings.replica, services: services, waiting: waitingNow))
             } catch {

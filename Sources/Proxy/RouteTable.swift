@@ -3,6 +3,7 @@ import Model
 import NIOCore
 import NIOPosix
 import Reconcile
+import SetpointConfiguration
 import Store
 import Synchronization
 
@@ -50,6 +51,18 @@ public final class Endpoint: Sendable {
 }
 
 /// One service as the proxy serves it (an immutable snapshot of its ProxyRoute).
+extension ServiceRoute {
+    /// This proxy's traffic for the service as the autoscaler reads it elsewhere: what a gateway
+    /// reports to the control plane, and what a server writes for the leader.
+    public var report: GatewayReport.Service {
+        var requests: [String: Int] = [:]
+        for window in ScalingSpec.countedWindows { requests[String(window)] = stats.requests(last: window) }
+        let snapshot = stats.snapshot
+        return GatewayReport.Service(project: project, run: run, requests: requests, inFlight: snapshot.inFlight,
+                                     held: snapshot.held, observed: stats.observed())
+    }
+}
+
 public final class ServiceRoute: Sendable {
     public let project: String
     public let run: String

@@ -164,14 +164,9 @@ final class ServerRegistry: ServiceLifecycle.Service, Sendable {
     }
 
     private func traffic() -> [GatewayReport.Service] {
-        routes.routes.compactMap { route -> GatewayReport.Service? in
-            let snapshot = route.stats.snapshot
-            var requests: [String: Int] = [:]
-            for window in ScalingSpec.countedWindows { requests[String(window)] = route.stats.requests(last: window) }
-            guard snapshot.inFlight > 0 || snapshot.held > 0 || requests.values.contains(where: { $0 > 0 }) else { return nil }
-            return GatewayReport.Service(project: route.project, run: route.run, requests: requests, inFlight: snapshot.inFlight,
-                                         held: snapshot.held, observed: route.stats.observed())
-        }.sorted { ($0.project, $0.run) < ($1.project, $1.run) }
+        // Only services with traffic: an idle server writes nothing but its heartbeat.
+        routes.routes.map(\.report).filter { $0.inFlight > 0 || $0.held > 0 || $0.requests.values.contains { $0 > 0 } }
+            .sorted { ($0.project, $0.run) < ($1.project, $1.run) }
     }
 
     private func report() async {

@@ -178,7 +178,7 @@ public enum SetpointServer {
         // Demand is this server's proxy's counts plus every live gateway replica's (and the
         // other servers' proxies').
         let autoscaler = AutoscaleController(store: store, runs: manager.runInformer, clock: clock, logger: logger) { project, run in
-            let parts = [routes.route(project: project, run: run).map { Self.demand($0.stats) },
+            let parts = [routes.route(project: project, run: run).map { Demand($0.report) },
                          gatewayReports.demand(project: project, run: run, now: Date()),
                          registry?.demand(project: project, run: run)].compactMap { $0 }
             return parts.isEmpty ? nil : parts.dropFirst().reduce(parts[0], +)
@@ -328,16 +328,6 @@ public enum SetpointServer {
         let id = "sp-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         try (id + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return id
-    }
-}
-
-extension SetpointServer {
-    /// The proxy's counts for a service, as the autoscaler reads them.
-    static func demand(_ stats: ServiceStats) -> Demand {
-        var requests: [Int: Int] = [:]
-        for window in ScalingSpec.countedWindows { requests[window] = stats.requests(last: window) }
-        let snapshot = stats.snapshot
-        return Demand(requests: requests, inFlight: snapshot.inFlight, held: snapshot.held, observed: stats.observed())
     }
 }
 
